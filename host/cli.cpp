@@ -1,0 +1,359 @@
+#include "cli.hpp"
+
+#include "kinds.hpp"
+#include "logging.hpp"
+#include "manifest.hpp"
+#include "pipeline.hpp"
+#include "plugin_loader.hpp"
+#include "report.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "0.0.0"
+#endif
+
+namespace sluice {
+
+namespace bj = boost::json;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailed = 1;
+constexpr int kExitUsage = 2;
+
+const char *kMainHelp = R"(sluice - run data pipelines built from stage plugins
+
+usage: sluice <command> [options]
+
+commands:
+  run MANIFEST        run a pipeline to the end of its input (or until SIGINT/SIGTERM)
+  validate MANIFEST   check a manifest, its plugins and their configs; run nothing
+  plugins             list the plugins found, with their config
+  help [COMMAND]      show help for a command
+
+options:
+  -h, --help          show help (also after a command: sluice run --help)
+  -V, --version       print the version and the plugin ABI version
+
+exit codes: 0 success, 1 the run failed, 2 bad usage, manifest or plugin
+)";
+
+const char *kRunHelp = R"(usage: sluice run MANIFEST [--report FILE] [--log-level LEVEL]
+
+Runs the pipeline described by MANIFEST until its extractors reach the end of
+their input. SIGINT or SIGTERM stops extraction, drains what is in flight,
+flushes the loaders and exits 0; a second signal exits at once (128+signal).
+A per-stage table is printed on stderr at the end.
+
+options:
+  --report FILE       also write the run report as JSON to FILE
+  --log-level LEVEL   trace, debug, info, warn (default), error, off
+  --plugin-path DIR   search DIR for plugins first (repeatable)
+)";
+
+const char *kValidateHelp = R"(usage: sluice validate MANIFEST [--log-level LEVEL]
+
+Checks the manifest (structure, types, wiring), finds and loads every plugin,
+checks each stage's config against the plugin's schema and lets the plugin
+check it too. Runs nothing, opens no file or connection. Prints the pipeline
+outline on success; one line per problem otherwise (exit 2).
+
+options:
+  --log-level LEVEL   trace, debug, info, warn (default), error, off
+  --plugin-path DIR   search DIR for plugins first (repeatable)
+)";
+
+const char *kPluginsHelp = R"(usage: sluice plugins [--path DIR]... [--json]
+
+Lists every stage plugin found in the search path: name, kind, version, ABI,
+file, description and config. The search path is: --path directories,
+$SLUICE_PLUGIN_PATH (colon-separated), then lib/sluice/plugins beside the
+sluice executable. Files that are not usable plugins are listed with the
+reason.
+
+options:
+  --path DIR          search DIR first (repeatable)
+  --json              print JSON instead of text
+)";
+
+struct Args {
+    std::string command;
+    std::vector<std::string> positional;
+    std::optional<std::string> report;
+    std::string log_level = "warn";
+    std::vector<std::string> plugin_dirs;
+    bool json = false;
+    bool help = false;
+};
+
+void usage_error(const std::string &message, const char *help_hint = nullptr) {
+    std::cerr << "sluice: " << message << "\n";
+    std::cerr << "try 'sluice " << (help_hint ? std::string(help_hint) + " " : "") << "--help'\n";
+}
+
+// Parses `argv` after the command name. Returns false (after printing) on error.
+bool parse_options(const std::string &command, int argc, char **argv, int first, Args &args) {
+    for (int i = first; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&](const char *name) -> std::optional<std::string> {
+            if (i + 1 >= argc) {
+                usage_error(std::string(name) + " needs a value", command.c_str());
+                return std::nullopt;
+            }
+            return std::string(argv[++i]);
+        };
+        if (a == "-h" || a == "--help") {
+            args.help = true;
+        } else if (a == "--report" && command == "run") {
+            auto v = value("--report");
+            if (!v) return false;
+            args.report = *v;
+        } else if (a == "--log-level" && (command == "run" || command == "validate" || command == "plugins")) {
+            auto v = value("--log-level");
+            if (!v) return false;
+            if (auto names = log_level_names_if_invalid(*v)) {
+                usage_error("--log-level: unknown level '" + *v + "' (expected " + *names + ")", command.c_str());
+                return false;
+            }
+            args.log_level = *v;
+        } else if ((a == "--plugin-path" && (command == "run" || command == "validate")) ||
+                   (a == "--path" && command == "plugins")) {
+            auto v = value(a.c_str());
+            if (!v) return false;
+            args.plugin_dirs.push_back(*v);
+        } else if (a == "--json" && command == "plugins") {
+            args.json = true;
+        } else if (!a.empty() && a[0] == '-') {
+            usage_error("unknown option '" + a + "' for '" + command + "'", command.c_str());
+            return false;
+        } else {
+            args.positional.push_back(a);
+        }
+    }
+    return true;
+}
+
+std::optional<Manifest> load_or_print(const std::string &path, const std::vector<std::string> &extra_dirs) {
+    try {
+        Manifest m = load_manifest(path);
+        m.plugin_dirs.insert(m.plugin_dirs.begin(), extra_dirs.begin(), extra_dirs.end());
+        return m;
+    } catch (const ManifestError &e) {
+        for (const auto &msg : e.messages()) std::cerr << msg << "\n";
+        return std::nullopt;
+    }
+}
+
+int cmd_validate(const Args &args) {
+    auto manifest = load_or_print(args.positional[0], args.plugin_dirs);
+    if (!manifest) return kExitUsage;
+    try {
+        Pipeline pipeline(std::move(*manifest));
+        std::cout << pipeline.describe();
+        std::cout << "ok: " << pipeline.manifest().path << " is valid\n";
+        return kExitOk;
+    } catch (const SetupError &e) {
+        for (const auto &msg : e.messages()) std::cerr << msg << "\n";
+        return kExitUsage;
+    }
+}
+
+int cmd_run(const Args &args) {
+    auto manifest = load_or_print(args.positional[0], args.plugin_dirs);
+    if (!manifest) return kExitUsage;
+    std::unique_ptr<Pipeline> pipeline;
+    try {
+        pipeline = std::make_unique<Pipeline>(std::move(*manifest));
+    } catch (const SetupError &e) {
+        for (const auto &msg : e.messages()) std::cerr << msg << "\n";
+        return kExitUsage;
+    }
+    RunOptions options;
+    options.handle_signals = true;
+    RunResult result = pipeline->run(options);
+    std::cerr << format_report_table(result.report);
+    if (args.report) {
+        std::string tmp = *args.report + ".tmp";
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out << bj::serialize(result.report) << "\n";
+        out.close();
+        if (!out || std::rename(tmp.c_str(), args.report->c_str()) != 0) {
+            std::cerr << "sluice: cannot write report " << *args.report << ": " << std::strerror(errno) << "\n";
+            return result.exit_code ? result.exit_code : kExitFailed;
+        }
+    }
+    return result.exit_code;
+}
+
+std::string schema_type(const bj::object &prop) {
+    const bj::value *t = prop.if_contains("type");
+    if (!t) return "any";
+    if (t->is_string()) {
+        std::string s(t->get_string());
+        if (s == "array")
+            if (const bj::value *items = prop.if_contains("items"); items && items->is_object())
+                if (const bj::value *it = items->get_object().if_contains("type"); it && it->is_string())
+                    return "array of " + std::string(it->get_string());
+        return s;
+    }
+    std::string out;
+    if (t->is_array())
+        for (const auto &e : t->get_array())
+            if (e.is_string()) out += (out.empty() ? "" : "|") + std::string(e.get_string());
+    return out.empty() ? "any" : out;
+}
+
+int cmd_plugins(const Args &args) {
+    std::vector<std::string> dirs = plugin_search_dirs(args.plugin_dirs);
+    PluginRegistry registry(dirs);
+    auto listing = registry.list_all();
+    std::sort(listing.stages.begin(), listing.stages.end(), [](const LoadedStage &a, const LoadedStage &b) {
+        if (a.desc->kind != b.desc->kind) return a.desc->kind < b.desc->kind;
+        return std::string_view(a.desc->name) < std::string_view(b.desc->name);
+    });
+    if (args.json) {
+        bj::array arr;
+        for (const auto &s : listing.stages) {
+            bj::object o;
+            o["name"] = s.desc->name;
+            o["kind"] = std::string(kind_name(s.desc->kind));
+            o["version"] = s.desc->version ? s.desc->version : "";
+            o["abi"] = fmt::format("{}.{}", s.library->abi_major(), s.library->abi_minor());
+            o["library"] = s.library->path();
+            o["description"] = s.desc->description ? s.desc->description : "";
+            o["capabilities"] = s.desc->capabilities;
+            bj::array outputs;
+            for (const auto &n : s.output_names) outputs.push_back(bj::string(n));
+            o["outputs"] = std::move(outputs);
+            o["config_schema"] = s.schema;
+            arr.push_back(std::move(o));
+        }
+        bj::array problems;
+        for (const auto &p : listing.problems) problems.push_back(bj::string(p));
+        std::cout << bj::serialize(bj::object{{"plugins", arr}, {"problems", problems}}) << "\n";
+        return kExitOk;
+    }
+    if (listing.stages.empty()) {
+        std::cout << "no plugins found in:";
+        for (const auto &d : dirs) std::cout << " " << d;
+        std::cout << "\n";
+    }
+    for (const auto &s : listing.stages) {
+        std::cout << fmt::format("{} ({}) {}  ABI {}.{}  {}\n", s.desc->name, kind_name(s.desc->kind),
+                                 s.desc->version ? s.desc->version : "?", s.library->abi_major(),
+                                 s.library->abi_minor(), s.library->path());
+        if (s.desc->description) std::cout << "  " << s.desc->description << "\n";
+        if (s.desc->output_count) {
+            std::cout << "  outputs:";
+            for (const auto &n : s.output_names) std::cout << " " << n;
+            std::cout << "\n";
+        }
+        if (s.desc->capabilities & SLUICE_CAP_SINGLE_WORKER) std::cout << "  runs on a single worker\n";
+        const bj::object *props = nullptr;
+        std::vector<std::string> required;
+        if (s.schema.is_object()) {
+            if (const bj::value *p = s.schema.get_object().if_contains("properties"); p && p->is_object())
+                props = &p->get_object();
+            if (const bj::value *r = s.schema.get_object().if_contains("required"); r && r->is_array())
+                for (const auto &e : r->get_array())
+                    if (e.is_string()) required.emplace_back(e.get_string());
+        }
+        if (!props || props->empty()) {
+            std::cout << "  config: none\n\n";
+            continue;
+        }
+        std::cout << "  config:\n";
+        size_t width = 0;
+        for (const auto &kv : *props) width = std::max(width, kv.key().size());
+        for (const auto &kv : *props) {
+            const bj::object empty;
+            const bj::object &p = kv.value().is_object() ? kv.value().get_object() : empty;
+            std::string key(kv.key());
+            std::string notes;
+            if (std::find(required.begin(), required.end(), key) != required.end()) notes = "required";
+            if (const bj::value *d = p.if_contains("default"))
+                notes += (notes.empty() ? "" : ", ") + std::string("default ") + bj::serialize(*d);
+            if (const bj::value *e = p.if_contains("enum")) notes += (notes.empty() ? "" : ", ") + std::string("one of ") + bj::serialize(*e);
+            std::string desc;
+            if (const bj::value *d = p.if_contains("description"); d && d->is_string()) desc = d->get_string();
+            std::cout << fmt::format("    {:<{}}  {:<16} {}{}\n", key, width, schema_type(p), desc,
+                                     notes.empty() ? "" : " (" + notes + ")");
+        }
+        std::cout << "\n";
+    }
+    for (const auto &p : listing.problems) std::cout << "not a usable plugin: " << p << "\n";
+    return kExitOk;
+}
+
+} // namespace
+
+int cli_main(int argc, char **argv) {
+    if (argc < 2) {
+        std::cerr << kMainHelp;
+        return kExitUsage;
+    }
+    std::string command = argv[1];
+    if (command == "-h" || command == "--help") {
+        std::cout << kMainHelp;
+        return kExitOk;
+    }
+    if (command == "-V" || command == "--version") {
+        std::cout << "sluice " << SLUICE_VERSION << " (plugin ABI " << SLUICE_ABI_MAJOR << "." << SLUICE_ABI_MINOR
+                  << ")\n";
+        return kExitOk;
+    }
+    if (command == "help") {
+        std::string topic = argc > 2 ? argv[2] : "";
+        if (topic == "run") std::cout << kRunHelp;
+        else if (topic == "validate") std::cout << kValidateHelp;
+        else if (topic == "plugins") std::cout << kPluginsHelp;
+        else if (topic.empty()) std::cout << kMainHelp;
+        else {
+            usage_error("no help for unknown command '" + topic + "'");
+            return kExitUsage;
+        }
+        return kExitOk;
+    }
+    const char *help = command == "run" ? kRunHelp : command == "validate" ? kValidateHelp
+                     : command == "plugins" ? kPluginsHelp : nullptr;
+    if (!help) {
+        usage_error("unknown command '" + command + "'");
+        return kExitUsage;
+    }
+    Args args;
+    args.command = command;
+    if (!parse_options(command, argc, argv, 2, args)) return kExitUsage;
+    if (args.help) {
+        std::cout << help;
+        return kExitOk;
+    }
+    setup_logging(args.log_level);
+    if (command == "plugins") {
+        if (!args.positional.empty()) {
+            usage_error("'plugins' takes no argument, got '" + args.positional[0] + "'", "plugins");
+            return kExitUsage;
+        }
+        return cmd_plugins(args);
+    }
+    if (args.positional.size() != 1) {
+        usage_error(args.positional.empty() ? "'" + command + "' needs a MANIFEST"
+                                            : "'" + command + "' takes one MANIFEST, got " +
+                                                  std::to_string(args.positional.size()) + " arguments",
+                    command.c_str());
+        return kExitUsage;
+    }
+    return command == "run" ? cmd_run(args) : cmd_validate(args);
+}
+
+} // namespace sluice

@@ -1,0 +1,61 @@
+// The host side of sluice_emitter: collects what a plugin emits, forwards,
+// rejects or fails during one call into output batches and a failure list.
+#pragma once
+
+#include "batch.hpp"
+
+#include <sluice/plugin.h>
+
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+enum class FailureKind {
+    rejected,   // failed a rule (reject)
+    failed,     // could not be processed (fail, or a failed batch)
+    unreadable, // an extractor could not make a record of its input (emit_failed)
+};
+
+struct Failure {
+    FailureKind kind;
+    sluice_record record; // bytes live in the input batch or FailureBatch::storage
+    std::string message;
+};
+
+struct FailureBatch {
+    std::vector<Failure> items;
+    std::shared_ptr<BatchStorage> storage = std::make_shared<BatchStorage>();
+};
+
+class BatchEmitter {
+public:
+    // `outputs` has one batch per stage output; results are appended to them.
+    BatchEmitter(std::vector<Batch> &outputs, FailureBatch &failures);
+
+    // Inputs for the next call: records [offset, offset+count) of `input`
+    // (nullptr for pull and flush). Indexes from the plugin are relative.
+    void set_input(const Batch *input, uint32_t offset, uint32_t count);
+    const sluice_emitter *raw() const { return &raw_; }
+
+private:
+    static sluice_status emit(const sluice_emitter *, uint32_t, uint32_t, const sluice_record *);
+    static sluice_status forward(const sluice_emitter *, uint32_t, uint32_t);
+    static sluice_status reject(const sluice_emitter *, uint32_t, const char *, size_t);
+    static sluice_status fail(const sluice_emitter *, uint32_t, const char *, size_t);
+    static sluice_status emit_failed(const sluice_emitter *, const sluice_record *, const char *, size_t);
+
+    const sluice_record *input_record(uint32_t index) const;
+    sluice_status add_failure(FailureKind kind, uint32_t index, const char *msg, size_t len);
+
+    sluice_emitter raw_;
+    std::vector<Batch> &outputs_;
+    FailureBatch &failures_;
+    const Batch *input_ = nullptr;
+    uint32_t offset_ = 0, count_ = 0;
+};
+
+// Copies `count` attributes and their strings into `arena`.
+const sluice_attr *copy_attrs(ByteArena &arena, const sluice_attr *attrs, uint32_t count);
+
+} // namespace sluice

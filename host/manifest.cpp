@@ -1,0 +1,264 @@
+#include "manifest.hpp"
+
+#include "kinds.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace sluice {
+
+namespace bj = boost::json;
+namespace fs = std::filesystem;
+
+ManifestError::ManifestError(std::vector<std::string> messages)
+    : std::runtime_error(messages.empty() ? std::string("invalid manifest") : messages.front()),
+      messages_(std::move(messages)) {}
+
+std::pair<size_t, size_t> line_and_column(const std::string &text, size_t offset) {
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < offset && i < text.size(); ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            col = 1;
+        } else {
+            ++col;
+        }
+    }
+    return {line, col};
+}
+
+namespace {
+
+// Collects problems; every check names the JSON path of what it looks at.
+class Checker {
+public:
+    explicit Checker(std::string file) : file_(std::move(file)) {}
+
+    void error(const std::string &path, const std::string &what) {
+        errors_.push_back(file_ + ": " + (path.empty() ? std::string("/") : path) + ": " + what);
+    }
+    bool ok() const { return errors_.empty(); }
+    std::vector<std::string> take() { return std::move(errors_); }
+
+    // Reports keys of `obj` outside `allowed`.
+    void known_keys(const bj::object &obj, const std::string &path,
+                    std::initializer_list<const char *> allowed) {
+        for (const auto &kv : obj) {
+            bool found = false;
+            for (const char *a : allowed) found = found || kv.key() == a;
+            if (!found) {
+                std::string list;
+                for (const char *a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+                error(path + "/" + std::string(kv.key()), "unknown key (expected one of: " + list + ")");
+            }
+        }
+    }
+
+    std::optional<std::string> string(const bj::object &obj, const std::string &path, const char *key,
+                                      bool required) {
+        const bj::value *v = obj.if_contains(key);
+        if (!v) {
+            if (required) error(path + "/" + key, "required key is missing");
+            return std::nullopt;
+        }
+        if (!v->is_string() || v->get_string().empty()) {
+            error(path + "/" + key, "expected a non-empty string");
+            return std::nullopt;
+        }
+        return std::string(v->get_string());
+    }
+
+    // A positive integer no greater than `max`, or `def` when absent.
+    uint32_t positive(const bj::object &obj, const std::string &path, const char *key, uint32_t def,
+                      uint32_t max) {
+        const bj::value *v = obj.if_contains(key);
+        if (!v) return def;
+        int64_t n = 0;
+        if (v->is_int64()) n = v->get_int64();
+        else if (v->is_uint64()) n = v->get_uint64() > INT64_MAX ? INT64_MAX : int64_t(v->get_uint64());
+        else {
+            error(path + "/" + key, "expected a positive integer");
+            return def;
+        }
+        if (n < 1) {
+            error(path + "/" + key, "expected a positive integer");
+            return def;
+        }
+        if (n > int64_t(max)) {
+            error(path + "/" + key, "must be at most " + std::to_string(max));
+            return def;
+        }
+        return uint32_t(n);
+    }
+
+private:
+    std::string file_;
+    std::vector<std::string> errors_;
+};
+
+bool valid_stage_id(const std::string &id) {
+    for (char c : id)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+    return !id.empty();
+}
+
+std::string resolve(const std::string &base_dir, const std::string &p) {
+    if (p.empty() || p.front() == '/') return p;
+    return (fs::path(base_dir) / p).lexically_normal().string();
+}
+
+struct Defaults {
+    uint32_t threads = 1;
+    uint32_t queue_capacity = 8;
+    uint32_t batch_size = 1024;
+};
+
+constexpr uint32_t kMaxThreads = 256;
+constexpr uint32_t kMaxQueue = 65536;
+constexpr uint32_t kMaxBatch = 1000000;
+
+} // namespace
+
+Manifest parse_manifest(const std::string &text, const std::string &path) {
+    Checker check(path);
+    Manifest m;
+    m.path = path;
+    fs::path parent = fs::path(path).parent_path();
+    m.base_dir = parent.empty() ? std::string(".") : parent.string();
+
+    bj::parser parser;
+    boost::system::error_code ec;
+    // write() wants exactly one document (trailing text is an error) and
+    // returns how far it got, which locates the error.
+    size_t used = parser.write(text.data(), text.size(), ec);
+    if (ec) {
+        auto [line, col] = line_and_column(text, used);
+        throw ManifestError({path + ":" + std::to_string(line) + ":" + std::to_string(col) +
+                             ": JSON syntax error: " + ec.message()});
+    }
+    bj::value root = parser.release();
+    if (!root.is_object()) throw ManifestError({path + ": /: expected a JSON object"});
+    const bj::object &top = root.get_object();
+    check.known_keys(top, "", {"name", "description", "plugin_dirs", "defaults", "stages"});
+
+    m.name = check.string(top, "", "name", false).value_or(fs::path(path).stem().string());
+
+    if (const bj::value *dirs = top.if_contains("plugin_dirs")) {
+        if (!dirs->is_array()) {
+            check.error("/plugin_dirs", "expected an array of directory paths");
+        } else {
+            size_t i = 0;
+            for (const bj::value &d : dirs->get_array()) {
+                if (!d.is_string() || d.get_string().empty())
+                    check.error("/plugin_dirs/" + std::to_string(i), "expected a directory path");
+                else
+                    m.plugin_dirs.push_back(resolve(m.base_dir, std::string(d.get_string())));
+                ++i;
+            }
+        }
+    }
+    if (const bj::value *d = top.if_contains("description"); d && !d->is_string())
+        check.error("/description", "expected a string");
+
+    Defaults defaults;
+    if (const bj::value *d = top.if_contains("defaults")) {
+        if (!d->is_object()) {
+            check.error("/defaults", "expected an object");
+        } else {
+            const bj::object &o = d->get_object();
+            check.known_keys(o, "/defaults", {"threads", "queue_capacity", "batch_size"});
+            defaults.threads = check.positive(o, "/defaults", "threads", 1, kMaxThreads);
+            defaults.queue_capacity = check.positive(o, "/defaults", "queue_capacity", 8, kMaxQueue);
+            defaults.batch_size = check.positive(o, "/defaults", "batch_size", 1024, kMaxBatch);
+        }
+    }
+
+    const bj::value *stages = top.if_contains("stages");
+    if (!stages) {
+        check.error("/stages", "required key is missing");
+    } else if (!stages->is_array() || stages->get_array().empty()) {
+        check.error("/stages", "expected a non-empty array of stages");
+    } else {
+        std::set<std::string> ids;
+        const bj::array &arr = stages->get_array();
+        for (size_t i = 0; i < arr.size(); ++i) {
+            std::string sp = "/stages/" + std::to_string(i);
+            if (!arr[i].is_object()) {
+                check.error(sp, "expected a stage object");
+                continue;
+            }
+            const bj::object &so = arr[i].get_object();
+            check.known_keys(so, sp,
+                             {"id", "kind", "plugin", "library", "config", "threads", "queue_capacity",
+                              "batch_size", "ordered"});
+            StageSpec s;
+            s.json_path = sp;
+            if (auto id = check.string(so, sp, "id", true)) {
+                if (!valid_stage_id(*id))
+                    check.error(sp + "/id", "'" + *id + "' may only contain letters, digits, '_' and '-'");
+                else if (!ids.insert(*id).second)
+                    check.error(sp + "/id", "duplicate stage id '" + *id + "'");
+                s.id = *id;
+            }
+            if (auto kind = check.string(so, sp, "kind", true)) {
+                if (auto k = kind_from_name(*kind)) s.kind = *k;
+                else
+                    check.error(sp + "/kind", "unknown kind '" + *kind +
+                                                  "' (expected extractor, transformer, enricher, "
+                                                  "validator or loader)");
+            }
+            if (auto plugin = check.string(so, sp, "plugin", true)) s.plugin = *plugin;
+            if (auto lib = check.string(so, sp, "library", false)) s.library = resolve(m.base_dir, *lib);
+            if (const bj::value *c = so.if_contains("config")) {
+                if (!c->is_object()) check.error(sp + "/config", "expected an object");
+                else s.config = c->get_object();
+            }
+            s.threads = check.positive(so, sp, "threads", defaults.threads, kMaxThreads);
+            s.queue_capacity = check.positive(so, sp, "queue_capacity", defaults.queue_capacity, kMaxQueue);
+            s.batch_size = check.positive(so, sp, "batch_size", defaults.batch_size, kMaxBatch);
+            s.ordered = s.kind == SLUICE_KIND_LOADER; // loaders write in extraction order by default
+            if (const bj::value *o = so.if_contains("ordered")) {
+                if (!o->is_bool()) check.error(sp + "/ordered", "expected true or false");
+                else s.ordered = o->get_bool();
+            }
+            m.stages.push_back(std::move(s));
+        }
+        // The stages form a line in manifest order: one extractor first, a
+        // loader last, and processing stages in between.
+        for (size_t i = 0; i < m.stages.size(); ++i) {
+            const StageSpec &s = m.stages[i];
+            if (s.kind == 0) continue;
+            std::string kp = s.json_path + "/kind";
+            if (i == 0 && s.kind != SLUICE_KIND_EXTRACTOR)
+                check.error(kp, "the first stage must be an extractor, not " +
+                                    std::string(kind_with_article(s.kind)));
+            else if (i > 0 && s.kind == SLUICE_KIND_EXTRACTOR)
+                check.error(kp, "an extractor must be the first stage (it has no input)");
+            else if (i + 1 < m.stages.size() && s.kind == SLUICE_KIND_LOADER)
+                check.error(kp, "a loader must be the last stage (it has no output to feed '" +
+                                    m.stages[i + 1].id + "')");
+            else if (i + 1 == m.stages.size() && s.kind != SLUICE_KIND_LOADER && m.stages.size() > 0)
+                check.error(kp, "the last stage must be a loader, not " +
+                                    std::string(kind_with_article(s.kind)) +
+                                    " (its output would go nowhere)");
+        }
+    }
+    if (!check.ok()) throw ManifestError(check.take());
+    return m;
+}
+
+Manifest load_manifest(const std::string &path) {
+    std::error_code fec;
+    if (fs::is_directory(path, fec)) throw ManifestError({path + ": is a directory, expected a manifest file"});
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw ManifestError({path + ": cannot open manifest: " + std::strerror(errno)});
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return parse_manifest(ss.str(), path);
+}
+
+} // namespace sluice

@@ -1,0 +1,56 @@
+// The pipeline manifest: a JSON file naming the stages, their plugins, their
+// config and how records flow. Parsing checks everything that can be checked
+// without loading plugins and reports each problem with its JSON path.
+#pragma once
+
+#include <sluice/plugin.h>
+
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+struct StageSpec {
+    std::string id;
+    sluice_kind kind = 0;
+    std::string plugin;                 // stage name inside a plugin library
+    std::optional<std::string> library; // explicit .so path (resolved)
+    boost::json::object config;
+    uint32_t threads = 1;
+    uint32_t queue_capacity = 8; // batches waiting in front of this stage
+    uint32_t batch_size = 1024;  // records per pull/process call
+    bool ordered = false;        // receive batches in extraction order
+    std::string json_path;       // "/stages/2", for messages
+};
+
+struct Manifest {
+    std::string path;                     // the file as given
+    std::string base_dir;                 // its directory (for relative paths)
+    std::string name;                     // pipeline name
+    std::vector<std::string> plugin_dirs; // resolved against base_dir
+    std::vector<StageSpec> stages;        // in manifest order
+};
+
+// One or more problems, each a one-line message "FILE: /json/path: what".
+class ManifestError : public std::runtime_error {
+public:
+    explicit ManifestError(std::vector<std::string> messages);
+    const std::vector<std::string> &messages() const { return messages_; }
+
+private:
+    std::vector<std::string> messages_;
+};
+
+Manifest load_manifest(const std::string &path);
+// `path` is used in messages and to resolve relative paths.
+Manifest parse_manifest(const std::string &text, const std::string &path);
+
+// Line and column (1-based) of a byte offset, for syntax errors.
+std::pair<size_t, size_t> line_and_column(const std::string &text, size_t offset);
+
+} // namespace sluice

@@ -1,0 +1,72 @@
+#include "metrics.hpp"
+
+#include <algorithm>
+
+namespace sluice {
+
+StageMetrics::StageMetrics(size_t workers) : workers_(workers ? workers : 1) {}
+
+StageTotals StageMetrics::totals() const {
+    StageTotals t;
+    for (const auto &w : workers_) {
+        t.in += w.in.load(std::memory_order_relaxed);
+        t.out += w.out.load(std::memory_order_relaxed);
+        t.rejected += w.rejected.load(std::memory_order_relaxed);
+        t.errors += w.errors.load(std::memory_order_relaxed);
+        t.dropped += w.dropped.load(std::memory_order_relaxed);
+        t.batches += w.batches.load(std::memory_order_relaxed);
+        t.busy_seconds += double(w.busy_ns.load(std::memory_order_relaxed)) / 1e9;
+    }
+    return t;
+}
+
+void StageMetrics::counter_add(const std::string &name, int64_t delta) {
+    std::lock_guard lock(mutex_);
+    counters_[name] += delta;
+}
+
+std::map<std::string, int64_t> StageMetrics::counters() const {
+    std::lock_guard lock(mutex_);
+    return counters_;
+}
+
+void StageMetrics::reason(bool rejected, const std::string &reason, uint64_t n) {
+    std::lock_guard lock(mutex_);
+    auto &m = rejected ? reject_reasons_ : error_reasons_;
+    auto it = m.find(reason);
+    if (it != m.end()) it->second += n;
+    else if (m.size() < kMaxReasons) m.emplace(reason, n);
+    else m["(other reasons)"] += n;
+}
+
+std::vector<std::pair<std::string, uint64_t>> StageMetrics::top_reasons(bool rejected, size_t limit) const {
+    std::lock_guard lock(mutex_);
+    const auto &m = rejected ? reject_reasons_ : error_reasons_;
+    std::vector<std::pair<std::string, uint64_t>> v(m.begin(), m.end());
+    std::stable_sort(v.begin(), v.end(), [](const auto &a, const auto &b) { return a.second > b.second; });
+    if (v.size() > limit) v.resize(limit);
+    return v;
+}
+
+void StageMetrics::mark_started() {
+    std::lock_guard lock(mutex_);
+    if (!has_started_) {
+        started_ = std::chrono::steady_clock::now();
+        has_started_ = true;
+    }
+}
+
+void StageMetrics::mark_finished() {
+    std::lock_guard lock(mutex_);
+    finished_ = std::chrono::steady_clock::now();
+    has_finished_ = true;
+}
+
+double StageMetrics::seconds() const {
+    std::lock_guard lock(mutex_);
+    if (!has_started_) return 0;
+    auto end = has_finished_ ? finished_ : std::chrono::steady_clock::now();
+    return std::chrono::duration<double>(end - started_).count();
+}
+
+} // namespace sluice

@@ -1,0 +1,62 @@
+// Per-stage counters. Each worker thread owns one WorkerCounters (its own
+// cache line, relaxed atomics: no contention in the hot path); totals are
+// summed when read. Plugin counters and failure reasons are rarer and sit
+// behind a mutex.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+struct alignas(64) WorkerCounters {
+    std::atomic<uint64_t> in{0};        // records received (extractors: produced)
+    std::atomic<uint64_t> out{0};       // records sent on to a connected output
+    std::atomic<uint64_t> rejected{0};  // records that failed a rule
+    std::atomic<uint64_t> errors{0};    // records that failed processing or reading
+    std::atomic<uint64_t> dropped{0};   // records emitted on an output nothing reads
+    std::atomic<uint64_t> batches{0};
+    std::atomic<uint64_t> busy_ns{0};   // time spent inside plugin calls
+
+    void add(std::atomic<uint64_t> &c, uint64_t n) { c.fetch_add(n, std::memory_order_relaxed); }
+};
+
+struct StageTotals {
+    uint64_t in = 0, out = 0, rejected = 0, errors = 0, dropped = 0, batches = 0;
+    double busy_seconds = 0;
+};
+
+class StageMetrics {
+public:
+    explicit StageMetrics(size_t workers);
+
+    WorkerCounters &worker(size_t i) { return workers_[i]; }
+    StageTotals totals() const;
+
+    void counter_add(const std::string &name, int64_t delta);
+    std::map<std::string, int64_t> counters() const;
+
+    // Counts a failure reason (capped in distinct reasons to bound memory).
+    void reason(bool rejected, const std::string &reason, uint64_t n = 1);
+    std::vector<std::pair<std::string, uint64_t>> top_reasons(bool rejected, size_t limit) const;
+
+    void mark_started();
+    void mark_finished();
+    double seconds() const; // first start to finish (or to now)
+
+private:
+    static constexpr size_t kMaxReasons = 256;
+    std::vector<WorkerCounters> workers_;
+    mutable std::mutex mutex_;
+    std::map<std::string, int64_t> counters_;
+    std::map<std::string, uint64_t> reject_reasons_, error_reasons_;
+    std::chrono::steady_clock::time_point started_{}, finished_{};
+    bool has_started_ = false, has_finished_ = false;
+};
+
+} // namespace sluice

@@ -1,0 +1,66 @@
+// A pipeline built from a manifest: plugins resolved, configs checked, stage
+// instances created, queues wired. run() executes it to the end.
+#pragma once
+
+#include "manifest.hpp"
+#include "pipeline_control.hpp"
+#include "plugin_loader.hpp"
+#include "stage.hpp"
+
+#include <boost/json.hpp>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+// Problems found while building a pipeline, one line each.
+class SetupError : public std::runtime_error {
+public:
+    explicit SetupError(std::vector<std::string> messages);
+    const std::vector<std::string> &messages() const { return messages_; }
+
+private:
+    std::vector<std::string> messages_;
+};
+
+struct RunOptions {
+    bool handle_signals = false; // SIGINT/SIGTERM: first drains, second exits
+};
+
+struct RunResult {
+    std::string status; // "completed", "stopped" (by a signal) or "failed"
+    int exit_code = 0;
+    std::string error; // why it failed
+    boost::json::object report;
+};
+
+class Pipeline {
+public:
+    // Loads every stage's plugin, checks each config against the plugin's
+    // schema and lets each plugin check it by creating its instances (which
+    // has no side effects). Throws SetupError listing every problem.
+    explicit Pipeline(Manifest manifest);
+    ~Pipeline();
+
+    const Manifest &manifest() const { return manifest_; }
+    const std::vector<std::unique_ptr<Stage>> &stages() const { return stages_; }
+    PipelineControl &control() { return control_; }
+
+    // A human-readable outline of the stages and how records flow.
+    std::string describe() const;
+
+    // Runs to the end of input (or a stop), then stops and destroys the
+    // instances. Call once.
+    RunResult run(const RunOptions &options);
+
+private:
+    Manifest manifest_;
+    PipelineControl control_;
+    std::vector<std::unique_ptr<Stage>> stages_;
+    std::vector<std::shared_ptr<BatchQueue>> queues_;
+};
+
+} // namespace sluice

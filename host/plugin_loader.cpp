@@ -1,0 +1,226 @@
+#include "plugin_loader.hpp"
+
+#include "kinds.hpp"
+
+#ifndef BOOST_DLL_USE_STD_FS
+#define BOOST_DLL_USE_STD_FS
+#endif
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+namespace fs = std::filesystem;
+namespace bj = boost::json;
+
+namespace {
+
+std::string abi_string(unsigned major, unsigned minor) {
+    return std::to_string(major) + "." + std::to_string(minor);
+}
+
+// Checks one descriptor; returns a problem or empty.
+std::string check_descriptor(const sluice_stage_descriptor *d, uint32_t index) {
+    std::string where = "stage descriptor " + std::to_string(index);
+    if (!d) return where + " is NULL";
+    if (d->struct_size < sizeof(sluice_stage_descriptor))
+        return where + " has struct_size " + std::to_string(d->struct_size) + ", expected at least " +
+               std::to_string(sizeof(sluice_stage_descriptor));
+    if (!d->name || !*d->name) return where + " has no name";
+    where = "stage '" + std::string(d->name) + "'";
+    if (d->kind < SLUICE_KIND_EXTRACTOR || d->kind > SLUICE_KIND_LOADER)
+        return where + " has unknown kind " + std::to_string(d->kind);
+    if (!d->create || !d->destroy) return where + " lacks create or destroy";
+    if (d->kind == SLUICE_KIND_EXTRACTOR && !d->pull) return where + " is an extractor without pull";
+    if (d->kind != SLUICE_KIND_EXTRACTOR && !d->process)
+        return where + " is " + std::string(kind_with_article(d->kind)) + " without process";
+    if (d->output_count > 0 && !d->output_names) return where + " declares outputs without names";
+    for (uint32_t i = 0; i < d->output_count; ++i)
+        if (!d->output_names[i] || !*d->output_names[i]) return where + " has an unnamed output";
+    if (d->config_schema && *d->config_schema) {
+        boost::system::error_code ec;
+        bj::value v = bj::parse(d->config_schema, ec);
+        if (ec || !v.is_object()) return where + " has a config_schema that is not a JSON object";
+    }
+    return {};
+}
+
+} // namespace
+
+std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
+    std::error_code fec;
+    if (!fs::exists(path, fec)) throw PluginError(path + ": no such file");
+    if (!fs::is_regular_file(path, fec)) throw PluginError(path + ": not a regular file");
+    std::shared_ptr<PluginLibrary> self(new PluginLibrary());
+    self->path_ = path;
+    self->lib_ = std::make_unique<boost::dll::shared_library>();
+    try {
+        // rtld_local: two plugins may carry the same symbols without clashing.
+        self->lib_->load(fs::absolute(path), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    } catch (const std::exception &e) {
+        std::string why = e.what();
+        // Boost.DLL wraps dlerror(); keep the dlerror part, which says why.
+        if (auto p = why.find("dlerror system message: "); p != std::string::npos) {
+            why = why.substr(p + 24);
+            if (!why.empty() && why.back() == ')') why.pop_back();
+        }
+        throw PluginError(path + ": not a loadable shared library: " + why);
+    }
+    if (!self->lib_->has(SLUICE_ENTRY_SYMBOL))
+        throw PluginError(path + ": not a Sluice plugin: it does not export " SLUICE_ENTRY_SYMBOL "()");
+    auto entry_fn = self->lib_->get<const sluice_entry *()>(SLUICE_ENTRY_SYMBOL);
+    const sluice_entry *entry = entry_fn();
+    if (!entry) throw PluginError(path + ": " SLUICE_ENTRY_SYMBOL "() returned NULL");
+    self->abi_major_ = entry->abi_major;
+    self->abi_minor_ = entry->abi_minor;
+    std::string host_abi = abi_string(SLUICE_ABI_MAJOR, SLUICE_ABI_MINOR);
+    std::string plugin_abi = abi_string(entry->abi_major, entry->abi_minor);
+    if (entry->abi_major != SLUICE_ABI_MAJOR)
+        throw PluginError(path + ": built for Sluice ABI " + plugin_abi + ", but this host speaks ABI " +
+                          host_abi + " (the major versions must match)");
+    if (entry->abi_minor > SLUICE_ABI_MINOR)
+        throw PluginError(path + ": built for Sluice ABI " + plugin_abi + ", newer than this host's ABI " +
+                          host_abi + " (upgrade sluice)");
+    if (entry->struct_size < sizeof(sluice_entry))
+        throw PluginError(path + ": entry struct_size " + std::to_string(entry->struct_size) +
+                          " is smaller than ABI " + host_abi + "'s " + std::to_string(sizeof(sluice_entry)));
+    if (entry->stage_count == 0 || !entry->stages) throw PluginError(path + ": the plugin lists no stages");
+    for (uint32_t i = 0; i < entry->stage_count; ++i) {
+        const sluice_stage_descriptor *d = entry->stages[i];
+        if (std::string problem = check_descriptor(d, i); !problem.empty())
+            throw PluginError(path + ": " + problem);
+        self->stages_.push_back(d);
+    }
+    return self;
+}
+
+PluginLibrary::~PluginLibrary() = default;
+
+LoadedStage describe_stage(std::shared_ptr<PluginLibrary> lib, const sluice_stage_descriptor *desc) {
+    LoadedStage s;
+    s.library = std::move(lib);
+    s.desc = desc;
+    if (desc->config_schema && *desc->config_schema) s.schema = bj::parse(desc->config_schema);
+    for (uint32_t i = 0; i < desc->output_count; ++i) s.output_names.emplace_back(desc->output_names[i]);
+    if (s.output_names.empty()) s.output_names.emplace_back("out");
+    return s;
+}
+
+PluginRegistry::PluginRegistry(std::vector<std::string> search_dirs) : dirs_(std::move(search_dirs)) {}
+
+std::shared_ptr<PluginLibrary> PluginRegistry::open_cached(const std::string &path) {
+    std::string key = fs::weakly_canonical(path).string();
+    if (auto it = loaded_.find(key); it != loaded_.end()) return it->second;
+    if (auto it = failed_.find(key); it != failed_.end()) throw PluginError(it->second);
+    try {
+        auto lib = PluginLibrary::open(path);
+        loaded_[key] = lib;
+        return lib;
+    } catch (const PluginError &e) {
+        failed_[key] = e.what();
+        throw;
+    }
+}
+
+std::vector<std::string> PluginRegistry::candidates() const {
+    std::vector<std::string> out;
+    for (const std::string &dir : dirs_) {
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec)) continue;
+        std::vector<std::string> here;
+        for (const auto &e : fs::directory_iterator(dir, ec)) {
+            if (e.path().extension() == ".so" && e.is_regular_file(ec)) here.push_back(e.path().string());
+        }
+        std::sort(here.begin(), here.end());
+        out.insert(out.end(), here.begin(), here.end());
+    }
+    return out;
+}
+
+LoadedStage PluginRegistry::find(sluice_kind kind, const std::string &name,
+                                 const std::optional<std::string> &library) {
+    auto wrong_kind = [&](const std::string &path, const sluice_stage_descriptor *d) {
+        return PluginError("plugin '" + name + "' in " + path + " is " + std::string(kind_with_article(d->kind)) +
+                           ", but the stage is " + std::string(kind_with_article(kind)));
+    };
+    if (library) {
+        auto lib = open_cached(*library);
+        const sluice_stage_descriptor *other = nullptr;
+        for (const auto *d : lib->stages()) {
+            if (name != d->name) continue;
+            if (d->kind == kind) return describe_stage(lib, d);
+            other = d;
+        }
+        if (other) throw wrong_kind(*library, other);
+        std::string names;
+        for (const auto *d : lib->stages()) names += (names.empty() ? "" : ", ") + std::string(d->name);
+        throw PluginError(*library + ": has no stage named '" + name + "' (it has: " + names + ")");
+    }
+    std::optional<std::pair<std::string, const sluice_stage_descriptor *>> other_kind;
+    std::vector<std::string> same_kind;
+    for (const std::string &path : candidates()) {
+        std::shared_ptr<PluginLibrary> lib;
+        try {
+            lib = open_cached(path);
+        } catch (const PluginError &e) {
+            spdlog::debug("skipping {}", e.what());
+            continue;
+        }
+        for (const auto *d : lib->stages()) {
+            if (d->kind == kind) {
+                if (name == d->name) return describe_stage(lib, d);
+                same_kind.emplace_back(d->name);
+            } else if (name == d->name && !other_kind) {
+                other_kind.emplace(path, d);
+            }
+        }
+    }
+    if (other_kind) throw wrong_kind(other_kind->first, other_kind->second);
+    std::string dirs;
+    for (const auto &d : dirs_) dirs += (dirs.empty() ? "" : ":") + d;
+    std::sort(same_kind.begin(), same_kind.end());
+    same_kind.erase(std::unique(same_kind.begin(), same_kind.end()), same_kind.end());
+    std::string avail;
+    for (const auto &n : same_kind) avail += (avail.empty() ? "" : ", ") + n;
+    throw PluginError("no " + std::string(kind_name(kind)) + " named '" + name + "' in " +
+                      (dirs.empty() ? std::string("(no plugin directories)") : dirs) +
+                      (avail.empty() ? std::string() : " (available " + std::string(kind_name(kind)) + "s: " + avail + ")"));
+}
+
+PluginRegistry::Listing PluginRegistry::list_all() {
+    Listing out;
+    for (const std::string &path : candidates()) {
+        try {
+            auto lib = open_cached(path);
+            for (const auto *d : lib->stages()) out.stages.push_back(describe_stage(lib, d));
+        } catch (const PluginError &e) {
+            out.problems.emplace_back(e.what());
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> plugin_search_dirs(const std::vector<std::string> &manifest_dirs) {
+    std::vector<std::string> dirs = manifest_dirs;
+    if (const char *env = std::getenv("SLUICE_PLUGIN_PATH")) {
+        std::string s = env;
+        size_t start = 0;
+        while (start <= s.size()) {
+            size_t end = s.find(':', start);
+            if (end == std::string::npos) end = s.size();
+            if (end > start) dirs.push_back(s.substr(start, end - start));
+            start = end + 1;
+        }
+    }
+    std::error_code ec;
+    fs::path exe = boost::dll::program_location(ec);
+    if (!ec) dirs.push_back((exe.parent_path().parent_path() / "lib" / "sluice" / "plugins").string());
+    return dirs;
+}
+
+} // namespace sluice

@@ -1,0 +1,90 @@
+// Finding and loading stage plugins. A plugin is a shared library exporting
+// sluice_plugin_entry; it is checked (ABI version, descriptors) before any
+// of its stages is used, and every refusal is one line naming the file.
+#pragma once
+
+#include <sluice/plugin.h>
+
+#include <boost/json.hpp>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace boost::dll {
+class shared_library;
+}
+
+namespace sluice {
+
+class PluginError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// One loaded library. Kept alive (never unloaded) while any of its stages'
+// instances exist: the registry and every LoadedStage hold a reference.
+class PluginLibrary {
+public:
+    // Loads and checks `path`. Throws PluginError("PATH: reason").
+    static std::shared_ptr<PluginLibrary> open(const std::string &path);
+    ~PluginLibrary();
+
+    const std::string &path() const { return path_; }
+    uint16_t abi_major() const { return abi_major_; }
+    uint16_t abi_minor() const { return abi_minor_; }
+    const std::vector<const sluice_stage_descriptor *> &stages() const { return stages_; }
+
+private:
+    PluginLibrary() = default;
+    std::string path_;
+    std::unique_ptr<boost::dll::shared_library> lib_;
+    uint16_t abi_major_ = 0, abi_minor_ = 0;
+    std::vector<const sluice_stage_descriptor *> stages_;
+};
+
+// A stage found in a library, with its parsed config schema.
+struct LoadedStage {
+    std::shared_ptr<PluginLibrary> library;
+    const sluice_stage_descriptor *desc = nullptr;
+    boost::json::value schema;                 // null when the plugin gave none
+    std::vector<std::string> output_names;     // {"out"} when the plugin names none
+};
+
+class PluginRegistry {
+public:
+    // Directories searched, in order, for plugins referred to by name.
+    explicit PluginRegistry(std::vector<std::string> search_dirs);
+
+    // The stage of `kind` named `name`, from `library` if given, else the
+    // first match in the search directories. Throws PluginError.
+    LoadedStage find(sluice_kind kind, const std::string &name, const std::optional<std::string> &library);
+
+    struct Listing {
+        std::vector<LoadedStage> stages;   // every stage of every plugin found
+        std::vector<std::string> problems; // files that could not be used
+    };
+    Listing list_all();
+
+    const std::vector<std::string> &search_dirs() const { return dirs_; }
+
+private:
+    std::shared_ptr<PluginLibrary> open_cached(const std::string &path);
+    std::vector<std::string> candidates() const; // *.so files in the search dirs
+
+    std::vector<std::string> dirs_;
+    std::map<std::string, std::shared_ptr<PluginLibrary>> loaded_;
+    std::map<std::string, std::string> failed_;
+};
+
+// The search path: `manifest_dirs`, then $SLUICE_PLUGIN_PATH (colon-separated),
+// then the plugin directory beside the executable (<bin>/../lib/sluice/plugins),
+// which is where both the build tree and an install put the bundled plugins.
+std::vector<std::string> plugin_search_dirs(const std::vector<std::string> &manifest_dirs);
+
+LoadedStage describe_stage(std::shared_ptr<PluginLibrary> lib, const sluice_stage_descriptor *desc);
+
+} // namespace sluice

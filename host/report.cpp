@@ -1,0 +1,132 @@
+#include "report.hpp"
+
+#include "kinds.hpp"
+#include "pipeline.hpp"
+
+#include <fmt/format.h>
+
+#include <ctime>
+
+namespace sluice {
+
+namespace bj = boost::json;
+
+namespace {
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+    std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+bj::array reasons_json(const std::vector<std::pair<std::string, uint64_t>> &reasons) {
+    bj::array a;
+    for (const auto &[reason, count] : reasons) a.push_back(bj::object{{"reason", reason}, {"count", count}});
+    return a;
+}
+
+double rate(uint64_t n, double seconds) { return seconds > 0 ? double(n) / seconds : 0.0; }
+
+} // namespace
+
+bj::object build_report(const Pipeline &pipeline, const RunResult &result,
+                        std::chrono::system_clock::time_point started, double seconds) {
+    bj::object r;
+    r["pipeline"] = pipeline.manifest().name;
+    r["manifest"] = pipeline.manifest().path;
+    r["status"] = result.status;
+    r["exit_code"] = result.exit_code;
+    if (!result.error.empty()) r["error"] = result.error;
+    r["started_at"] = iso_time(started);
+    r["seconds"] = seconds;
+
+    uint64_t extracted = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0;
+    bj::array stages;
+    for (const auto &sp : pipeline.stages()) {
+        const Stage &s = *sp;
+        StageTotals t = s.metrics().totals();
+        double secs = s.metrics().seconds();
+        bj::object o;
+        o["id"] = s.id();
+        o["kind"] = std::string(kind_name(s.kind()));
+        o["plugin"] = s.spec().plugin;
+        o["plugin_version"] = s.plugin().desc->version ? s.plugin().desc->version : "";
+        o["library"] = s.plugin().library->path();
+        o["threads"] = s.spec().threads;
+        o["batch_size"] = s.spec().batch_size;
+        if (s.input()) {
+            o["queue_capacity"] = s.input()->capacity();
+            o["queue_peak"] = s.input()->peak();
+        }
+        o["in"] = t.in;
+        o["out"] = t.out;
+        o["rejected"] = t.rejected;
+        o["errors"] = t.errors;
+        o["dropped"] = t.dropped;
+        o["batches"] = t.batches;
+        o["seconds"] = secs;
+        o["busy_seconds"] = t.busy_seconds;
+        o["records_per_second"] = rate(s.kind() == SLUICE_KIND_EXTRACTOR ? t.out : t.in, secs);
+        bj::object counters;
+        for (const auto &[k, v] : s.metrics().counters()) counters[k] = v;
+        o["counters"] = std::move(counters);
+        o["reject_reasons"] = reasons_json(s.metrics().top_reasons(true, 10));
+        o["error_reasons"] = reasons_json(s.metrics().top_reasons(false, 10));
+        stages.push_back(std::move(o));
+
+        if (s.kind() == SLUICE_KIND_EXTRACTOR) extracted += t.in;
+        if (s.kind() == SLUICE_KIND_LOADER) loaded += t.out;
+        rejected += t.rejected;
+        errors += t.errors;
+        dropped += t.dropped;
+    }
+    r["records"] = bj::object{{"extracted", extracted},
+                              {"loaded", loaded},
+                              {"rejected", rejected},
+                              {"errors", errors},
+                              {"dropped", dropped}};
+    r["stages"] = std::move(stages);
+    return r;
+}
+
+std::string format_report_table(const bj::object &report) {
+    std::string out;
+    out += fmt::format("{:<16} {:<11} {:<10} {:>3} {:>10} {:>10} {:>9} {:>7} {:>8} {:>11}\n", "stage", "kind",
+                       "plugin", "thr", "in", "out", "rejected", "errors", "seconds", "records/s");
+    for (const auto &v : report.at("stages").as_array()) {
+        const bj::object &s = v.as_object();
+        out += fmt::format("{:<16} {:<11} {:<10} {:>3} {:>10} {:>10} {:>9} {:>7} {:>8.3f} {:>11.0f}\n",
+                           std::string(s.at("id").as_string()), std::string(s.at("kind").as_string()),
+                           std::string(s.at("plugin").as_string()), s.at("threads").to_number<int64_t>(),
+                           s.at("in").to_number<uint64_t>(), s.at("out").to_number<uint64_t>(),
+                           s.at("rejected").to_number<uint64_t>(), s.at("errors").to_number<uint64_t>(),
+                           s.at("seconds").to_number<double>(), s.at("records_per_second").to_number<double>());
+    }
+    const bj::object &rec = report.at("records").as_object();
+    out += fmt::format("pipeline '{}' {} in {:.3f} s: {} extracted, {} loaded, {} rejected, {} errors\n",
+                       std::string(report.at("pipeline").as_string()), std::string(report.at("status").as_string()),
+                       report.at("seconds").to_number<double>(), rec.at("extracted").to_number<uint64_t>(),
+                       rec.at("loaded").to_number<uint64_t>(), rec.at("rejected").to_number<uint64_t>(),
+                       rec.at("errors").to_number<uint64_t>());
+    if (rec.at("dropped").to_number<uint64_t>() > 0)
+        out += fmt::format("  {} records were emitted on outputs nothing reads\n", rec.at("dropped").to_number<uint64_t>());
+    for (const auto &v : report.at("stages").as_array()) {
+        const bj::object &s = v.as_object();
+        for (const char *key : {"reject_reasons", "error_reasons"}) {
+            const bj::array &reasons = s.at(key).as_array();
+            if (reasons.empty()) continue;
+            out += fmt::format("  {} {}:\n", std::string(s.at("id").as_string()),
+                               key[0] == 'r' ? "rejected because" : "errors");
+            for (const auto &rv : reasons)
+                out += fmt::format("    {:>8}  {}\n", rv.at("count").to_number<uint64_t>(),
+                                   std::string(rv.at("reason").as_string()));
+        }
+    }
+    if (const bj::value *e = report.if_contains("error")) out += "error: " + std::string(e->as_string()) + "\n";
+    return out;
+}
+
+} // namespace sluice

@@ -1,0 +1,56 @@
+#include "signal_watcher.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <unistd.h>
+
+namespace sluice {
+
+namespace {
+sigset_t stop_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    return set;
+}
+} // namespace
+
+void block_stop_signals() {
+    sigset_t set = stop_signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+SignalWatcher::SignalWatcher(PipelineControl &control) : control_(control), thread_([this] { watch(); }) {}
+
+SignalWatcher::~SignalWatcher() {
+    done_ = true;
+    thread_.join();
+}
+
+void SignalWatcher::watch() {
+    sigset_t set = stop_signals();
+    int received = 0;
+    while (!done_) {
+        timespec timeout{0, 100 * 1000 * 1000};
+        int sig = sigtimedwait(&set, nullptr, &timeout);
+        if (sig <= 0) continue;
+        if (++received == 1) {
+            spdlog::warn("received {}: stopping extraction, draining and flushing (send it again to exit at once)",
+                         sig == SIGINT ? "SIGINT" : "SIGTERM");
+            control_.request_stop();
+        } else {
+            // Async-signal context is not an issue here (we are on a normal
+            // thread), but nothing may wait any more: leave now.
+            const char msg[] = "sluice: second signal, exiting without draining\n";
+            ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+            (void)ignored;
+            _exit(128 + sig);
+        }
+    }
+}
+
+} // namespace sluice

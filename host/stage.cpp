@@ -1,0 +1,394 @@
+#include "stage.hpp"
+
+#include "host_services.hpp"
+#include "kinds.hpp"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+namespace sluice {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t elapsed_ns(Clock::time_point since) {
+    return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count());
+}
+
+// How many times a call answering SLUICE_RETRY is tried before it counts as
+// an error, and the backoff between tries (doubled each time, with jitter).
+constexpr int kRetryAttempts = 5;
+constexpr std::chrono::milliseconds kRetryBase{50};
+constexpr std::chrono::milliseconds kRetryMax{2000};
+// An extractor whose pull fails this many times in a row stops the pipeline.
+constexpr int kMaxConsecutivePullErrors = 5;
+// Failures logged at warn level per stage; the rest go to debug (all are
+// counted in the report).
+constexpr uint64_t kFailuresLoggedPerStage = 20;
+
+std::chrono::milliseconds backoff(int attempt) {
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    auto d = kRetryBase * (1 << std::min(attempt, 10));
+    if (d > kRetryMax) d = kRetryMax;
+    std::uniform_int_distribution<int64_t> jitter(0, d.count() / 2);
+    return d + std::chrono::milliseconds(jitter(rng));
+}
+
+std::string_view attr_value(const sluice_record &r, std::string_view key) {
+    for (uint32_t i = 0; i < r.attr_count; ++i)
+        if (std::string_view(r.attrs[i].key, r.attrs[i].key_len) == key)
+            return {r.attrs[i].value, r.attrs[i].value_len};
+    return {};
+}
+
+// Output sizes before a call, to undo what a failed call emitted.
+struct Mark {
+    std::vector<size_t> outputs;
+    size_t failures = 0;
+};
+
+Mark mark(const std::vector<Batch> &outputs, const FailureBatch &failures) {
+    Mark m;
+    for (const auto &b : outputs) m.outputs.push_back(b.records.size());
+    m.failures = failures.items.size();
+    return m;
+}
+
+void rollback(std::vector<Batch> &outputs, FailureBatch &failures, const Mark &m) {
+    for (size_t i = 0; i < outputs.size(); ++i) outputs[i].records.resize(m.outputs[i]);
+    failures.items.resize(m.failures);
+}
+
+} // namespace
+
+Stage::Stage(StageSpec spec, LoadedStage plugin, PipelineControl &control, std::string base_dir)
+    : spec_(std::move(spec)), plugin_(std::move(plugin)), control_(control), base_dir_(std::move(base_dir)),
+      metrics_(spec_.threads) {
+    config_text_ = boost::json::serialize(spec_.config);
+    HostServices::fill(host_, *this);
+    outputs_.resize(plugin_.output_names.size());
+    for (size_t i = 0; i < plugin_.output_names.size(); ++i)
+        if (plugin_.output_names[i] == "fail") fail_output_ = int(i);
+}
+
+Stage::~Stage() {
+    if (pool_) pool_->join();
+    stop_and_destroy();
+}
+
+std::string Stage::plugin_message(const Instance &inst) const {
+    const char *m = plugin_.desc->last_error ? plugin_.desc->last_error(inst.handle) : nullptr;
+    return m && *m ? std::string(m) : std::string("(the plugin gave no message)");
+}
+
+std::string Stage::create_instances() {
+    const bool shared = plugin_.desc->capabilities & SLUICE_CAP_CONCURRENT;
+    const uint32_t count = shared ? 1 : spec_.threads;
+    instances_.resize(count);
+    for (uint32_t i = 0; i < count; ++i) {
+        char error[1024] = {0};
+        sluice_create_args args{};
+        args.struct_size = sizeof args;
+        args.worker_index = i;
+        args.worker_count = count;
+        args.host = &host_;
+        args.stage_id = spec_.id.c_str();
+        args.config_json = config_text_.c_str();
+        args.config_len = config_text_.size();
+        args.base_dir = base_dir_.c_str();
+        args.error = error;
+        args.error_size = sizeof error;
+        void *handle = nullptr;
+        sluice_status s = plugin_.desc->create(&args, &handle);
+        if (s != SLUICE_OK) {
+            instances_.resize(i);
+            return error[0] ? std::string(error) : std::string("create failed (the plugin gave no message)");
+        }
+        instances_[i].handle = handle;
+        instances_[i].created = true;
+    }
+    return {};
+}
+
+std::string Stage::start_instances() {
+    for (Instance &inst : instances_) {
+        if (!plugin_.desc->start) {
+            inst.started = true;
+            continue;
+        }
+        sluice_status s = plugin_.desc->start(inst.handle);
+        if (s != SLUICE_OK) return plugin_message(inst);
+        inst.started = true;
+    }
+    return {};
+}
+
+void Stage::stop_and_destroy() {
+    for (Instance &inst : instances_) {
+        if (inst.started && plugin_.desc->stop) {
+            if (plugin_.desc->stop(inst.handle) != SLUICE_OK)
+                spdlog::warn("[{}] stop failed: {}", spec_.id, plugin_message(inst));
+        }
+        inst.started = false;
+        if (inst.created) plugin_.desc->destroy(inst.handle);
+        inst.created = false;
+    }
+    instances_.clear();
+}
+
+void Stage::connect(uint32_t output, std::shared_ptr<BatchQueue> queue) {
+    outputs_.at(output).push_back(std::move(queue));
+}
+
+void Stage::launch() {
+    const uint32_t workers = uint32_t(instances_.size() == 1 ? spec_.threads : instances_.size());
+    running_ = workers;
+    metrics_.mark_started();
+    pool_ = std::make_unique<boost::asio::thread_pool>(workers);
+    for (uint32_t w = 0; w < workers; ++w) {
+        boost::asio::post(*pool_, [this, w] {
+            if (spec_.kind == SLUICE_KIND_EXTRACTOR) run_extractor(w);
+            else run_processor(w);
+            worker_finished();
+        });
+    }
+}
+
+void Stage::join() {
+    if (pool_) pool_->join();
+}
+
+void Stage::fatal(const std::string &what) {
+    std::string message = "stage '" + spec_.id + "' (" + std::string(kind_name(spec_.kind)) + " " + spec_.plugin +
+                          "): " + what;
+    spdlog::error("{}", message);
+    control_.abort(message);
+}
+
+void Stage::worker_finished() {
+    if (running_.fetch_sub(1) != 1) return;
+    metrics_.mark_finished();
+    // The last worker out closes the stage's outputs: downstream stages see
+    // end of input once they have drained them.
+    for (auto &queues : outputs_)
+        for (auto &q : queues) q->producer_done();
+}
+
+void Stage::run_extractor(uint32_t worker) {
+    Instance &inst = instance_for(worker);
+    WorkerCounters &c = metrics_.worker(worker);
+    std::vector<Batch> outputs;
+    FailureBatch failures;
+    BatchEmitter emitter(outputs, failures);
+    int consecutive_errors = 0, retries = 0;
+    std::chrono::milliseconds idle{0};
+    while (!control_.stop_requested()) {
+        outputs.clear();
+        outputs.resize(output_count());
+        failures = FailureBatch{};
+        emitter.set_input(nullptr, 0, 0);
+        int32_t end = 0;
+        auto t0 = Clock::now();
+        sluice_status s = plugin_.desc->pull(inst.handle, emitter.raw(), spec_.batch_size, &end);
+        c.add(c.busy_ns, elapsed_ns(t0));
+        if (s == SLUICE_RETRY || s == SLUICE_ERROR) {
+            std::string msg = plugin_message(inst);
+            if (s == SLUICE_ERROR) {
+                ++consecutive_errors;
+                c.add(c.errors, 1);
+                metrics_.reason(false, msg);
+                spdlog::warn("[{}] read failed ({} in a row): {}", spec_.id, consecutive_errors, msg);
+                if (consecutive_errors >= kMaxConsecutivePullErrors) {
+                    fatal("reading failed " + std::to_string(consecutive_errors) + " times in a row: " + msg);
+                    return;
+                }
+            } else {
+                spdlog::debug("[{}] source asks to retry: {}", spec_.id, msg);
+            }
+            control_.sleep_for(backoff(s == SLUICE_RETRY ? retries++ : consecutive_errors), true);
+            continue;
+        }
+        if (s != SLUICE_OK) {
+            fatal(plugin_message(inst));
+            return;
+        }
+        consecutive_errors = 0;
+        retries = 0;
+        // New records get ids from one contiguous range per call.
+        uint64_t produced = 0;
+        for (const auto &b : outputs) produced += b.records.size();
+        uint64_t id = control_.allocate_ids(produced + failures.items.size());
+        for (auto &b : outputs)
+            for (auto &r : b.records) r.id = id++;
+        for (auto &f : failures.items) f.record.id = id++;
+        c.add(c.in, produced);
+        c.add(c.batches, 1);
+        if (produced > 0) {
+            uint64_t seq = next_seq_.fetch_add(1);
+            for (auto &b : outputs) b.seq = seq;
+        }
+        if (!deliver(outputs, failures, c, 0)) return;
+        if (end) break;
+        if (produced == 0 && failures.items.empty()) {
+            // Nothing right now: back off a little instead of spinning.
+            idle = std::min(std::max(idle * 2, std::chrono::milliseconds(1)), std::chrono::milliseconds(50));
+            control_.sleep_for(idle, true);
+        } else {
+            idle = std::chrono::milliseconds(0);
+        }
+    }
+    if (control_.aborted()) return;
+    flush_instance(worker, outputs, failures, emitter);
+}
+
+void Stage::run_processor(uint32_t worker) {
+    Instance &inst = instance_for(worker);
+    WorkerCounters &c = metrics_.worker(worker);
+    std::vector<Batch> outputs;
+    FailureBatch failures;
+    BatchEmitter emitter(outputs, failures);
+    const uint32_t step = spec_.batch_size;
+    while (auto in = input_->pop()) {
+        const uint32_t n = uint32_t(in->size());
+        outputs.clear();
+        outputs.resize(output_count());
+        for (auto &b : outputs) {
+            b.seq = in->seq;
+            b.records.reserve(n);
+        }
+        failures = FailureBatch{};
+        c.add(c.in, n);
+        c.add(c.batches, 1);
+        for (uint32_t off = 0; off < n; off += step) {
+            const uint32_t count = std::min(step, n - off);
+            Mark m = mark(outputs, failures);
+            sluice_status s = SLUICE_OK;
+            for (int attempt = 0;; ++attempt) {
+                emitter.set_input(&*in, off, count);
+                auto t0 = Clock::now();
+                s = plugin_.desc->process(inst.handle, in->records.data() + off, count, emitter.raw());
+                c.add(c.busy_ns, elapsed_ns(t0));
+                if (s != SLUICE_RETRY) break;
+                rollback(outputs, failures, m);
+                if (attempt + 1 >= kRetryAttempts || control_.aborted()) break;
+                spdlog::debug("[{}] retrying batch: {}", spec_.id, plugin_message(inst));
+                control_.sleep_for(backoff(attempt), false);
+            }
+            if (s == SLUICE_OK) continue;
+            std::string msg = plugin_message(inst);
+            if (s == SLUICE_RETRY) {
+                msg = "still failing after " + std::to_string(kRetryAttempts) + " attempts: " + msg;
+                s = SLUICE_ERROR;
+            }
+            if (s != SLUICE_ERROR) {
+                fatal(msg);
+                return;
+            }
+            // The whole slice failed: every record in it takes the error path.
+            rollback(outputs, failures, m);
+            for (uint32_t i = off; i < off + count; ++i)
+                failures.items.push_back(Failure{FailureKind::failed, in->records[i], msg});
+            if (count) failures.storage->parents.push_back(in->storage);
+        }
+        if (!deliver(outputs, failures, c, n)) return;
+    }
+    if (control_.aborted()) return;
+    flush_instance(worker, outputs, failures, emitter);
+}
+
+void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
+                           BatchEmitter &emitter) {
+    // A shared (concurrent) instance is flushed once, by the last worker.
+    const bool shared = instances_.size() == 1 && spec_.threads > 1;
+    if (shared && running_.load() != 1) return;
+    if (!plugin_.desc->flush) return;
+    Instance &inst = instance_for(worker);
+    WorkerCounters &c = metrics_.worker(worker);
+    outputs.clear();
+    outputs.resize(output_count());
+    for (auto &b : outputs) b.seq = BatchQueue::kTailSeq;
+    failures = FailureBatch{};
+    emitter.set_input(nullptr, 0, 0);
+    auto t0 = Clock::now();
+    sluice_status s = plugin_.desc->flush(inst.handle, emitter.raw());
+    c.add(c.busy_ns, elapsed_ns(t0));
+    if (s != SLUICE_OK) {
+        fatal("flush failed: " + plugin_message(inst));
+        return;
+    }
+    uint64_t produced = 0;
+    for (const auto &b : outputs) produced += b.records.size();
+    uint64_t id = control_.allocate_ids(produced);
+    for (auto &b : outputs)
+        for (auto &r : b.records)
+            if (r.id == 0) r.id = id++;
+    if (spec_.kind == SLUICE_KIND_EXTRACTOR) c.add(c.in, produced);
+    deliver(outputs, failures, c, 0);
+}
+
+bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerCounters &c,
+                    uint64_t input_count) {
+    uint64_t rejected = 0, failed = 0;
+    for (const auto &f : failures.items) (f.kind == FailureKind::rejected ? rejected : failed)++;
+    // Rejected records go to the "fail" output (with the reason attached as
+    // attribute "reject_reason") when something reads it.
+    if (fail_output_ >= 0 && rejected && !outputs_[size_t(fail_output_)].empty()) {
+        Batch &fb = outputs[size_t(fail_output_)];
+        fb.keep(failures.storage);
+        for (const auto &f : failures.items) {
+            if (f.kind != FailureKind::rejected) continue;
+            sluice_record r = f.record;
+            std::vector<sluice_attr> attrs(r.attrs, r.attrs + r.attr_count);
+            attrs.push_back(sluice_attr{"reject_reason", 13, f.message.data(), f.message.size()});
+            r.attrs = copy_attrs(fb.storage->arena, attrs.data(), uint32_t(attrs.size()));
+            r.attr_count = uint32_t(attrs.size());
+            fb.records.push_back(r);
+        }
+    }
+    for (size_t o = 0; o < outputs.size(); ++o) {
+        Batch &b = outputs[o];
+        auto &queues = outputs_[o];
+        if (queues.empty()) {
+            if (int(o) != fail_output_) c.add(c.dropped, b.records.size());
+            continue;
+        }
+        if (int(o) != fail_output_) c.add(c.out, b.records.size());
+        for (size_t q = 0; q < queues.size(); ++q) {
+            bool last = q + 1 == queues.size();
+            if (!queues[q]->push(last ? std::move(b) : Batch(b))) return false;
+        }
+    }
+    // A loader's output is what it accepted: everything it did not reject
+    // or fail.
+    if (spec_.kind == SLUICE_KIND_LOADER && input_count >= rejected + failed)
+        c.add(c.out, input_count - rejected - failed);
+    c.add(c.rejected, rejected);
+    c.add(c.errors, failed);
+    if (!failures.items.empty()) handle_failures(failures, c);
+    return !control_.aborted();
+}
+
+void Stage::handle_failures(FailureBatch &failures, WorkerCounters &) {
+    for (const auto &f : failures.items) {
+        const bool rejected = f.kind == FailureKind::rejected;
+        metrics_.reason(rejected, f.message);
+        uint64_t n = failures_logged_.fetch_add(1, std::memory_order_relaxed);
+        auto level = n < kFailuresLoggedPerStage ? spdlog::level::warn : spdlog::level::debug;
+        if (!spdlog::should_log(level)) continue;
+        std::string_view source = attr_value(f.record, SLUICE_ATTR_SOURCE);
+        std::string_view line = attr_value(f.record, SLUICE_ATTR_SOURCE_LINE);
+        std::string where;
+        if (!source.empty()) where = " (" + std::string(source) + (line.empty() ? "" : ":" + std::string(line)) + ")";
+        const char *what = rejected ? "rejected" : f.kind == FailureKind::unreadable ? "could not read" : "failed";
+        spdlog::log(level, "[{}] {} record {}{}: {}", spec_.id, what, f.record.id, where, f.message);
+        if (n + 1 == kFailuresLoggedPerStage)
+            spdlog::warn("[{}] further failures are logged at debug level; the report counts them all", spec_.id);
+    }
+}
+
+} // namespace sluice

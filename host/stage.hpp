@@ -1,0 +1,99 @@
+// A pipeline stage at run time: its plugin instances, its own thread pool,
+// its input queue and the queues its outputs feed.
+#pragma once
+
+#include "batch.hpp"
+#include "emitter.hpp"
+#include "manifest.hpp"
+#include "metrics.hpp"
+#include "pipeline_control.hpp"
+#include "plugin_loader.hpp"
+#include "queue.hpp"
+
+#include <sluice/plugin.h>
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sluice {
+
+class Stage {
+public:
+    Stage(StageSpec spec, LoadedStage plugin, PipelineControl &control, std::string base_dir);
+    ~Stage(); // stops and destroys instances still alive
+    Stage(const Stage &) = delete;
+    Stage &operator=(const Stage &) = delete;
+
+    const StageSpec &spec() const { return spec_; }
+    const std::string &id() const { return spec_.id; }
+    sluice_kind kind() const { return spec_.kind; }
+    const LoadedStage &plugin() const { return plugin_; }
+    StageMetrics &metrics() { return metrics_; }
+    const StageMetrics &metrics() const { return metrics_; }
+
+    // [control] Creates the instances (one per worker, or one shared when the
+    // plugin is SLUICE_CAP_CONCURRENT). Returns the plugin's message on failure.
+    std::string create_instances();
+    // [control] Starts every instance. Returns a message on failure.
+    std::string start_instances();
+    // [control] Stops started instances, then destroys all of them.
+    void stop_and_destroy();
+
+    // Wiring, before launch().
+    void set_input(std::shared_ptr<BatchQueue> queue) { input_ = std::move(queue); }
+    void connect(uint32_t output, std::shared_ptr<BatchQueue> queue);
+    const std::shared_ptr<BatchQueue> &input() const { return input_; }
+    size_t output_count() const { return plugin_.output_names.size(); }
+
+    // Starts the workers on the stage's own pool; join() waits for them.
+    void launch();
+    void join();
+
+private:
+    struct Instance {
+        void *handle = nullptr;
+        bool created = false;
+        bool started = false;
+    };
+
+    Instance &instance_for(uint32_t worker) { return instances_[instances_.size() == 1 ? 0 : worker]; }
+    std::string plugin_message(const Instance &inst) const;
+
+    void run_extractor(uint32_t worker);
+    void run_processor(uint32_t worker);
+    void flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
+                        BatchEmitter &emitter);
+    // Hands results on: outputs to their queues, failures to the error path.
+    // Returns false when the pipeline is aborting.
+    bool deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerCounters &c,
+                 uint64_t input_count);
+    void handle_failures(FailureBatch &failures, WorkerCounters &c);
+    void worker_finished();
+    void fatal(const std::string &what);
+
+    static const sluice_host *host_table();
+
+    StageSpec spec_;
+    LoadedStage plugin_;
+    PipelineControl &control_;
+    std::string base_dir_;
+    std::string config_text_;
+    sluice_host host_{};
+    std::vector<Instance> instances_;
+    std::shared_ptr<BatchQueue> input_;
+    std::vector<std::vector<std::shared_ptr<BatchQueue>>> outputs_;
+    int fail_output_ = -1; // the output named "fail", where rejects go
+    StageMetrics metrics_;
+    std::unique_ptr<boost::asio::thread_pool> pool_;
+    std::atomic<uint32_t> running_{0};
+    std::atomic<uint64_t> next_seq_{0};
+    std::atomic<uint64_t> failures_logged_{0};
+
+    friend struct HostServices;
+};
+
+} // namespace sluice

@@ -1,0 +1,28 @@
+# sluice_add_plugin(NAME SOURCES... [LIBRARIES libs...])
+# Builds a stage plugin as a MODULE library named sluice-NAME.so, with hidden
+# visibility so that only sluice_plugin_entry is exported. Used by the
+# project's plugins and shipped with the SDK package for third parties.
+function(sluice_add_plugin name)
+  cmake_parse_arguments(ARG "" "OUTPUT_DIR" "SOURCES;LIBRARIES" ${ARGN})
+  set(target sluice-plugin-${name})
+  add_library(${target} MODULE ${ARG_SOURCES} ${ARG_UNPARSED_ARGUMENTS})
+  if(TARGET sluice::sdk)
+    target_link_libraries(${target} PRIVATE sluice::sdk)
+  endif()
+  target_link_libraries(${target} PRIVATE ${ARG_LIBRARIES})
+  set(out "${ARG_OUTPUT_DIR}")
+  if(NOT out AND DEFINED SLUICE_PLUGIN_OUTPUT_DIR)
+    set(out "${SLUICE_PLUGIN_OUTPUT_DIR}")
+  endif()
+  set_target_properties(${target} PROPERTIES
+    PREFIX ""
+    OUTPUT_NAME "sluice-${name}"
+    C_VISIBILITY_PRESET hidden
+    CXX_VISIBILITY_PRESET hidden
+    VISIBILITY_INLINES_HIDDEN ON)
+  if(out)
+    set_target_properties(${target} PROPERTIES LIBRARY_OUTPUT_DIRECTORY "${out}")
+  endif()
+  # A plugin must resolve everything at load time, not at first call.
+  target_link_options(${target} PRIVATE -Wl,--no-undefined)
+endfunction()

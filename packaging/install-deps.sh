@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package needed to build, test and benchmark Sluice.
+# Idempotent: packages already present are skipped, and `apt-get update` runs
+# at most once per invocation (and not at all when nothing is missing).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake g++ pkg-config git
+  # host and SDK
+  libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev
+  libpoco-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # peers for the benchmark (run side by side with sluice)
+  miller jq
+  # plugins
+  libsqlite3-dev libre2-dev
+  # benchmark measurement (peak RSS)
+  time
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,168 @@
+// sluice/json.hpp - optional JSON helpers for C++ plugins, on Boost.JSON.
+//
+// Link the plugin with Boost::json. Nothing here is part of the ABI; it only
+// makes the common case (JSON records, JSON config) short and fast:
+//   - RecordParser parses payloads into reusable memory (no allocation per
+//     record once warm),
+//   - RecordWriter serialises into a reused buffer,
+//   - Config reads the stage config with one-line errors naming the key.
+#ifndef SLUICE_JSON_HPP
+#define SLUICE_JSON_HPP
+
+#include <sluice/plugin.hpp>
+
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sluice::json {
+
+namespace bj = boost::json;
+
+// Parses one JSON document at a time into memory that is reused by the next
+// parse: the returned value is valid until then.
+class RecordParser {
+public:
+    RecordParser() : resource_(initial_, sizeof initial_) {}
+    RecordParser(const RecordParser &) = delete;
+    RecordParser &operator=(const RecordParser &) = delete;
+
+    // Returns the parsed value, or nullptr with `error` set to a short message.
+    bj::value *parse(std::string_view text, std::string &error) {
+        value_ = nullptr;
+        resource_.release();
+        parser_.reset(bj::storage_ptr(&resource_));
+        boost::system::error_code ec;
+        parser_.write(text.data(), text.size(), ec);
+        if (ec) {
+            error = ec.message();
+            parser_.reset();
+            return nullptr;
+        }
+        value_ = parser_.release();
+        return &value_;
+    }
+    // Parses and requires an object (the usual shape of a JSON record).
+    bj::object *parse_object(std::string_view text, std::string &error) {
+        bj::value *v = parse(text, error);
+        if (!v) return nullptr;
+        if (!v->is_object()) {
+            error = "payload is not a JSON object";
+            return nullptr;
+        }
+        return &v->get_object();
+    }
+
+private:
+    alignas(16) unsigned char initial_[16384];
+    bj::monotonic_resource resource_;
+    bj::parser parser_;
+    bj::value value_;
+};
+
+// Serialises values into one reused buffer.
+class RecordWriter {
+public:
+    // The returned view is valid until the next call.
+    std::string_view write(const bj::value &v) {
+        out_.clear();
+        serializer_.reset(&v);
+        char chunk[4096];
+        while (!serializer_.done()) out_.append(serializer_.read(chunk, sizeof chunk));
+        return out_;
+    }
+
+private:
+    bj::serializer serializer_;
+    std::string out_;
+};
+
+// A read-only view of a stage config object. Errors read
+// "config.<key>: <what is wrong>" and are thrown as sluice::Error.
+class Config {
+public:
+    explicit Config(std::string_view json_text) {
+        boost::system::error_code ec;
+        value_ = bj::parse(json_text, ec);
+        if (ec) throw Error("config: not valid JSON: " + ec.message());
+        if (!value_.is_object()) throw Error("config: expected a JSON object");
+    }
+    Config(bj::object obj, std::string prefix) : value_(std::move(obj)), prefix_(std::move(prefix)) {}
+
+    const bj::object &object() const { return value_.get_object(); }
+    bool has(std::string_view key) const { return object().contains(key); }
+    const bj::value *find(std::string_view key) const { return object().if_contains(key); }
+
+    std::string string(std::string_view key, std::string def = {}) const {
+        const bj::value *v = find(key);
+        if (!v || v->is_null()) return def;
+        if (!v->is_string()) fail(key, "expected a string");
+        return std::string(v->get_string());
+    }
+    std::string required_string(std::string_view key) const {
+        const bj::value *v = find(key);
+        if (!v || !v->is_string() || v->get_string().empty())
+            fail(key, "required: expected a non-empty string");
+        return std::string(v->get_string());
+    }
+    int64_t integer(std::string_view key, int64_t def) const {
+        const bj::value *v = find(key);
+        if (!v || v->is_null()) return def;
+        if (v->is_int64()) return v->get_int64();
+        if (v->is_uint64() && v->get_uint64() <= INT64_MAX) return static_cast<int64_t>(v->get_uint64());
+        fail(key, "expected an integer");
+    }
+    double number(std::string_view key, double def) const {
+        const bj::value *v = find(key);
+        if (!v || v->is_null()) return def;
+        if (v->is_double()) return v->get_double();
+        if (v->is_int64()) return static_cast<double>(v->get_int64());
+        if (v->is_uint64()) return static_cast<double>(v->get_uint64());
+        fail(key, "expected a number");
+    }
+    bool boolean(std::string_view key, bool def) const {
+        const bj::value *v = find(key);
+        if (!v || v->is_null()) return def;
+        if (!v->is_bool()) fail(key, "expected true or false");
+        return v->get_bool();
+    }
+    std::vector<std::string> strings(std::string_view key) const {
+        std::vector<std::string> out;
+        const bj::value *v = find(key);
+        if (!v || v->is_null()) return out;
+        if (v->is_string()) {
+            out.emplace_back(v->get_string());
+            return out;
+        }
+        if (!v->is_array()) fail(key, "expected an array of strings");
+        for (const bj::value &e : v->get_array()) {
+            if (!e.is_string()) fail(key, "expected an array of strings");
+            out.emplace_back(e.get_string());
+        }
+        return out;
+    }
+    // A nested object, empty when absent.
+    Config child(std::string_view key) const {
+        const bj::value *v = find(key);
+        if (!v || v->is_null()) return Config(bj::object(), path(key) + ".");
+        if (!v->is_object()) fail(key, "expected an object");
+        return Config(v->get_object(), path(key) + ".");
+    }
+    std::string path(std::string_view key) const {
+        return (prefix_.empty() ? std::string("config.") : prefix_) + std::string(key);
+    }
+    [[noreturn]] void fail(std::string_view key, std::string_view what) const {
+        throw Error(path(key) + ": " + std::string(what));
+    }
+
+private:
+    bj::value value_;
+    std::string prefix_;
+};
+
+} // namespace sluice::json
+
+#endif // SLUICE_JSON_HPP

@@ -1,0 +1,415 @@
+// sluice/plugin.hpp - header-only C++20 helper over the C ABI in plugin.h.
+//
+// A stage is one class; a library exports its stages with one macro:
+//
+//   #include <sluice/plugin.hpp>
+//
+//   class Upper {
+//   public:
+//     static constexpr sluice_kind kind = SLUICE_KIND_TRANSFORMER;
+//     static constexpr const char *name = "upper";
+//     static constexpr const char *version = "1.0.0";
+//     static constexpr const char *description = "upper-cases text records";
+//     static constexpr const char *config_schema =
+//         R"({"type":"object","properties":{}})";
+//
+//     explicit Upper(const sluice::Context &ctx);          // parse config; throw on bad config
+//     void process(sluice::Input in, sluice::Emitter &out); // one batch
+//   };
+//   SLUICE_PLUGIN(Upper)
+//
+// Optional members, detected at compile time:
+//   static constexpr uint64_t capabilities = SLUICE_CAP_...;
+//   static constexpr std::array<const char *, N> outputs = {"pass", "fail"};
+//   void start();                    // acquire resources
+//   void flush(sluice::Emitter &);   // end of input
+//   void stop();                     // release resources
+//   const void *extension(const char *id);
+// Extractors define `bool pull(sluice::Emitter &out, uint32_t max_records)`
+// instead of process; it returns true at end of input.
+//
+// Exceptions never cross the boundary: sluice::RetryError becomes
+// SLUICE_RETRY, sluice::FatalError SLUICE_FATAL, any other exception
+// SLUICE_ERROR, each with its what() as the message.
+#ifndef SLUICE_PLUGIN_HPP
+#define SLUICE_PLUGIN_HPP
+
+#include <sluice/plugin.h>
+
+#include <array>
+#include <concepts>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <initializer_list>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace sluice {
+
+// --- errors ----------------------------------------------------------------
+
+// The call failed (SLUICE_ERROR). Thrown from a constructor: the config is bad.
+struct Error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+// Transient failure; the host retries later (SLUICE_RETRY).
+struct RetryError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+// The instance is unusable; the pipeline stops (SLUICE_FATAL).
+struct FatalError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// --- host services -----------------------------------------------------------
+
+class Host {
+public:
+    explicit Host(const sluice_host *host = nullptr) : host_(host) {}
+
+    void log(sluice_log_level level, std::string_view message) const {
+        if (host_ && host_->log) host_->log(host_, level, message.data(), message.size());
+    }
+    bool log_enabled(sluice_log_level level) const {
+        return host_ && host_->log_enabled && host_->log_enabled(host_, level) != 0;
+    }
+    void debug(std::string_view m) const { log(SLUICE_LOG_DEBUG, m); }
+    void info(std::string_view m) const { log(SLUICE_LOG_INFO, m); }
+    void warn(std::string_view m) const { log(SLUICE_LOG_WARN, m); }
+    void error(std::string_view m) const { log(SLUICE_LOG_ERROR, m); }
+
+    // Adds to a stage counter shown in the run report. Call per batch.
+    void counter(const char *name, int64_t delta) const {
+        if (host_ && host_->counter_add && delta != 0) host_->counter_add(host_, name, delta);
+    }
+    bool stop_requested() const {
+        return host_ && host_->stop_requested && host_->stop_requested(host_) != 0;
+    }
+    const void *extension(const char *id) const {
+        return host_ && host_->get_extension ? host_->get_extension(host_, id) : nullptr;
+    }
+    const sluice_host *raw() const { return host_; }
+
+private:
+    const sluice_host *host_;
+};
+
+// What a stage's constructor receives. The string views are valid only
+// during the constructor: copy what you keep. host is valid for the
+// instance's whole life.
+struct Context {
+    Host host;
+    std::string_view stage_id;
+    std::string_view config_json; // the stage's "config" object as JSON text
+    std::string_view base_dir;    // directory of the manifest
+    uint32_t worker_index = 0;
+    uint32_t worker_count = 1;
+
+    // Resolves a path from the config against the manifest's directory.
+    std::string resolve_path(std::string_view path) const {
+        if (path.empty() || path.front() == '/' || base_dir.empty()) return std::string(path);
+        std::string out(base_dir);
+        if (out.back() != '/') out += '/';
+        out += path;
+        return out;
+    }
+};
+
+// --- records -----------------------------------------------------------------
+
+inline sluice_attr attr(std::string_view key, std::string_view value) {
+    return sluice_attr{key.data(), key.size(), value.data(), value.size()};
+}
+
+// A borrowed view of one record.
+class Record {
+public:
+    explicit Record(const sluice_record &r) : r_(&r) {}
+    uint64_t id() const { return r_->id; }
+    std::string_view payload() const { return {r_->payload, r_->payload_len}; }
+    std::string_view content_type() const {
+        return r_->content_type ? std::string_view(r_->content_type) : SLUICE_CONTENT_JSON;
+    }
+    bool is_json() const { return content_type() == SLUICE_CONTENT_JSON; }
+    // The value of attribute `key`, if present.
+    std::optional<std::string_view> attr(std::string_view key) const {
+        for (uint32_t i = 0; i < r_->attr_count; ++i) {
+            const sluice_attr &a = r_->attrs[i];
+            if (std::string_view(a.key, a.key_len) == key) return std::string_view(a.value, a.value_len);
+        }
+        return std::nullopt;
+    }
+    const sluice_record &raw() const { return *r_; }
+
+private:
+    const sluice_record *r_;
+};
+
+// The borrowed input batch of one process call.
+class Input {
+public:
+    Input(const sluice_record *records, uint32_t count) : records_(records), count_(count) {}
+    uint32_t size() const { return count_; }
+    bool empty() const { return count_ == 0; }
+    Record operator[](uint32_t i) const { return Record(records_[i]); }
+    const sluice_record *begin() const { return records_; }
+    const sluice_record *end() const { return records_ + count_; }
+
+private:
+    const sluice_record *records_;
+    uint32_t count_;
+};
+
+// Where results go during one call. Methods throw sluice::Error when the
+// host refuses an argument (unknown output, index out of range): that is a
+// bug in the plugin, not in the data.
+class Emitter {
+public:
+    explicit Emitter(const sluice_emitter *out) : out_(out) {}
+
+    // A new record derived from input `input_index` (SLUICE_NO_INPUT in an
+    // extractor or in flush). Pass `inherit_attrs` to keep the input's
+    // attributes at no cost.
+    void emit(uint32_t output, uint32_t input_index, std::string_view payload,
+              const char *content_type = nullptr, const sluice_attr *attrs = nullptr,
+              uint32_t attr_count = 0) const {
+        sluice_record r{};
+        r.payload = payload.data();
+        r.payload_len = payload.size();
+        r.content_type = content_type;
+        r.attrs = attrs;
+        r.attr_count = attr_count;
+        check(out_->emit(out_, output, input_index, &r), "emit");
+    }
+    // A replacement for input record `in` on `output`, keeping its content
+    // type and attributes (the common transformer case).
+    void replace(uint32_t output, uint32_t input_index, const sluice_record &in,
+                 std::string_view payload) const {
+        sluice_record r = in;
+        r.payload = payload.data();
+        r.payload_len = payload.size();
+        check(out_->emit(out_, output, input_index, &r), "emit");
+    }
+    // Extractors: a new record on output 0 with attributes.
+    void emit_new(std::string_view payload, std::initializer_list<sluice_attr> attrs = {},
+                  const char *content_type = nullptr) const {
+        emit(0, SLUICE_NO_INPUT, payload, content_type, attrs.size() ? attrs.begin() : nullptr,
+             static_cast<uint32_t>(attrs.size()));
+    }
+    void forward(uint32_t input_index, uint32_t output = 0) const {
+        check(out_->forward(out_, output, input_index), "forward");
+    }
+    void reject(uint32_t input_index, std::string_view reason) const {
+        check(out_->reject(out_, input_index, reason.data(), reason.size()), "reject");
+    }
+    void fail(uint32_t input_index, std::string_view message) const {
+        check(out_->fail(out_, input_index, message.data(), message.size()), "fail");
+    }
+    // Extractors: bytes that did not make a record, with where they came from.
+    void emit_failed(std::string_view raw, std::string_view message,
+                     std::initializer_list<sluice_attr> attrs = {},
+                     const char *content_type = SLUICE_CONTENT_TEXT) const {
+        sluice_record r{};
+        r.payload = raw.data();
+        r.payload_len = raw.size();
+        r.content_type = content_type;
+        r.attrs = attrs.size() ? attrs.begin() : nullptr;
+        r.attr_count = static_cast<uint32_t>(attrs.size());
+        check(out_->emit_failed(out_, &r, message.data(), message.size()), "emit_failed");
+    }
+    const sluice_emitter *raw() const { return out_; }
+
+private:
+    static void check(sluice_status s, const char *what) {
+        if (s != SLUICE_OK) throw Error(std::string("host refused ") + what + " (bad output or index)");
+    }
+    const sluice_emitter *out_;
+};
+
+// --- the adapter from a class to a descriptor ----------------------------------
+
+namespace detail {
+
+template <class T>
+struct Instance {
+    template <class... A>
+    explicit Instance(A &&...a) : stage(std::forward<A>(a)...) {}
+    T stage;
+    std::string last_error;
+};
+
+template <class T> concept HasStart = requires(T t) { t.start(); };
+template <class T> concept HasStop = requires(T t) { t.stop(); };
+template <class T> concept HasFlush = requires(T t, Emitter &e) { t.flush(e); };
+template <class T> concept HasPull = requires(T t, Emitter &e, uint32_t n) {
+    { t.pull(e, n) } -> std::convertible_to<bool>;
+};
+template <class T> concept HasProcess = requires(T t, Input in, Emitter &e) { t.process(in, e); };
+template <class T> concept HasExtension = requires(T t, const char *id) {
+    { t.extension(id) } -> std::convertible_to<const void *>;
+};
+template <class T> concept HasCapabilities = requires { T::capabilities; };
+template <class T> concept HasOutputs = requires { T::outputs; };
+
+// Runs f, turning exceptions into a status and a message.
+template <class F>
+sluice_status guarded(std::string &message, F &&f) noexcept {
+    try {
+        f();
+        return SLUICE_OK;
+    } catch (const RetryError &e) {
+        message = e.what();
+        return SLUICE_RETRY;
+    } catch (const FatalError &e) {
+        message = e.what();
+        return SLUICE_FATAL;
+    } catch (const std::exception &e) {
+        message = e.what();
+        return SLUICE_ERROR;
+    } catch (...) {
+        message = "unknown exception";
+        return SLUICE_ERROR;
+    }
+}
+
+template <class T>
+sluice_status create(const sluice_create_args *args, void **instance) noexcept {
+    std::string message;
+    *instance = nullptr;
+    sluice_status s = guarded(message, [&] {
+        Context ctx;
+        ctx.host = Host(args->host);
+        ctx.stage_id = args->stage_id ? args->stage_id : "";
+        ctx.config_json = std::string_view(args->config_json ? args->config_json : "{}",
+                                           args->config_json ? args->config_len : 2);
+        ctx.base_dir = args->base_dir ? args->base_dir : "";
+        ctx.worker_index = args->worker_index;
+        ctx.worker_count = args->worker_count;
+        *instance = new Instance<T>(ctx);
+    });
+    if (s != SLUICE_OK && args->error && args->error_size > 0)
+        std::snprintf(args->error, args->error_size, "%s", message.c_str());
+    return s;
+}
+
+template <class T> Instance<T> &self(void *p) { return *static_cast<Instance<T> *>(p); }
+
+template <class T>
+sluice_status start(void *p) noexcept {
+    auto &i = self<T>(p);
+    return guarded(i.last_error, [&] {
+        if constexpr (HasStart<T>) i.stage.start();
+    });
+}
+
+template <class T>
+sluice_status stop(void *p) noexcept {
+    auto &i = self<T>(p);
+    return guarded(i.last_error, [&] {
+        if constexpr (HasStop<T>) i.stage.stop();
+    });
+}
+
+template <class T>
+sluice_status pull(void *p, const sluice_emitter *out, uint32_t max, int32_t *end) noexcept {
+    auto &i = self<T>(p);
+    return guarded(i.last_error, [&] {
+        Emitter e(out);
+        *end = i.stage.pull(e, max) ? 1 : 0;
+    });
+}
+
+template <class T>
+sluice_status process(void *p, const sluice_record *records, uint32_t count,
+                      const sluice_emitter *out) noexcept {
+    auto &i = self<T>(p);
+    return guarded(i.last_error, [&] {
+        Emitter e(out);
+        i.stage.process(Input(records, count), e);
+    });
+}
+
+template <class T>
+sluice_status flush(void *p, const sluice_emitter *out) noexcept {
+    auto &i = self<T>(p);
+    return guarded(i.last_error, [&] {
+        Emitter e(out);
+        if constexpr (HasFlush<T>) i.stage.flush(e);
+    });
+}
+
+template <class T> void destroy(void *p) noexcept { delete static_cast<Instance<T> *>(p); }
+
+template <class T> const char *last_error(void *p) noexcept { return self<T>(p).last_error.c_str(); }
+
+template <class T>
+const void *get_extension(void *p, const char *id) noexcept {
+    if constexpr (HasExtension<T>) {
+        try {
+            return self<T>(p).stage.extension(id);
+        } catch (...) {
+            return nullptr;
+        }
+    } else {
+        (void)p;
+        (void)id;
+        return nullptr;
+    }
+}
+
+template <class T> constexpr uint64_t capabilities() {
+    if constexpr (HasCapabilities<T>) return T::capabilities;
+    else return 0;
+}
+
+template <class T> constexpr sluice_stage_descriptor make_descriptor() {
+    static_assert(HasPull<T> || HasProcess<T>,
+                  "a stage needs bool pull(Emitter&, uint32_t) (extractor) or "
+                  "void process(Input, Emitter&)");
+    sluice_stage_descriptor d{};
+    d.struct_size = sizeof(sluice_stage_descriptor);
+    d.kind = T::kind;
+    d.name = T::name;
+    d.version = T::version;
+    d.description = T::description;
+    d.config_schema = T::config_schema;
+    d.capabilities = capabilities<T>();
+    if constexpr (HasOutputs<T>) {
+        d.output_names = T::outputs.data();
+        d.output_count = static_cast<uint32_t>(T::outputs.size());
+    }
+    d.create = &create<T>;
+    d.start = &start<T>;
+    if constexpr (HasPull<T>) d.pull = &pull<T>;
+    if constexpr (HasProcess<T>) d.process = &process<T>;
+    d.flush = &flush<T>;
+    d.stop = &stop<T>;
+    d.destroy = &destroy<T>;
+    d.last_error = &last_error<T>;
+    d.get_extension = &get_extension<T>;
+    return d;
+}
+
+template <class T> inline constexpr sluice_stage_descriptor descriptor = make_descriptor<T>();
+
+template <class... T> struct Entry {
+    static constexpr const sluice_stage_descriptor *stages[] = {&descriptor<T>...};
+    static constexpr sluice_entry entry = {SLUICE_ABI_MAJOR, SLUICE_ABI_MINOR, sizeof(sluice_entry),
+                                           sizeof...(T), stages};
+};
+
+} // namespace detail
+} // namespace sluice
+
+// Exports the library's stages: SLUICE_PLUGIN(StageA, StageB, ...). Use once
+// per library, at namespace scope.
+#define SLUICE_PLUGIN(...)                                                      \
+    extern "C" SLUICE_EXPORT const sluice_entry *sluice_plugin_entry(void) {   \
+        return &::sluice::detail::Entry<__VA_ARGS__>::entry;                    \
+    }
+
+#endif // SLUICE_PLUGIN_HPP
