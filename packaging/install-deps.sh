@@ -15,7 +15,7 @@ packages=(
   # peers for the benchmark (run side by side with sluice)
   miller jq
   # plugins
-  libsqlite3-dev libre2-dev
+  libsqlite3-dev libre2-dev libsimdjson-dev
   # benchmark measurement (peak RSS)
   time
 )

@@ -13,6 +13,8 @@
 
 #include <boost/json.hpp>
 
+#include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -63,20 +65,106 @@ private:
     bj::value value_;
 };
 
-// Serialises values into one reused buffer.
+// Appends `s` as a JSON string literal (with quotes), escaped as RFC 8259
+// requires. Bytes >= 0x80 pass through: the text is taken as UTF-8.
+inline void append_string(std::string &out, std::string_view s) {
+    static const char hex[] = "0123456789abcdef";
+    out += '"';
+    size_t run = 0;
+    for (size_t i = 0; i < s.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        out.append(s.data() + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        default:
+            out += "\\u00";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    out.append(s.data() + run, s.size() - run);
+    out += '"';
+}
+
+// Serialises values into one reused buffer. Numbers are written the way
+// people and other tools write them (19.99, not Boost's 1.999E1): the
+// shortest text that reads back to the same double.
 class RecordWriter {
 public:
     // The returned view is valid until the next call.
     std::string_view write(const bj::value &v) {
         out_.clear();
-        serializer_.reset(&v);
-        char chunk[4096];
-        while (!serializer_.done()) out_.append(serializer_.read(chunk, sizeof chunk));
+        append(v);
+        return out_;
+    }
+    std::string_view write(const bj::object &o) {
+        out_.clear();
+        append(o);
         return out_;
     }
 
 private:
-    bj::serializer serializer_;
+    void append(const bj::object &o) {
+        out_ += '{';
+        bool first = true;
+        for (const auto &kv : o) {
+            if (!first) out_ += ',';
+            first = false;
+            append_string(out_, kv.key());
+            out_ += ':';
+            append(kv.value());
+        }
+        out_ += '}';
+    }
+    void append(const bj::value &v) {
+        char buf[32];
+        switch (v.kind()) {
+        case bj::kind::null: out_ += "null"; return;
+        case bj::kind::bool_: out_ += v.get_bool() ? "true" : "false"; return;
+        case bj::kind::int64: {
+            auto r = std::to_chars(buf, buf + sizeof buf, v.get_int64());
+            out_.append(buf, r.ptr);
+            return;
+        }
+        case bj::kind::uint64: {
+            auto r = std::to_chars(buf, buf + sizeof buf, v.get_uint64());
+            out_.append(buf, r.ptr);
+            return;
+        }
+        case bj::kind::double_: {
+            double d = v.get_double();
+            if (!std::isfinite(d)) {
+                out_ += "null"; // JSON has no NaN or infinity
+                return;
+            }
+            auto r = std::to_chars(buf, buf + sizeof buf, d);
+            out_.append(buf, r.ptr);
+            return;
+        }
+        case bj::kind::string: append_string(out_, v.get_string()); return;
+        case bj::kind::array: {
+            out_ += '[';
+            bool first = true;
+            for (const auto &e : v.get_array()) {
+                if (!first) out_ += ',';
+                first = false;
+                append(e);
+            }
+            out_ += ']';
+            return;
+        }
+        case bj::kind::object: append(v.get_object()); return;
+        }
+    }
+
     std::string out_;
 };
 

@@ -1,0 +1,98 @@
+#include "csv.hpp"
+
+#include <cstring>
+
+namespace sluice::plugins {
+
+CsvScan parse_csv_record(const char *p, size_t n, bool at_eof, char delim, std::vector<std::string> &fields,
+                         size_t &count) {
+    CsvScan r;
+    count = 0;
+    size_t i = 0;
+    auto need_more = [&] {
+        r.status = CsvScan::need_more;
+        return r;
+    };
+    auto fail = [&](std::string msg) {
+        r.status = CsvScan::invalid;
+        r.error = std::move(msg);
+        // Skip to the end of this physical line so reading can go on.
+        const void *nl = std::memchr(p + i, '\n', n - i);
+        r.consumed = nl ? size_t(static_cast<const char *>(nl) - p) + 1 : n;
+        r.newlines += nl ? 1 : 0;
+        return r;
+    };
+    for (;;) {
+        if (count == fields.size()) fields.emplace_back();
+        std::string &field = fields[count++];
+        field.clear();
+        if (i < n && p[i] == '"') {
+            ++i;
+            for (;;) {
+                const void *q = std::memchr(p + i, '"', n - i);
+                if (!q) {
+                    if (!at_eof) return need_more();
+                    return fail("unterminated quoted field " + std::to_string(count));
+                }
+                size_t j = size_t(static_cast<const char *>(q) - p);
+                for (size_t k = i; k < j; ++k) r.newlines += p[k] == '\n';
+                field.append(p + i, j - i);
+                if (j + 1 < n && p[j + 1] == '"') {
+                    field += '"';
+                    i = j + 2;
+                    continue;
+                }
+                if (j + 1 >= n && !at_eof) return need_more();
+                i = j + 1;
+                break;
+            }
+            if (i < n && p[i] != delim && p[i] != '\n' && p[i] != '\r')
+                return fail("unexpected character after the closing quote of field " + std::to_string(count));
+        } else {
+            size_t start = i;
+            while (i < n && p[i] != delim && p[i] != '\n' && p[i] != '\r') {
+                if (p[i] == '"') return fail("quote inside unquoted field " + std::to_string(count));
+                ++i;
+            }
+            if (i >= n && !at_eof) return need_more();
+            field.assign(p + start, i - start);
+        }
+        if (i >= n) {
+            r.consumed = n; // last record of the file, without a line break
+            return r;
+        }
+        if (p[i] == delim) {
+            ++i;
+            if (i >= n && !at_eof) return need_more();
+            continue;
+        }
+        if (p[i] == '\r') {
+            if (i + 1 >= n && !at_eof) return need_more();
+            if (i + 1 < n && p[i + 1] == '\n') ++i;
+        }
+        r.consumed = i + 1;
+        r.newlines += 1;
+        return r;
+    }
+}
+
+void append_csv_field(std::string &out, std::string_view value, char delim) {
+    bool quote = !value.empty() && (value.front() == ' ' || value.back() == ' ');
+    for (char c : value)
+        if (c == delim || c == '"' || c == '\n' || c == '\r') {
+            quote = true;
+            break;
+        }
+    if (!quote) {
+        out.append(value);
+        return;
+    }
+    out += '"';
+    for (char c : value) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    out += '"';
+}
+
+} // namespace sluice::plugins

@@ -1,0 +1,467 @@
+#include "file_extractor.hpp"
+
+#include "../common/json_text.hpp"
+#include "csv.hpp"
+
+#include <sluice/json.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+#include <glob.h>
+
+namespace sluice::plugins {
+
+namespace {
+
+bool ends_with(const std::string &s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_blank(std::string_view s) {
+    for (char c : s)
+        if (c != ' ' && c != '\t' && c != '\r') return false;
+    return true;
+}
+
+// Length of the JSON value at the start of [p, p+n): 0 when the data ends
+// before the value does. Only finds the end; validation comes after.
+size_t json_value_length(const char *p, size_t n) {
+    if (n == 0) return 0;
+    if (p[0] == '{' || p[0] == '[') {
+        int depth = 0;
+        bool in_string = false;
+        for (size_t i = 0; i < n; ++i) {
+            char c = p[i];
+            if (in_string) {
+                if (c == '\\') ++i;
+                else if (c == '"') in_string = false;
+            } else if (c == '"') {
+                in_string = true;
+            } else if (c == '{' || c == '[') {
+                ++depth;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0) return i + 1;
+            }
+        }
+        return 0;
+    }
+    if (p[0] == '"') {
+        for (size_t i = 1; i < n; ++i) {
+            if (p[i] == '\\') ++i;
+            else if (p[i] == '"') return i + 1;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < n; ++i)
+        if (p[i] == ',' || p[i] == ']' || p[i] == '}' || p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r')
+            return i;
+    return 0;
+}
+
+size_t count_newlines(std::string_view s) { return size_t(std::count(s.begin(), s.end(), '\n')); }
+
+// CSV field to JSON: a number, boolean or null when inference is on and the
+// text is exactly one, else a string.
+void append_csv_value(std::string &out, std::string_view v, bool infer) {
+    if (infer) {
+        if (v.empty()) {
+            out += "null";
+            return;
+        }
+        if (v == "true" || v == "false" || is_json_number(v)) {
+            out.append(v);
+            return;
+        }
+    }
+    append_json_string(out, v);
+}
+
+} // namespace
+
+FileExtractor::FileExtractor(const Context &ctx)
+    : host_(ctx.host), worker_index_(ctx.worker_index), worker_count_(ctx.worker_count) {
+    json::Config c(ctx.config_json);
+    pattern_ = ctx.resolve_path(c.required_string("path"));
+    std::string f = c.string("format", "auto");
+    if (f == "auto") format_ = Format::auto_detect;
+    else if (f == "ndjson") format_ = Format::ndjson;
+    else if (f == "csv") format_ = Format::csv;
+    else if (f == "json") format_ = Format::json;
+    else c.fail("format", "expected auto, ndjson, csv or json");
+    std::string d = c.string("delimiter", ",");
+    if (d == "\\t" || d == "tab") d = "\t";
+    if (d.size() != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r')
+        c.fail("delimiter", "expected one character other than a quote or a line break");
+    delimiter_ = d[0];
+    header_ = c.boolean("header", true);
+    columns_config_ = c.strings("columns");
+    if (!header_ && columns_config_.empty()) c.fail("columns", "required when header is false");
+    infer_types_ = c.boolean("infer_types", false);
+    source_attrs_ = c.boolean("source_attrs", true);
+    allow_no_files_ = c.boolean("allow_no_files", false);
+    max_record_ = size_t(std::max<int64_t>(1024, c.integer("max_record_bytes", int64_t(max_record_))));
+    chunk_ = size_t(std::max<int64_t>(4096, c.integer("read_buffer_bytes", int64_t(chunk_))));
+}
+
+void FileExtractor::start() {
+    glob_t g{};
+    int rc = ::glob(pattern_.c_str(), GLOB_ERR, nullptr, &g);
+    std::vector<std::string> all;
+    if (rc == 0)
+        for (size_t i = 0; i < g.gl_pathc; ++i) all.emplace_back(g.gl_pathv[i]);
+    globfree(&g);
+    if (rc == GLOB_ABORTED) throw Error("path '" + pattern_ + "': cannot read the directory");
+    if (all.empty() && !allow_no_files_)
+        throw Error("path '" + pattern_ + "' matches no file (set allow_no_files to accept that)");
+    std::sort(all.begin(), all.end());
+    // Files are shared out between the stage's workers.
+    for (size_t i = 0; i < all.size(); ++i)
+        if (i % worker_count_ == worker_index_) files_.push_back(all[i]);
+    reader_ = std::make_unique<SourceReader>(chunk_, max_record_);
+    host_.debug("reading " + std::to_string(files_.size()) + " of " + std::to_string(all.size()) + " files");
+}
+
+FileExtractor::Format FileExtractor::detect(const std::string &path) {
+    if (format_ != Format::auto_detect) return format_;
+    if (ends_with(path, ".csv") || ends_with(path, ".CSV") || ends_with(path, ".tsv")) return Format::csv;
+    if (ends_with(path, ".json")) {
+        // A .json file holds an array, or is NDJSON despite its name.
+        std::string err;
+        while (reader_->size() < 1 && reader_->fill(err) == SourceReader::Fill::more) {}
+        const char *d = reader_->data();
+        size_t n = reader_->size(), i = 0;
+        while (true) {
+            while (i < n && (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' || d[i] == '\n')) ++i;
+            if (i < n || reader_->fill(err) != SourceReader::Fill::more) break;
+            d = reader_->data();
+            n = reader_->size();
+        }
+        return i < n && d[i] == '[' ? Format::json : Format::ndjson;
+    }
+    return Format::ndjson;
+}
+
+bool FileExtractor::open_next(Emitter &out) {
+    while (next_file_ < files_.size()) {
+        current_ = files_[next_file_++];
+        std::string err;
+        if (!reader_->open(current_, err)) {
+            emit_bad(out, {}, "cannot open file: " + err, 0);
+            continue;
+        }
+        line_ = 0;
+        skipping_line_ = false;
+        columns_.clear();
+        if (!header_) columns_ = columns_config_;
+        array_state_ = ArrayState::open;
+        // Skip a UTF-8 byte order mark.
+        std::string ferr;
+        while (reader_->size() < 3 && reader_->fill(ferr) == SourceReader::Fill::more) {}
+        if (reader_->size() >= 3 && std::memcmp(reader_->data(), "\xEF\xBB\xBF", 3) == 0) reader_->consume(3);
+        current_format_ = detect(current_);
+        file_done_ = false;
+        host_.debug("reading " + current_);
+        return true;
+    }
+    return false;
+}
+
+void FileExtractor::finish_file() {
+    reader_->close();
+    host_.counter("files_read", 1);
+}
+
+bool FileExtractor::pull(Emitter &out, uint32_t max_records) {
+    if (!reader_) throw FatalError("pull before start");
+    uint32_t done = 0;
+    while (done < max_records) {
+        if (file_done_ && !open_next(out)) {
+            if (read_errors_) host_.counter("read_errors", int64_t(read_errors_));
+            read_errors_ = 0;
+            return true;
+        }
+        uint32_t want = max_records - done;
+        switch (current_format_) {
+        case Format::csv: done += pull_csv(out, want); break;
+        case Format::json: done += pull_json_array(out, want); break;
+        default: done += pull_ndjson(out, want); break;
+        }
+        if (file_done_) finish_file();
+    }
+    return false;
+}
+
+bool FileExtractor::refill(Emitter &out) {
+    std::string err;
+    switch (reader_->fill(err)) {
+    case SourceReader::Fill::more: return true;
+    case SourceReader::Fill::eof: return false;
+    case SourceReader::Fill::too_large: return false;
+    case SourceReader::Fill::error:
+        emit_bad(out, {}, "read error: " + err, line_ + 1);
+        file_done_ = true;
+        return false;
+    }
+    return false;
+}
+
+bool FileExtractor::validate_object(std::string_view json, std::string &error) {
+    simdjson::dom::element doc;
+    // The reader guarantees SIMDJSON_PADDING readable bytes after any record.
+    auto err = parser_.parse(json.data(), json.size(), false).get(doc);
+    if (err) {
+        error = std::string("invalid JSON: ") + simdjson::error_message(err);
+        return false;
+    }
+    if (!doc.is_object()) {
+        error = "expected a JSON object";
+        return false;
+    }
+    return true;
+}
+
+void FileExtractor::emit_record(Emitter &out, std::string_view json, uint64_t line) {
+    if (!source_attrs_) {
+        out.emit_new(json);
+        return;
+    }
+    auto r = std::to_chars(line_buf_, line_buf_ + sizeof line_buf_, line);
+    out.emit_new(json, {attr(SLUICE_ATTR_SOURCE, current_),
+                        attr(SLUICE_ATTR_SOURCE_LINE, std::string_view(line_buf_, size_t(r.ptr - line_buf_)))});
+}
+
+void FileExtractor::emit_bad(Emitter &out, std::string_view raw, const std::string &message, uint64_t line) {
+    ++read_errors_;
+    if (raw.size() > 4096) raw = raw.substr(0, 4096); // enough to recognise it
+    if (line == 0) {
+        out.emit_failed(raw, message, {attr(SLUICE_ATTR_SOURCE, current_)});
+        return;
+    }
+    auto r = std::to_chars(line_buf_, line_buf_ + sizeof line_buf_, line);
+    out.emit_failed(raw, message,
+                    {attr(SLUICE_ATTR_SOURCE, current_),
+                     attr(SLUICE_ATTR_SOURCE_LINE, std::string_view(line_buf_, size_t(r.ptr - line_buf_)))});
+}
+
+uint32_t FileExtractor::pull_ndjson(Emitter &out, uint32_t max) {
+    uint32_t n = 0;
+    std::string error;
+    while (n < max) {
+        const char *d = reader_->data();
+        size_t size = reader_->size();
+        const char *nl = static_cast<const char *>(std::memchr(d, '\n', size));
+        std::string_view line;
+        if (!nl) {
+            if (!reader_->eof()) {
+                std::string err;
+                auto f = reader_->fill(err);
+                if (f == SourceReader::Fill::more || f == SourceReader::Fill::eof) continue;
+                if (f == SourceReader::Fill::error) {
+                    emit_bad(out, {}, "read error: " + err, line_ + 1);
+                    file_done_ = true;
+                    return n + 1;
+                }
+                // too_large: no line break within max_record_bytes.
+                if (!skipping_line_) {
+                    emit_bad(out, std::string_view(d, std::min<size_t>(size, 1024)),
+                             "record longer than max_record_bytes (" + std::to_string(max_record_) + ")", line_ + 1);
+                    ++n;
+                }
+                skipping_line_ = true;
+                reader_->consume(size);
+                continue;
+            }
+            if (size == 0) {
+                file_done_ = true;
+                return n;
+            }
+            line = std::string_view(d, size); // last line, without a line break
+            reader_->consume(size);
+        } else {
+            line = std::string_view(d, size_t(nl - d));
+            reader_->consume(line.size() + 1);
+        }
+        ++line_;
+        if (skipping_line_) { // the tail of a line that was too long
+            skipping_line_ = false;
+            continue;
+        }
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (is_blank(line)) continue;
+        if (validate_object(line, error)) emit_record(out, line, line_);
+        else emit_bad(out, line, error, line_);
+        ++n;
+    }
+    return n;
+}
+
+uint32_t FileExtractor::pull_csv(Emitter &out, uint32_t max) {
+    uint32_t n = 0;
+    while (n < max) {
+        size_t count = 0;
+        CsvScan scan = parse_csv_record(reader_->data(), reader_->size(), reader_->eof(), delimiter_, fields_, count);
+        if (scan.status == CsvScan::need_more) {
+            std::string err;
+            auto f = reader_->fill(err);
+            if (f == SourceReader::Fill::more || f == SourceReader::Fill::eof) continue;
+            emit_bad(out, std::string_view(reader_->data(), std::min<size_t>(reader_->size(), 1024)),
+                     f == SourceReader::Fill::error ? "read error: " + err
+                                                    : "record longer than max_record_bytes (" +
+                                                          std::to_string(max_record_) + "); skipping the rest of the file",
+                     line_ + 1);
+            file_done_ = true;
+            return n + 1;
+        }
+        if (reader_->size() == 0) {
+            file_done_ = true;
+            return n;
+        }
+        uint64_t start_line = line_ + 1;
+        std::string_view raw(reader_->data(), scan.consumed);
+        line_ += scan.newlines;
+        if (scan.status == CsvScan::invalid) {
+            emit_bad(out, raw, "invalid CSV: " + scan.error, start_line);
+            reader_->consume(scan.consumed);
+            ++n;
+            continue;
+        }
+        if (count == 1 && fields_[0].empty() && is_blank(raw.substr(0, raw.find('\n')))) {
+            reader_->consume(scan.consumed); // blank line
+            continue;
+        }
+        if (columns_.empty()) {
+            // The header: column names, made unique.
+            for (size_t i = 0; i < count; ++i) {
+                std::string name = fields_[i].empty() ? "column_" + std::to_string(i + 1) : fields_[i];
+                std::string unique = name;
+                for (int k = 2; std::find(columns_.begin(), columns_.end(), unique) != columns_.end(); ++k)
+                    unique = name + "_" + std::to_string(k);
+                columns_.push_back(unique);
+            }
+            reader_->consume(scan.consumed);
+            continue;
+        }
+        if (count != columns_.size()) {
+            std::string_view shown = raw;
+            while (!shown.empty() && (shown.back() == '\n' || shown.back() == '\r')) shown.remove_suffix(1);
+            emit_bad(out, shown,
+                     "expected " + std::to_string(columns_.size()) + " fields" + (header_ ? " (as in the header)" : "") +
+                         ", found " + std::to_string(count),
+                     start_line);
+            reader_->consume(scan.consumed);
+            ++n;
+            continue;
+        }
+        json_.clear();
+        json_ += '{';
+        for (size_t i = 0; i < count; ++i) {
+            if (i) json_ += ',';
+            append_json_string(json_, columns_[i]);
+            json_ += ':';
+            append_csv_value(json_, fields_[i], infer_types_);
+        }
+        json_ += '}';
+        emit_record(out, json_, start_line);
+        reader_->consume(scan.consumed);
+        ++n;
+    }
+    return n;
+}
+
+uint32_t FileExtractor::pull_json_array(Emitter &out, uint32_t max) {
+    uint32_t n = 0;
+    std::string error;
+    while (n < max) {
+        // Skip white space, counting lines.
+        const char *d = reader_->data();
+        size_t size = reader_->size(), i = 0;
+        while (i < size && (d[i] == ' ' || d[i] == '\t' || d[i] == '\r' || d[i] == '\n')) line_ += d[i++] == '\n';
+        reader_->consume(i);
+        if (reader_->size() == 0) {
+            if (!reader_->eof() && refill(out)) continue;
+            if (file_done_) return n + 1; // read error
+            if (array_state_ != ArrayState::done) {
+                emit_bad(out, {}, "unexpected end of file: the JSON array is not closed", line_ + 1);
+                ++n;
+            }
+            file_done_ = true;
+            return n;
+        }
+        d = reader_->data();
+        size = reader_->size();
+        char c = d[0];
+        switch (array_state_) {
+        case ArrayState::open:
+            if (c != '[') {
+                emit_bad(out, std::string_view(d, std::min<size_t>(size, 256)),
+                         "expected a JSON array ('[') at the start of the file", line_ + 1);
+                file_done_ = true;
+                return n + 1;
+            }
+            reader_->consume(1);
+            array_state_ = ArrayState::first_or_close;
+            break;
+        case ArrayState::first_or_close:
+            if (c == ']') {
+                reader_->consume(1);
+                array_state_ = ArrayState::done;
+            } else {
+                array_state_ = ArrayState::element;
+            }
+            break;
+        case ArrayState::comma_or_close:
+            if (c == ',') {
+                reader_->consume(1);
+                array_state_ = ArrayState::element;
+            } else if (c == ']') {
+                reader_->consume(1);
+                array_state_ = ArrayState::done;
+            } else {
+                emit_bad(out, std::string_view(d, std::min<size_t>(size, 256)),
+                         "expected ',' or ']' between array elements; skipping the rest of the file", line_ + 1);
+                file_done_ = true;
+                return n + 1;
+            }
+            break;
+        case ArrayState::element: {
+            size_t len = json_value_length(d, size);
+            if (len == 0) {
+                if (!reader_->eof()) {
+                    std::string err;
+                    auto f = reader_->fill(err);
+                    if (f == SourceReader::Fill::more || f == SourceReader::Fill::eof) continue;
+                    emit_bad(out, std::string_view(d, std::min<size_t>(size, 1024)),
+                             f == SourceReader::Fill::error ? "read error: " + err
+                                                            : "element longer than max_record_bytes (" +
+                                                                  std::to_string(max_record_) + "); skipping the rest of the file",
+                             line_ + 1);
+                    file_done_ = true;
+                    return n + 1;
+                }
+                emit_bad(out, std::string_view(d, std::min<size_t>(size, 1024)),
+                         "unexpected end of file inside an array element", line_ + 1);
+                file_done_ = true;
+                return n + 1;
+            }
+            std::string_view elem(d, len);
+            uint64_t start_line = line_ + 1;
+            if (validate_object(elem, error)) emit_record(out, elem, start_line);
+            else emit_bad(out, elem, error, start_line);
+            line_ += count_newlines(elem);
+            reader_->consume(len);
+            array_state_ = ArrayState::comma_or_close;
+            ++n;
+            break;
+        }
+        case ArrayState::done:
+            emit_bad(out, std::string_view(d, std::min<size_t>(size, 256)),
+                     "unexpected text after the closing ']'", line_ + 1);
+            file_done_ = true;
+            return n + 1;
+        }
+    }
+    return n;
+}
+
+} // namespace sluice::plugins

@@ -1,0 +1,100 @@
+// Extractor "file": reads NDJSON, CSV and JSON-array files matching a glob.
+#pragma once
+
+#include "source_reader.hpp"
+
+#include <sluice/plugin.hpp>
+
+#include <simdjson.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sluice::plugins {
+
+class FileExtractor {
+public:
+    static constexpr sluice_kind kind = SLUICE_KIND_EXTRACTOR;
+    static constexpr const char *name = "file";
+    static constexpr const char *version = "1.0.0";
+    static constexpr const char *description =
+        "Reads NDJSON, CSV (RFC 4180, with header) and JSON-array files matching a glob, streaming.";
+    static constexpr const char *config_schema = R"json({
+  "type": "object",
+  "required": ["path"],
+  "properties": {
+    "path": {"type": "string", "minLength": 1,
+             "description": "File or glob (*, ?, [..]) to read, relative to the manifest; files are read in sorted order"},
+    "format": {"type": "string", "enum": ["auto", "ndjson", "csv", "json"], "default": "auto",
+               "description": "auto picks by extension: .csv is csv, .ndjson/.jsonl ndjson, .json a JSON array if it starts with '[' else ndjson"},
+    "delimiter": {"type": "string", "default": ",", "description": "CSV field delimiter (one character; \\t for tab)"},
+    "header": {"type": "boolean", "default": true, "description": "CSV: the first record names the columns"},
+    "columns": {"type": "array", "items": {"type": "string"}, "description": "CSV: column names when header is false"},
+    "infer_types": {"type": "boolean", "default": false,
+                    "description": "CSV: write integers, decimals, true/false and empty fields as JSON numbers, booleans and null instead of strings"},
+    "source_attrs": {"type": "boolean", "default": true,
+                     "description": "Attach attributes 'source' (file path) and 'source_line' to every record"},
+    "allow_no_files": {"type": "boolean", "default": false,
+                       "description": "Succeed when the glob matches no file (otherwise the run fails at start)"},
+    "max_record_bytes": {"type": "integer", "minimum": 1024, "default": 16777216,
+                         "description": "Longest record accepted; longer ones go to the error path"},
+    "read_buffer_bytes": {"type": "integer", "minimum": 4096, "default": 1048576, "description": "Read chunk size"}
+  }
+})json";
+
+    explicit FileExtractor(const Context &ctx);
+    void start();
+    bool pull(Emitter &out, uint32_t max_records);
+
+private:
+    enum class Format { auto_detect, ndjson, csv, json };
+
+    bool open_next(Emitter &out);
+    void finish_file();
+    // Each returns records emitted; sets file_done_ when the file is finished.
+    uint32_t pull_ndjson(Emitter &out, uint32_t max);
+    uint32_t pull_csv(Emitter &out, uint32_t max);
+    uint32_t pull_json_array(Emitter &out, uint32_t max);
+    // Reads more; false when the file has no more bytes (or failed).
+    bool refill(Emitter &out);
+    void emit_record(Emitter &out, std::string_view json, uint64_t line);
+    void emit_bad(Emitter &out, std::string_view raw, const std::string &message, uint64_t line);
+    bool validate_object(std::string_view json, std::string &error);
+    Format detect(const std::string &path);
+
+    Host host_;
+    std::string pattern_;
+    Format format_ = Format::auto_detect;
+    char delimiter_ = ',';
+    bool header_ = true;
+    std::vector<std::string> columns_config_;
+    bool infer_types_ = false;
+    bool source_attrs_ = true;
+    bool allow_no_files_ = false;
+    size_t max_record_ = 16u << 20;
+    size_t chunk_ = 1u << 20;
+    uint32_t worker_index_ = 0, worker_count_ = 1;
+
+    std::vector<std::string> files_; // this worker's share, in order
+    size_t next_file_ = 0;
+    std::unique_ptr<SourceReader> reader_;
+    std::string current_;
+    Format current_format_ = Format::ndjson;
+    bool file_done_ = true;
+    uint64_t line_ = 0; // lines consumed in the current file
+    bool skipping_line_ = false;
+
+    // CSV state
+    std::vector<std::string> columns_;
+    std::vector<std::string> fields_;
+    std::string json_;
+    // JSON array state
+    enum class ArrayState { open, first_or_close, element, comma_or_close, done } array_state_ = ArrayState::open;
+
+    simdjson::dom::parser parser_;
+    char line_buf_[24];
+    uint64_t read_errors_ = 0;
+};
+
+} // namespace sluice::plugins

@@ -1,0 +1,170 @@
+#include "file_loader.hpp"
+
+#include "csv.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <unistd.h>
+
+namespace sluice::plugins {
+
+namespace fs = std::filesystem;
+namespace bj = boost::json;
+
+namespace {
+constexpr size_t kWriteChunk = 1 << 20;
+
+std::string errno_text() { return std::strerror(errno); }
+} // namespace
+
+FileLoader::FileLoader(const Context &ctx) : host_(ctx.host) {
+    json::Config c(ctx.config_json);
+    path_ = ctx.resolve_path(c.required_string("path"));
+    std::string f = c.string("format", "auto");
+    if (f == "auto") csv_ = path_.size() >= 4 && path_.compare(path_.size() - 4, 4, ".csv") == 0;
+    else if (f == "csv") csv_ = true;
+    else if (f != "ndjson") c.fail("format", "expected auto, ndjson or csv");
+    columns_ = c.strings("columns");
+    std::string d = c.string("delimiter", ",");
+    if (d == "\\t" || d == "tab") d = "\t";
+    if (d.size() != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r')
+        c.fail("delimiter", "expected one character other than a quote or a line break");
+    delimiter_ = d[0];
+    header_ = c.boolean("header", true);
+    append_ = c.boolean("append", false);
+    fsync_ = c.boolean("fsync", true);
+    create_dirs_ = c.boolean("create_dirs", true);
+}
+
+FileLoader::~FileLoader() { stop(); }
+
+void FileLoader::start() {
+    fs::path p(path_);
+    if (create_dirs_ && p.has_parent_path()) {
+        std::error_code ec;
+        fs::create_directories(p.parent_path(), ec);
+        if (ec) throw Error("cannot create directory " + p.parent_path().string() + ": " + ec.message());
+    }
+    if (append_) {
+        std::error_code ec;
+        header_written_ = fs::exists(p, ec) && fs::file_size(p, ec) > 0;
+        fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd_ < 0) throw Error("cannot open " + path_ + " for appending: " + errno_text());
+        return;
+    }
+    // The temp file sits beside the target so the final rename is atomic.
+    temp_path_ = path_ + ".tmp-" + std::to_string(::getpid());
+    fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw Error("cannot create " + temp_path_ + ": " + errno_text());
+    buffer_.reserve(kWriteChunk + 64 * 1024);
+}
+
+void FileLoader::write_out(bool force) {
+    if (buffer_.empty() || (!force && buffer_.size() < kWriteChunk)) return;
+    const char *p = buffer_.data();
+    size_t left = buffer_.size();
+    while (left > 0) {
+        ssize_t n = ::write(fd_, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw FatalError("write to " + (temp_path_.empty() ? path_ : temp_path_) + " failed: " + errno_text());
+        p += n;
+        left -= size_t(n);
+    }
+    bytes_ += buffer_.size();
+    buffer_.clear();
+}
+
+void FileLoader::write_csv(const Record &r, uint32_t index, Emitter &out) {
+    std::string error;
+    bj::object *obj = parser_.parse_object(r.payload(), error);
+    if (!obj) {
+        out.fail(index, "cannot write as CSV: " + error);
+        return;
+    }
+    if (columns_.empty())
+        for (const auto &kv : *obj) columns_.emplace_back(kv.key());
+    if (!header_written_ && header_) {
+        for (size_t i = 0; i < columns_.size(); ++i) {
+            if (i) buffer_ += delimiter_;
+            append_csv_field(buffer_, columns_[i], delimiter_);
+        }
+        buffer_ += '\n';
+    }
+    header_written_ = true;
+    size_t matched = 0;
+    for (size_t i = 0; i < columns_.size(); ++i) {
+        if (i) buffer_ += delimiter_;
+        const bj::value *v = obj->if_contains(columns_[i]);
+        if (!v || v->is_null()) continue;
+        ++matched;
+        if (v->is_string()) {
+            append_csv_field(buffer_, v->get_string(), delimiter_);
+        } else {
+            field_ = bj::serialize(*v);
+            append_csv_field(buffer_, field_, delimiter_);
+        }
+    }
+    buffer_ += '\n';
+    if (obj->size() > matched) ++fields_not_in_columns_;
+}
+
+void FileLoader::process(Input in, Emitter &out) {
+    for (uint32_t i = 0; i < in.size(); ++i) {
+        Record r = in[i];
+        if (!r.is_json()) {
+            out.fail(i, "the file loader writes JSON records; this one is " + std::string(r.content_type()));
+            continue;
+        }
+        if (csv_) {
+            write_csv(r, i, out);
+        } else {
+            buffer_.append(r.payload());
+            buffer_ += '\n';
+        }
+        ++records_;
+    }
+    write_out(false);
+}
+
+void FileLoader::flush(Emitter &) {
+    if (csv_ && !header_written_ && header_ && !columns_.empty()) {
+        for (size_t i = 0; i < columns_.size(); ++i) {
+            if (i) buffer_ += delimiter_;
+            append_csv_field(buffer_, columns_[i], delimiter_);
+        }
+        buffer_ += '\n';
+        header_written_ = true;
+    }
+    write_out(true);
+    if (fsync_ && ::fsync(fd_) != 0) throw Error("fsync of " + (temp_path_.empty() ? path_ : temp_path_) + " failed: " + errno_text());
+    if (!append_) {
+        if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
+            throw Error("cannot rename " + temp_path_ + " to " + path_ + ": " + errno_text());
+        if (fsync_) {
+            // Make the rename itself durable.
+            fs::path dir = fs::path(path_).parent_path();
+            int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (dfd >= 0) {
+                ::fsync(dfd);
+                ::close(dfd);
+            }
+        }
+    }
+    committed_ = true;
+    host_.counter("records_written", int64_t(records_));
+    host_.counter("bytes_written", int64_t(bytes_));
+    if (fields_not_in_columns_) host_.counter("records_with_fields_not_in_columns", int64_t(fields_not_in_columns_));
+    host_.info("wrote " + std::to_string(records_) + " records to " + path_);
+}
+
+void FileLoader::stop() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    // Not committed: the run failed. Leave no file that looks complete.
+    if (!committed_ && !append_ && !temp_path_.empty()) ::unlink(temp_path_.c_str());
+    temp_path_.clear();
+}
+
+} // namespace sluice::plugins

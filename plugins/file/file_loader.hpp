@@ -1,0 +1,67 @@
+// Loader "file": writes NDJSON or CSV through a temp file that is renamed
+// into place only when the run flushes, so a failed run never leaves a half
+// file that looks complete.
+#pragma once
+
+#include <sluice/json.hpp>
+#include <sluice/plugin.hpp>
+
+#include <string>
+#include <vector>
+
+namespace sluice::plugins {
+
+class FileLoader {
+public:
+    static constexpr sluice_kind kind = SLUICE_KIND_LOADER;
+    static constexpr const char *name = "file";
+    static constexpr const char *version = "1.0.0";
+    static constexpr const char *description =
+        "Writes records as NDJSON or CSV to a temp file renamed into place at the end of a successful run.";
+    static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
+    static constexpr const char *config_schema = R"json({
+  "type": "object",
+  "required": ["path"],
+  "properties": {
+    "path": {"type": "string", "minLength": 1, "description": "Output file, relative to the manifest"},
+    "format": {"type": "string", "enum": ["auto", "ndjson", "csv"], "default": "auto",
+               "description": "auto: csv for a .csv path, else ndjson"},
+    "columns": {"type": "array", "items": {"type": "string"},
+                "description": "CSV: columns in order (default: the keys of the first record)"},
+    "delimiter": {"type": "string", "default": ",", "description": "CSV field delimiter (one character; \\t for tab)"},
+    "header": {"type": "boolean", "default": true, "description": "CSV: write a header line"},
+    "append": {"type": "boolean", "default": false,
+               "description": "Append to the file in place instead of replacing it at the end (no temp file)"},
+    "fsync": {"type": "boolean", "default": true, "description": "fsync the file before renaming it into place"},
+    "create_dirs": {"type": "boolean", "default": true, "description": "Create missing parent directories"}
+  }
+})json";
+
+    explicit FileLoader(const Context &ctx);
+    ~FileLoader();
+    void start();
+    void process(Input in, Emitter &out);
+    void flush(Emitter &out);
+    void stop();
+
+private:
+    void write_out(bool force);
+    void write_csv(const Record &r, uint32_t index, Emitter &out);
+
+    Host host_;
+    std::string path_, temp_path_;
+    bool csv_ = false;
+    std::vector<std::string> columns_;
+    char delimiter_ = ',';
+    bool header_ = true, append_ = false, fsync_ = true, create_dirs_ = true;
+
+    int fd_ = -1;
+    bool committed_ = false;
+    bool header_written_ = false;
+    std::string buffer_;
+    json::RecordParser parser_;
+    std::string field_;
+    uint64_t records_ = 0, bytes_ = 0, fields_not_in_columns_ = 0;
+};
+
+} // namespace sluice::plugins
