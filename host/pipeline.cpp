@@ -59,6 +59,18 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
         stages_[i - 1]->connect(0, q);
         queues_.push_back(q);
     }
+    // Ordered stages release batches in extraction order; the window keeps
+    // the extractor from running further ahead of the last of them than the
+    // queues and workers in between can hold.
+    for (size_t i = stages_.size(); i-- > 1;) {
+        if (!stages_[i]->spec().ordered) continue;
+        uint64_t size = 0;
+        for (size_t j = 1; j <= i; ++j) size += stages_[j]->spec().queue_capacity + stages_[j]->spec().threads;
+        window_ = std::make_shared<SequenceWindow>(size);
+        stages_[i]->input()->set_window(window_);
+        stages_[0]->set_sequence_window(window_);
+        break;
+    }
 }
 
 Pipeline::~Pipeline() {
@@ -103,6 +115,7 @@ RunResult Pipeline::run(const RunOptions &options) {
 
     control_.on_abort([this] {
         for (auto &q : queues_) q->abort();
+        if (window_) window_->abort();
     });
     std::unique_ptr<SignalWatcher> signals;
     if (options.handle_signals) signals = std::make_unique<SignalWatcher>(control_);

@@ -61,6 +61,7 @@ private:
     PipelineControl control_;
     std::vector<std::unique_ptr<Stage>> stages_;
     std::vector<std::shared_ptr<BatchQueue>> queues_;
+    std::shared_ptr<SequenceWindow> window_;
 };
 
 } // namespace sluice

@@ -63,11 +63,15 @@ std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
         // rtld_local: two plugins may carry the same symbols without clashing.
         self->lib_->load(fs::absolute(path), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
     } catch (const std::exception &e) {
+        // Boost.DLL wraps dlerror() as "... (dlerror system message: PATH:
+        // REASON): ..."; keep REASON, which says why.
         std::string why = e.what();
-        // Boost.DLL wraps dlerror(); keep the dlerror part, which says why.
-        if (auto p = why.find("dlerror system message: "); p != std::string::npos) {
-            why = why.substr(p + 24);
-            if (!why.empty() && why.back() == ')') why.pop_back();
+        const std::string tag = "dlerror system message: ";
+        if (auto p = why.find(tag); p != std::string::npos) {
+            why = why.substr(p + tag.size());
+            if (auto end = why.rfind("):"); end != std::string::npos) why.resize(end);
+            const std::string prefix = fs::absolute(path).string() + ": ";
+            if (why.compare(0, prefix.size(), prefix) == 0) why = why.substr(prefix.size());
         }
         throw PluginError(path + ": not a loadable shared library: " + why);
     }

@@ -8,7 +8,14 @@ BatchQueue::BatchQueue(size_t capacity, bool ordered, size_t producers)
 bool BatchQueue::push(Batch &&batch) {
     std::unique_lock lock(mutex_);
     if (ordered_ && batch.seq != kTailSeq) {
-        not_full_.wait(lock, [&] { return aborted_ || batch.seq < next_seq_ + capacity_; });
+        // Block only while the consumer has work it can do (the next batch
+        // in sequence is here). While it is missing, admit everything: the
+        // missing batch may be behind this very producer, and the batches in
+        // flight upstream are bounded by the queues and workers there.
+        not_full_.wait(lock, [&] {
+            return aborted_ || batch.seq == next_seq_ || fifo_.size() + pending_.size() < capacity_ ||
+                   pending_.empty() || pending_.begin()->first != next_seq_;
+        });
         if (aborted_) return false;
         pending_.emplace(batch.seq, std::move(batch));
     } else if (ordered_) {
@@ -46,7 +53,9 @@ std::optional<Batch> BatchQueue::pop() {
         out = std::move(it->second);
         next_seq_ = it->first + 1;
         pending_.erase(it);
+        uint64_t released = next_seq_;
         lock.unlock();
+        if (window_) window_->release_below(released);
         // The window moved: every blocked producer may now fit.
         not_full_.notify_all();
         not_empty_.notify_one();

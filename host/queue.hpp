@@ -1,17 +1,22 @@
 // A bounded queue of batches between two stages. A full queue blocks its
 // producers (backpressure), so memory stays bounded by capacity x batch size
 // whatever the input size. In ordered mode batches come out in extraction
-// order (by Batch::seq): a producer may run ahead of the oldest missing batch
-// by at most `capacity` batches, which bounds memory the same way and cannot
-// deadlock, because the producer holding the oldest batch is never blocked.
+// order (by Batch::seq). A producer then blocks only while the queue is full
+// *and* its consumer can make progress (the next batch in sequence is
+// there); while that batch is missing, others are admitted, because the
+// missing one may be stuck behind them upstream. That cannot deadlock; what
+// it admits is bounded by the SequenceWindow the extractor numbers batches
+// from, which this queue advances as it releases them.
 #pragma once
 
 #include "batch.hpp"
+#include "sequence_window.hpp"
 
 #include <condition_variable>
 #include <deque>
 #include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 
@@ -34,6 +39,9 @@ public:
     // Wakes everyone; pushes and pops fail from now on.
     void abort();
 
+    // Ordered mode: tell `window` each time batches are released.
+    void set_window(std::shared_ptr<SequenceWindow> window) { window_ = std::move(window); }
+
     size_t capacity() const { return capacity_; }
     size_t peak() const;   // most batches ever held at once
     size_t size() const;
@@ -51,6 +59,7 @@ private:
     std::deque<Batch> fifo_;             // unordered mode, and tail batches
     std::map<uint64_t, Batch> pending_;  // ordered mode: by seq
     uint64_t next_seq_ = 0;
+    std::shared_ptr<SequenceWindow> window_;
 };
 
 } // namespace sluice

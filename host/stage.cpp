@@ -230,6 +230,11 @@ void Stage::run_extractor(uint32_t worker) {
         c.add(c.batches, 1);
         if (produced > 0) {
             uint64_t seq = next_seq_.fetch_add(1);
+            if (window_) {
+                auto s = window_->acquire();
+                if (!s) return; // aborted
+                seq = *s;
+            }
             for (auto &b : outputs) b.seq = seq;
         }
         if (!deliver(outputs, failures, c, 0)) return;
@@ -358,6 +363,9 @@ bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerC
             continue;
         }
         if (int(o) != fail_output_) c.add(c.out, b.records.size());
+        // Sequenced batches travel even when empty (ordered stages count on
+        // every number arriving); empty flush-time batches need not.
+        if (b.seq == BatchQueue::kTailSeq && b.records.empty()) continue;
         for (size_t q = 0; q < queues.size(); ++q) {
             bool last = q + 1 == queues.size();
             if (!queues[q]->push(last ? std::move(b) : Batch(b))) return false;

@@ -47,6 +47,8 @@ public:
     void set_input(std::shared_ptr<BatchQueue> queue) { input_ = std::move(queue); }
     void connect(uint32_t output, std::shared_ptr<BatchQueue> queue);
     const std::shared_ptr<BatchQueue> &input() const { return input_; }
+    // Extractors: number batches from `window` (see SequenceWindow).
+    void set_sequence_window(std::shared_ptr<SequenceWindow> window) { window_ = std::move(window); }
     size_t output_count() const { return plugin_.output_names.size(); }
 
     // Starts the workers on the stage's own pool; join() waits for them.
@@ -91,6 +93,7 @@ private:
     std::unique_ptr<boost::asio::thread_pool> pool_;
     std::atomic<uint32_t> running_{0};
     std::atomic<uint64_t> next_seq_{0};
+    std::shared_ptr<SequenceWindow> window_;
     std::atomic<uint64_t> failures_logged_{0};
 
     friend struct HostServices;

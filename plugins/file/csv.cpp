@@ -32,7 +32,12 @@ CsvScan parse_csv_record(const char *p, size_t n, bool at_eof, char delim, std::
                 const void *q = std::memchr(p + i, '"', n - i);
                 if (!q) {
                     if (!at_eof) return need_more();
-                    return fail("unterminated quoted field " + std::to_string(count));
+                    // The quote runs to the end of the file: nothing after
+                    // it can be trusted to be a record.
+                    r.status = CsvScan::invalid;
+                    r.error = "unterminated quoted field " + std::to_string(count);
+                    r.consumed = n;
+                    return r;
                 }
                 size_t j = size_t(static_cast<const char *>(q) - p);
                 for (size_t k = i; k < j; ++k) r.newlines += p[k] == '\n';

@@ -106,12 +106,12 @@ FileExtractor::FileExtractor(const Context &ctx)
 
 void FileExtractor::start() {
     glob_t g{};
-    int rc = ::glob(pattern_.c_str(), GLOB_ERR, nullptr, &g);
+    int rc = ::glob(pattern_.c_str(), 0, nullptr, &g);
     std::vector<std::string> all;
     if (rc == 0)
         for (size_t i = 0; i < g.gl_pathc; ++i) all.emplace_back(g.gl_pathv[i]);
     globfree(&g);
-    if (rc == GLOB_ABORTED) throw Error("path '" + pattern_ + "': cannot read the directory");
+    if (rc != 0 && rc != GLOB_NOMATCH) throw Error("path '" + pattern_ + "': cannot list the files it matches");
     if (all.empty() && !allow_no_files_)
         throw Error("path '" + pattern_ + "' matches no file (set allow_no_files to accept that)");
     std::sort(all.begin(), all.end());

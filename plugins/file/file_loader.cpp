@@ -97,8 +97,9 @@ void FileLoader::write_csv(const Record &r, uint32_t index, Emitter &out) {
     for (size_t i = 0; i < columns_.size(); ++i) {
         if (i) buffer_ += delimiter_;
         const bj::value *v = obj->if_contains(columns_[i]);
-        if (!v || v->is_null()) continue;
+        if (!v) continue;
         ++matched;
+        if (v->is_null()) continue;
         if (v->is_string()) {
             append_csv_field(buffer_, v->get_string(), delimiter_);
         } else {

@@ -25,7 +25,8 @@ std::string_view trim(std::string_view s) {
 }
 
 std::string describe(const bj::value &v) {
-    std::string s = bj::serialize(v);
+    json::RecordWriter writer;
+    std::string s(writer.write(v));
     return s.size() > 40 ? s.substr(0, 37) + "..." : s;
 }
 

@@ -49,11 +49,12 @@ size_t utf8_length(std::string_view s) {
     return n;
 }
 
-std::string number_text(double d) {
-    std::string s = bj::serialize(bj::value(d));
-    if (d == double(int64_t(d)) && std::abs(d) < 1e15) s = std::to_string(int64_t(d));
-    return s;
+std::string json_text(const bj::value &v) {
+    json::RecordWriter writer;
+    return std::string(writer.write(v));
 }
+
+std::string number_text(double d) { return json_text(bj::value(d)); }
 
 struct Rule {
     std::string field;
@@ -135,7 +136,7 @@ public:
             if (const bj::value *e = rc.find("enum")) {
                 if (!e->is_array() || e->get_array().empty()) rc.fail("enum", "expected a non-empty array");
                 for (const auto &v : e->get_array()) r.allowed.push_back(v);
-                r.allowed_text = bj::serialize(*e);
+                r.allowed_text = json_text(*e);
             }
             rules_.push_back(std::move(r));
         }

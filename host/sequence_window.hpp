@@ -1,0 +1,36 @@
+// Bounds how far extraction may run ahead of the slowest ordered stage.
+// An ordered stage releases batches strictly in sequence; if one batch is
+// slow, the ones after it wait in its reorder buffer. The window stops the
+// extractor from numbering (and so producing) a batch more than `size`
+// sequence numbers ahead of the oldest batch not yet released, which bounds
+// that buffer without ever blocking the producer of the missing batch.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+
+namespace sluice {
+
+class SequenceWindow {
+public:
+    explicit SequenceWindow(uint64_t size) : size_(size ? size : 1) {}
+
+    // The next sequence number; waits while it would be `size` or more ahead
+    // of the oldest unreleased one. Nothing once aborted.
+    std::optional<uint64_t> acquire();
+    // Every batch below `seq` has been released downstream.
+    void release_below(uint64_t seq);
+    void abort();
+    uint64_t size() const { return size_; }
+
+private:
+    const uint64_t size_;
+    std::mutex mutex_;
+    std::condition_variable cv_;
+    uint64_t next_ = 0, released_ = 0;
+    bool aborted_ = false;
+};
+
+} // namespace sluice

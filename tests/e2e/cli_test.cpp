@@ -1,0 +1,294 @@
+// End-to-end: the sluice binary run as a user runs it.
+#include "child_process.hpp"
+#include "temp_dir.hpp"
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <thread>
+
+using namespace sluice::test;
+namespace bj = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kTestPlugins = SLUICE_TEST_PLUGIN_DIR;
+const std::string kBadPlugins = SLUICE_BAD_PLUGIN_DIR;
+const std::string kSource = SLUICE_SOURCE_DIR;
+
+bj::object report_of(const std::string &path) { return bj::parse(read_file(path)).as_object(); }
+
+const bj::object &stage_of(const bj::object &report, const std::string &id) {
+    for (const auto &s : report.at("stages").as_array())
+        if (s.at("id").as_string() == id) return s.as_object();
+    throw std::runtime_error("no stage " + id);
+}
+
+int64_t num(const bj::object &o, const char *key) { return o.at(key).to_number<int64_t>(); }
+
+std::string line_manifest(const std::string &extractor, const std::string &middle, const std::string &loader,
+                          const std::string &extra = "") {
+    return R"({"name":"t","plugin_dirs":[")" + kTestPlugins + R"("],)" + extra + R"("stages":[)" + extractor + "," +
+           (middle.empty() ? "" : middle + ",") + loader + "]}";
+}
+
+} // namespace
+
+TEST(Cli, VersionHelpAndUsageErrors) {
+    ProcessResult v = run_sluice({"--version"});
+    EXPECT_EQ(v.exit_code, 0);
+    EXPECT_EQ(v.out.rfind("sluice ", 0), 0u);
+    EXPECT_NE(v.out.find("plugin ABI 1.0"), std::string::npos);
+    for (const char *cmd : {"run", "validate", "plugins"}) {
+        ProcessResult h = run_sluice({cmd, "--help"});
+        EXPECT_EQ(h.exit_code, 0) << cmd;
+        EXPECT_NE(h.out.find(std::string("usage: sluice ") + cmd), std::string::npos) << h.out;
+    }
+    EXPECT_EQ(run_sluice({"--help"}).exit_code, 0);
+    ProcessResult u = run_sluice({"frobnicate"});
+    EXPECT_EQ(u.exit_code, 2);
+    EXPECT_NE(u.err.find("sluice: unknown command 'frobnicate'"), std::string::npos);
+    ProcessResult m = run_sluice({"run"});
+    EXPECT_EQ(m.exit_code, 2);
+    EXPECT_NE(m.err.find("'run' needs a MANIFEST"), std::string::npos);
+    ProcessResult o = run_sluice({"run", "x.json", "--bogus"});
+    EXPECT_EQ(o.exit_code, 2);
+    EXPECT_NE(o.err.find("unknown option '--bogus' for 'run'"), std::string::npos);
+    ProcessResult l = run_sluice({"run", "x.json", "--log-level", "loud"});
+    EXPECT_EQ(l.exit_code, 2);
+    EXPECT_NE(l.err.find("--log-level: unknown level 'loud'"), std::string::npos);
+}
+
+TEST(Cli, PluginsListsTheSixBundledPluginsWithTheirConfig) {
+    ProcessResult p = run_sluice({"plugins"});
+    ASSERT_EQ(p.exit_code, 0) << p.err;
+    for (const char *head : {"file (extractor) 1.0.0  ABI 1.0", "generate (extractor)", "map (transformer)",
+                             "rules (validator)", "file (loader)", "null (loader)"})
+        EXPECT_NE(p.out.find(head), std::string::npos) << head << "\n" << p.out;
+    EXPECT_NE(p.out.find("    path "), std::string::npos);
+    EXPECT_NE(p.out.find("outputs: pass fail"), std::string::npos);
+    EXPECT_EQ(p.out.find("not a usable plugin"), std::string::npos) << p.out;
+
+    ProcessResult j = run_sluice({"plugins", "--json", "--path", kBadPlugins});
+    ASSERT_EQ(j.exit_code, 0);
+    bj::object o = bj::parse(j.out).as_object();
+    EXPECT_EQ(o.at("plugins").as_array().size(), 6u);
+    EXPECT_EQ(o.at("problems").as_array().size(), 4u) << "the bad plugins are reported, not hidden";
+}
+
+TEST(Cli, QuickstartProducesTheExpectedOutputAndReport) {
+    TempDir dir;
+    std::filesystem::copy(kSource + "/pipelines", dir / "pipelines", std::filesystem::copy_options::recursive);
+    ProcessResult r = run_sluice({"run", dir / "pipelines/quickstart.json", "--report", dir / "report.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_file(dir / "out/quickstart/orders.ndjson"), read_file(kSource + "/tests/e2e/expected/quickstart.ndjson"));
+    bj::object report = report_of(dir / "report.json");
+    EXPECT_EQ(report.at("status").as_string(), "completed");
+    const bj::object &rec = report.at("records").as_object();
+    EXPECT_EQ(num(rec, "extracted"), 15);
+    EXPECT_EQ(num(rec, "loaded"), 9);
+    EXPECT_EQ(num(rec, "rejected"), 5);
+    EXPECT_EQ(num(rec, "errors"), 2) << "one unreadable CSV row, one failed cast";
+    EXPECT_EQ(num(stage_of(report, "quality"), "rejected"), 5);
+    EXPECT_EQ(stage_of(report, "quality").at("reject_reasons").as_array()[0].at("count").to_number<int64_t>(), 2);
+    // The table on stderr shows the same, and the bad rows are logged with file and line.
+    EXPECT_NE(r.err.find("pipeline 'quickstart' completed"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("15 extracted, 9 loaded, 5 rejected, 2 errors"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("orders.csv:14): expected 7 fields (as in the header), found 8"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ValidatePrintsTheOutlineAndRunsNothing) {
+    TempDir dir;
+    std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"file","config":{"path":"nothing-here/*.csv"}})",
+                                                      "", R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})"));
+    ProcessResult r = run_sluice({"validate", m});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("-> out  [loader file 1.0.0]"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("ok: " + m + " is valid"), std::string::npos);
+    EXPECT_FALSE(exists(dir / "o.ndjson"));
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator{}), 1)
+        << "validate must not create files";
+}
+
+TEST(Cli, EachKindOfSetupMistakeGetsItsOneLineMessage) {
+    TempDir dir;
+    const std::string gen = R"({"id":"in","kind":"extractor","plugin":"generate","config":{"count":10}})";
+    const std::string out = R"({"id":"out","kind":"loader","plugin":"null"})";
+    struct Case {
+        std::string middle, expected;
+    } cases[] = {
+        {R"({"id":"x","kind":"transformer","plugin":"generate"})",
+         "/stages/1/plugin: plugin 'generate' in "},
+        {R"({"id":"x","kind":"transformer","plugin":"mapp"})", "/stages/1/plugin: no transformer named 'mapp' in "},
+        {R"({"id":"x","kind":"transformer","plugin":"x","library":")" + kBadPlugins + R"(/not_elf.so"})",
+         "/stages/1/library: " + kBadPlugins + "/not_elf.so: not a loadable shared library: "},
+        {R"({"id":"x","kind":"transformer","plugin":"x","library":")" + kBadPlugins + R"(/no_entry.so"})",
+         "/stages/1/library: " + kBadPlugins + "/no_entry.so: not a Sluice plugin: it does not export sluice_plugin_entry()"},
+        {R"({"id":"x","kind":"transformer","plugin":"from_elsewhere","library":")" + kBadPlugins + R"(/abi2.so"})",
+         "/stages/1/library: " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.0"},
+        {R"({"id":"x","kind":"transformer","plugin":"map","config":{"renam":{}}})",
+         "/stages/1/config/renam: unknown key (expected one of: rename, copy, default, cast, set, drop, on_cast_error)"},
+        {R"({"id":"x","kind":"transformer","plugin":"map","config":{"cast":{"a":"date"}}})",
+         "/stages/1/config/cast/a: \"date\" is not one of \"string\", \"int\", \"float\", \"bool\""},
+        {R"({"id":"x","kind":"validator","plugin":"rules","config":{"rules":[{"field":"a","regex":"("}]}})",
+         "/stages/1/config: config.rules[0].regex: invalid pattern: missing ): ("},
+        {R"({"id":"x","kind":"transformer","plugin":"map","threads":0})", "/stages/1/threads: expected a positive integer"},
+    };
+    for (const Case &c : cases) {
+        std::string m = dir.write("m.json", line_manifest(gen, c.middle, out));
+        for (const char *cmd : {"validate", "run"}) {
+            ProcessResult r = run_sluice({cmd, m});
+            EXPECT_EQ(r.exit_code, 2) << cmd << " " << c.middle << "\n" << r.err;
+            EXPECT_EQ(r.err.rfind(m + ": ", 0), 0u) << r.err;
+            EXPECT_NE(r.err.find(c.expected), std::string::npos) << "expected: " << c.expected << "\ngot: " << r.err;
+            EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+        }
+    }
+    std::string single = dir.write("s.json", line_manifest(gen, "", R"({"id":"out","kind":"loader","plugin":"file","threads":2,"config":{"path":"o"}})"));
+    ProcessResult r = run_sluice({"validate", single});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find("/stages/1/threads: loader 'file' runs on a single worker"), std::string::npos) << r.err;
+
+    ProcessResult missing = run_sluice({"run", dir / "absent.json"});
+    EXPECT_EQ(missing.exit_code, 2);
+    EXPECT_NE(missing.err.find("absent.json: cannot open manifest: No such file or directory"), std::string::npos);
+}
+
+TEST(Cli, APluginWrittenInPlainCRunsInAPipeline) {
+    TempDir dir;
+    std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","config":{"count":3000}})",
+                                                      R"({"id":"tag","kind":"transformer","plugin":"c_tag","threads":2,"config":{"value":"plain-c"}})",
+                                                      R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})"));
+    ProcessResult r = run_sluice({"run", m});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto lines = read_lines(dir / "o.ndjson");
+    ASSERT_EQ(lines.size(), 3000u);
+    for (size_t i = 0; i < lines.size(); ++i) {
+        ASSERT_EQ(lines[i].rfind("{\"id\":" + std::to_string(i + 1) + ",", 0), 0u) << "in order: " << lines[i];
+        ASSERT_NE(lines[i].find(",\"tagged_by\":\"plain-c\"}"), std::string::npos) << lines[i];
+    }
+}
+
+TEST(Cli, ParallelStagesKeepExtractionOrderAtTheLoader) {
+    TempDir dir;
+    auto run = [&](int threads, const std::string &out) {
+        std::string m = dir.write("m" + std::to_string(threads) + ".json",
+            line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","batch_size":100,"config":{"count":50000,"invalid_every":9}})",
+                          R"({"id":"map","kind":"transformer","plugin":"map","threads":)" + std::to_string(threads) +
+                              R"(,"config":{"rename":{"user":"user_id"},"drop":["text"]}},
+                             {"id":"check","kind":"validator","plugin":"rules","threads":)" + std::to_string(threads) +
+                              R"(,"config":{"rules":[{"field":"amount","min":0}]}})",
+                          R"({"id":"out","kind":"loader","plugin":"file","config":{"path":")" + out + R"("}})"));
+        ProcessResult r = run_sluice({"run", m, "--report", dir / (out + ".report")});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+    };
+    run(1, "one.ndjson");
+    run(3, "three.ndjson");
+    std::string one = read_file(dir / "one.ndjson");
+    EXPECT_EQ(std::count(one.begin(), one.end(), '\n'), 50000 - 50000 / 9);
+    EXPECT_EQ(one, read_file(dir / "three.ndjson"));
+    bj::object rep = report_of(dir / "three.ndjson.report");
+    EXPECT_EQ(num(stage_of(rep, "check"), "rejected"), 50000 / 9);
+    EXPECT_EQ(num(rep.at("records").as_object(), "extracted"),
+              num(rep.at("records").as_object(), "loaded") + num(rep.at("records").as_object(), "rejected"));
+}
+
+TEST(Cli, BackpressureBoundsRecordsInFlight) {
+    TempDir dir;
+    // A fast source and a slow sink (2 ms a batch): with a queue of 2
+    // batches of 100, the source must wait, so at most a handful of batches
+    // are ever between them, however many records there are.
+    std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"probe_source","batch_size":100,"config":{"count":30000}})",
+                                                      "", R"({"id":"out","kind":"loader","plugin":"probe_sink","queue_capacity":2,"config":{"batch_delay_ms":2}})"));
+    ProcessResult r = run_sluice({"run", m, "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    bj::object rep = report_of(dir / "r.json");
+    const bj::object &sink = stage_of(rep, "out");
+    EXPECT_EQ(num(sink, "in"), 30000);
+    EXPECT_LE(num(sink, "queue_peak"), 2);
+    int64_t in_flight = sink.at("counters").at("max_in_flight").to_number<int64_t>();
+    EXPECT_GT(in_flight, 0);
+    EXPECT_LE(in_flight, 500) << "queue (2) + one batch being pushed + one being loaded, 100 records each";
+}
+
+TEST(Cli, SigtermStopsExtractionDrainsFlushesAndExitsZero) {
+    TempDir dir;
+    std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"probe_source","batch_size":100,"config":{"count":1000000000,"pull_delay_ms":5}})",
+                                                      R"({"id":"map","kind":"transformer","plugin":"map","threads":2,"config":{"set":{"k":1}}})",
+                                                      R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})"));
+    ChildProcess child({sluice_binary(), "run", m, "--report", dir / "r.json"});
+    std::this_thread::sleep_for(500ms);
+    EXPECT_FALSE(exists(dir / "o.ndjson")) << "not complete yet";
+    child.signal(SIGTERM);
+    ProcessResult r = child.wait(20s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("received SIGTERM: stopping extraction"), std::string::npos) << r.err;
+    bj::object rep = report_of(dir / "r.json");
+    EXPECT_EQ(rep.at("status").as_string(), "stopped");
+    auto lines = read_lines(dir / "o.ndjson");
+    EXPECT_GT(lines.size(), 0u);
+    EXPECT_EQ(int64_t(lines.size()), num(rep.at("records").as_object(), "extracted")) << "everything read was loaded";
+    for (size_t i = 0; i < lines.size(); ++i)
+        ASSERT_EQ(lines[i], "{\"n\":" + std::to_string(i) + ",\"k\":1}");
+}
+
+TEST(Cli, ASecondSignalExitsAtOnce) {
+    TempDir dir;
+    std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"probe_source","batch_size":10,"config":{"count":1000000000}})",
+                                                      "", R"({"id":"out","kind":"loader","plugin":"probe_sink","queue_capacity":64,"config":{"batch_delay_ms":500}})"));
+    ChildProcess child({sluice_binary(), "run", m});
+    std::this_thread::sleep_for(300ms);
+    child.signal(SIGINT);
+    std::this_thread::sleep_for(200ms);
+    child.signal(SIGINT);
+    auto start = std::chrono::steady_clock::now();
+    ProcessResult r = child.wait(10s);
+    EXPECT_EQ(r.exit_code, 128 + SIGINT) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s) << "must not drain 64 slow batches";
+    EXPECT_NE(r.err.find("second signal, exiting without draining"), std::string::npos) << r.err;
+}
+
+TEST(Cli, AFatalPluginErrorFailsTheRunAndLeavesNoOutput) {
+    TempDir dir;
+    std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","batch_size":100,"config":{"count":5000}})",
+                                                      R"({"id":"boom","kind":"transformer","plugin":"fault","config":{"fatal_at":2500}})",
+                                                      R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})"));
+    ProcessResult r = run_sluice({"run", m, "--report", dir / "r.json"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find("stage 'boom' (transformer fault): injected fatal error at record 2500"), std::string::npos) << r.err;
+    EXPECT_FALSE(exists(dir / "o.ndjson"));
+    for (const auto &e : std::filesystem::directory_iterator(dir.path()))
+        EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << "temp file left: " << e.path();
+    bj::object rep = report_of(dir / "r.json");
+    EXPECT_EQ(rep.at("status").as_string(), "failed");
+    EXPECT_NE(std::string(rep.at("error").as_string()).find("injected fatal error"), std::string::npos);
+}
+
+TEST(Cli, FailedBatchesAndRecordsTakeTheErrorPathAndAreCounted) {
+    TempDir dir;
+    // throw_at makes the batch holding record 250 fail as a whole (the C++
+    // helper turns the exception into SLUICE_ERROR); fail_every fails single
+    // records. Nothing else is lost.
+    std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","batch_size":100,"config":{"count":1000}})",
+                                                      R"({"id":"faulty","kind":"transformer","plugin":"fault","config":{"throw_at":250,"fail_every":10}})",
+                                                      R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})"));
+    ProcessResult r = run_sluice({"run", m, "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    bj::object rep = report_of(dir / "r.json");
+    const bj::object &f = stage_of(rep, "faulty");
+    EXPECT_EQ(num(f, "errors"), 100 + 90);
+    EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 810u);
+    EXPECT_EQ(num(rep.at("records").as_object(), "loaded") + num(rep.at("records").as_object(), "errors"), 1000);
+    EXPECT_NE(r.err.find("injected exception at record 250"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ALoaderThatCannotStartFailsBeforeReading) {
+    TempDir dir;
+    std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","config":{"count":10}})", "",
+                                                      R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"/proc/no/such/o.ndjson"}})"));
+    ProcessResult r = run_sluice({"run", m});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("stage 'out' (loader file) failed to start: cannot create directory /proc/no/such"), std::string::npos) << r.err;
+}

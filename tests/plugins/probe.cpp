@@ -1,0 +1,113 @@
+// Test plugins for flow control and faults. One library, so the source and
+// the sink share counters (plugin globals are allowed; they are synchronised).
+//  - extractor probe_source: `count` records {"n": i}, optional sleep per pull
+//  - loader probe_sink: optional sleep per batch; records the most records
+//    ever in flight (produced - consumed) as counter "max_in_flight"
+//  - transformer fault: fails on chosen records: {"fail_every": N} rejects via
+//    fail(), {"fatal_at": N} returns SLUICE_FATAL at the batch holding record
+//    N, {"throw_at": N} throws (the helper turns it into SLUICE_ERROR).
+#include <sluice/json.hpp>
+#include <sluice/plugin.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+namespace {
+
+std::atomic<int64_t> produced{0}, consumed{0}, max_in_flight{0};
+
+class ProbeSource {
+public:
+    static constexpr sluice_kind kind = SLUICE_KIND_EXTRACTOR;
+    static constexpr const char *name = "probe_source";
+    static constexpr const char *version = "1.0.0";
+    static constexpr const char *description = "test: counted records";
+    static constexpr const char *config_schema =
+        R"json({"type":"object","properties":{"count":{"type":"integer"},"pull_delay_ms":{"type":"integer"}}})json";
+
+    explicit ProbeSource(const sluice::Context &ctx) : host_(ctx.host) {
+        sluice::json::Config c(ctx.config_json);
+        count_ = c.integer("count", 1000);
+        delay_ = c.integer("pull_delay_ms", 0);
+    }
+    bool pull(sluice::Emitter &out, uint32_t max) {
+        if (delay_) std::this_thread::sleep_for(std::chrono::milliseconds(delay_));
+        uint32_t n = 0;
+        for (; n < max && next_ < count_; ++n, ++next_) {
+            std::string s = "{\"n\":" + std::to_string(next_) + "}";
+            out.emit_new(s);
+        }
+        produced.fetch_add(n);
+        return next_ >= count_;
+    }
+
+private:
+    sluice::Host host_;
+    int64_t count_, delay_, next_ = 0;
+};
+
+class ProbeSink {
+public:
+    static constexpr sluice_kind kind = SLUICE_KIND_LOADER;
+    static constexpr const char *name = "probe_sink";
+    static constexpr const char *version = "1.0.0";
+    static constexpr const char *description = "test: slow counting sink";
+    static constexpr const char *config_schema =
+        R"json({"type":"object","properties":{"batch_delay_ms":{"type":"integer"}}})json";
+
+    explicit ProbeSink(const sluice::Context &ctx) : host_(ctx.host) {
+        sluice::json::Config c(ctx.config_json);
+        delay_ = c.integer("batch_delay_ms", 0);
+    }
+    void process(sluice::Input in, sluice::Emitter &) {
+        int64_t in_flight = produced.load() - consumed.load();
+        int64_t seen = max_in_flight.load();
+        while (in_flight > seen && !max_in_flight.compare_exchange_weak(seen, in_flight)) {}
+        if (delay_) std::this_thread::sleep_for(std::chrono::milliseconds(delay_));
+        consumed.fetch_add(in.size());
+    }
+    void flush(sluice::Emitter &) { host_.counter("max_in_flight", max_in_flight.load()); }
+
+private:
+    sluice::Host host_;
+    int64_t delay_;
+};
+
+class Fault {
+public:
+    static constexpr sluice_kind kind = SLUICE_KIND_TRANSFORMER;
+    static constexpr const char *name = "fault";
+    static constexpr const char *version = "1.0.0";
+    static constexpr const char *description = "test: fails on chosen records";
+    static constexpr const char *config_schema =
+        R"json({"type":"object","properties":{"fail_every":{"type":"integer"},"fatal_at":{"type":"integer"},"throw_at":{"type":"integer"}}})json";
+
+    explicit Fault(const sluice::Context &ctx) {
+        sluice::json::Config c(ctx.config_json);
+        fail_every_ = c.integer("fail_every", 0);
+        fatal_at_ = c.integer("fatal_at", -1);
+        throw_at_ = c.integer("throw_at", -1);
+    }
+    void process(sluice::Input in, sluice::Emitter &out) {
+        for (uint32_t i = 0; i < in.size(); ++i) {
+            int64_t at = seen_++;
+            if (at == fatal_at_) throw sluice::FatalError("injected fatal error at record " + std::to_string(at));
+            if (at == throw_at_) throw std::runtime_error("injected exception at record " + std::to_string(at));
+        }
+        for (uint32_t i = 0; i < in.size(); ++i) {
+            uint64_t id = in[i].id();
+            if (fail_every_ && id % uint64_t(fail_every_) == 0) out.fail(i, "injected failure");
+            else out.forward(i);
+        }
+    }
+
+private:
+    int64_t fail_every_, fatal_at_, throw_at_, seen_ = 0;
+};
+
+} // namespace
+
+SLUICE_PLUGIN(ProbeSource, ProbeSink, Fault)

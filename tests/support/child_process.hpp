@@ -1,0 +1,45 @@
+// Runs the sluice binary as a child process with its output captured to
+// files, so end-to-end tests see exactly what a user sees.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace sluice::test {
+
+struct ProcessResult {
+    int exit_code = -1; // 128+N when killed by signal N
+    std::string out, err;
+};
+
+class ChildProcess {
+public:
+    // Starts `argv` (argv[0] is the program path).
+    explicit ChildProcess(std::vector<std::string> argv);
+    ~ChildProcess();
+    ChildProcess(const ChildProcess &) = delete;
+    ChildProcess &operator=(const ChildProcess &) = delete;
+
+    void signal(int sig) const;
+    // Waits up to `timeout`; kills the child (SIGKILL) if it is still running
+    // then, and returns exit_code -1.
+    ProcessResult wait(std::chrono::milliseconds timeout = std::chrono::seconds(120));
+    // What the child has written to stderr so far.
+    std::string err_so_far() const;
+
+private:
+    pid_t pid_ = -1;
+    std::string out_path_, err_path_;
+    bool reaped_ = false;
+};
+
+// The path of the sluice binary under test.
+std::string sluice_binary();
+// Runs `sluice args...` to completion.
+ProcessResult run_sluice(const std::vector<std::string> &args,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(120));
+
+} // namespace sluice::test

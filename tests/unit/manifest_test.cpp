@@ -1,0 +1,166 @@
+#include "manifest.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace sluice;
+
+namespace {
+
+const char *kExtractor = R"({"id":"in","kind":"extractor","plugin":"generate","config":{"count":1}})";
+const char *kLoader = R"({"id":"out","kind":"loader","plugin":"null"})";
+
+std::string with_stages(const std::string &middle) {
+    return std::string(R"({"name":"t","stages":[)") + kExtractor + "," + (middle.empty() ? "" : middle + ",") +
+           kLoader + "]}";
+}
+
+// The messages parse_manifest gives for `text`, or empty when it parses.
+std::vector<std::string> errors_of(const std::string &text) {
+    try {
+        parse_manifest(text, "m.json");
+        return {};
+    } catch (const ManifestError &e) {
+        return e.messages();
+    }
+}
+
+std::string first_error(const std::string &text) {
+    auto e = errors_of(text);
+    return e.empty() ? std::string("(no error)") : e.front();
+}
+
+} // namespace
+
+TEST(Manifest, ParsesAMinimalLineWithDefaults) {
+    Manifest m = parse_manifest(with_stages(R"({"id":"t1","kind":"transformer","plugin":"map"})"), "dir/m.json");
+    EXPECT_EQ(m.name, "t");
+    EXPECT_EQ(m.base_dir, "dir");
+    ASSERT_EQ(m.stages.size(), 3u);
+    EXPECT_EQ(m.stages[1].id, "t1");
+    EXPECT_EQ(m.stages[1].kind, SLUICE_KIND_TRANSFORMER);
+    EXPECT_EQ(m.stages[1].threads, 1u);
+    EXPECT_EQ(m.stages[1].queue_capacity, 8u);
+    EXPECT_EQ(m.stages[1].batch_size, 1024u);
+    EXPECT_FALSE(m.stages[1].ordered);
+    EXPECT_TRUE(m.stages[2].ordered) << "loaders receive batches in extraction order by default";
+    EXPECT_EQ(m.stages[0].config.at("count").as_int64(), 1);
+    EXPECT_EQ(m.stages[2].json_path, "/stages/2");
+}
+
+TEST(Manifest, NameDefaultsToTheFileStemAndDefaultsApply) {
+    Manifest m = parse_manifest(std::string(R"({"defaults":{"threads":3,"batch_size":10,"queue_capacity":2},"stages":[)") +
+                                    kExtractor + "," + kLoader + "]}",
+                                "/x/orders.json");
+    EXPECT_EQ(m.name, "orders");
+    EXPECT_EQ(m.stages[0].threads, 3u);
+    EXPECT_EQ(m.stages[1].batch_size, 10u);
+    EXPECT_EQ(m.stages[1].queue_capacity, 2u);
+}
+
+TEST(Manifest, PluginDirsAndLibrariesResolveAgainstTheManifestDirectory) {
+    Manifest m = parse_manifest(std::string(R"({"plugin_dirs":["p","/abs"],"stages":[)") + kExtractor +
+                                    R"(,{"id":"out","kind":"loader","plugin":"x","library":"lib/x.so"}]})",
+                                "base/m.json");
+    EXPECT_EQ(m.plugin_dirs, (std::vector<std::string>{"base/p", "/abs"}));
+    EXPECT_EQ(*m.stages[1].library, "base/lib/x.so");
+}
+
+TEST(Manifest, SyntaxErrorsGiveLineAndColumn) {
+    EXPECT_EQ(first_error("{\n  \"name\": \"x\",\n  \"stages\": [tru]\n}"),
+              "m.json:3:14: JSON syntax error: syntax error");
+    EXPECT_NE(first_error("{\"stages\": []} trailing").find("m.json:1:16: JSON syntax error"), std::string::npos);
+    EXPECT_NE(first_error("").find("m.json:1:1: JSON syntax error"), std::string::npos);
+}
+
+TEST(Manifest, TopLevelShapeErrors) {
+    EXPECT_EQ(first_error("[]"), "m.json: /: expected a JSON object");
+    EXPECT_EQ(first_error("{}"), "m.json: /stages: required key is missing");
+    EXPECT_EQ(first_error(R"({"stages":[]})"), "m.json: /stages: expected a non-empty array of stages");
+    EXPECT_EQ(first_error(R"({"stages":{}})"), "m.json: /stages: expected a non-empty array of stages");
+    EXPECT_EQ(first_error(R"({"stages":[1]})"), "m.json: /stages/0: expected a stage object");
+    EXPECT_EQ(first_error(R"({"plugin_dirs":"x","stages":[1]})"),
+              "m.json: /plugin_dirs: expected an array of directory paths");
+}
+
+TEST(Manifest, UnknownKeysAreErrors) {
+    EXPECT_EQ(first_error(R"({"stage":[]})"),
+              "m.json: /stage: unknown key (expected one of: name, description, plugin_dirs, defaults, stages)");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","thread":2})")),
+              "m.json: /stages/1/thread: unknown key (expected one of: id, kind, plugin, library, config, threads, "
+              "queue_capacity, batch_size, ordered)");
+    EXPECT_EQ(first_error(R"({"defaults":{"thread":1},"stages":[1]})"),
+              "m.json: /defaults/thread: unknown key (expected one of: threads, queue_capacity, batch_size)");
+}
+
+TEST(Manifest, NumbersMustBePositiveIntegersInRange) {
+    for (const char *bad : {"0", "-1", "\"2\"", "1.5", "true"}) {
+        EXPECT_EQ(first_error(with_stages(std::string(R"({"id":"a","kind":"transformer","plugin":"map","threads":)") +
+                                          bad + "}")),
+                  "m.json: /stages/1/threads: expected a positive integer")
+            << bad;
+    }
+    EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","threads":1000})")),
+              "m.json: /stages/1/threads: must be at most 256");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","batch_size":0})")),
+              "m.json: /stages/1/batch_size: expected a positive integer");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","queue_capacity":100000})")),
+              "m.json: /stages/1/queue_capacity: must be at most 65536");
+}
+
+TEST(Manifest, StageFieldErrors) {
+    EXPECT_EQ(first_error(with_stages(R"({"kind":"transformer","plugin":"map"})")),
+              "m.json: /stages/1/id: required key is missing");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"a b","kind":"transformer","plugin":"map"})")),
+              "m.json: /stages/1/id: 'a b' may only contain letters, digits, '_' and '-'");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"in","kind":"transformer","plugin":"map"})")),
+              "m.json: /stages/1/id: duplicate stage id 'in'");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"mangler","plugin":"map"})")),
+              "m.json: /stages/1/kind: unknown kind 'mangler' (expected extractor, transformer, enricher, validator "
+              "or loader)");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer"})")),
+              "m.json: /stages/1/plugin: required key is missing");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":""})")),
+              "m.json: /stages/1/plugin: expected a non-empty string");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","config":[]})")),
+              "m.json: /stages/1/config: expected an object");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","ordered":1})")),
+              "m.json: /stages/1/ordered: expected true or false");
+}
+
+TEST(Manifest, TheLineMustRunFromAnExtractorToALoader) {
+    EXPECT_EQ(first_error(R"({"stages":[{"id":"a","kind":"transformer","plugin":"map"},)" + std::string(kLoader) + "]}"),
+              "m.json: /stages/0/kind: the first stage must be an extractor, not a transformer");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"b","kind":"extractor","plugin":"file"})")),
+              "m.json: /stages/1/kind: an extractor must be the first stage (it has no input)");
+    EXPECT_EQ(first_error(with_stages(R"({"id":"b","kind":"loader","plugin":"file"})")),
+              "m.json: /stages/1/kind: a loader must be the last stage (it has no output to feed 'out')");
+    EXPECT_EQ(first_error(std::string(R"({"stages":[)") + kExtractor + R"(,{"id":"v","kind":"validator","plugin":"rules"}]})"),
+              "m.json: /stages/1/kind: the last stage must be a loader, not a validator (its output would go nowhere)");
+}
+
+TEST(Manifest, EveryProblemIsReportedNotJustTheFirst) {
+    auto errors = errors_of(R"({"bogus":1,"stages":[{"id":"a","kind":"extractor","plugin":"x","threads":0},
+                                                   {"id":"a","kind":"loader","plugin":"y"}]})");
+    ASSERT_EQ(errors.size(), 3u);
+    EXPECT_EQ(errors[0], "m.json: /bogus: unknown key (expected one of: name, description, plugin_dirs, defaults, stages)");
+    EXPECT_EQ(errors[1], "m.json: /stages/0/threads: expected a positive integer");
+    EXPECT_EQ(errors[2], "m.json: /stages/1/id: duplicate stage id 'a'");
+}
+
+TEST(Manifest, LoadingAMissingFileSaysSo) {
+    try {
+        load_manifest("/nonexistent/m.json");
+        FAIL() << "expected an error";
+    } catch (const ManifestError &e) {
+        EXPECT_EQ(std::string(e.what()), "/nonexistent/m.json: cannot open manifest: No such file or directory");
+    }
+}
+
+TEST(Manifest, LineAndColumn) {
+    EXPECT_EQ(line_and_column("ab\ncd\nef", 0), (std::pair<size_t, size_t>{1, 1}));
+    EXPECT_EQ(line_and_column("ab\ncd\nef", 4), (std::pair<size_t, size_t>{2, 2}));
+    EXPECT_EQ(line_and_column("ab\ncd\nef", 6), (std::pair<size_t, size_t>{3, 1}));
+}
