@@ -9,6 +9,7 @@
 #include <boost/dll/shared_library.hpp>
 
 #include <algorithm>
+#include <dlfcn.h>
 #include <cstdlib>
 #include <filesystem>
 #include <spdlog/spdlog.h>
@@ -61,7 +62,11 @@ std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
     self->lib_ = std::make_unique<boost::dll::shared_library>();
     try {
         // rtld_local: two plugins may carry the same symbols without clashing.
-        self->lib_->load(fs::absolute(path), boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+        // RTLD_NODELETE: a library stays mapped for the life of the process,
+        // so its statics (and anything a plugin's thread still touches) never
+        // dangle; leak checkers can also still see what they point to.
+        auto mode = static_cast<boost::dll::load_mode::type>(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+        self->lib_->load(fs::absolute(path), mode);
     } catch (const std::exception &e) {
         // Boost.DLL wraps dlerror() as "... (dlerror system message: PATH:
         // REASON): ..."; keep REASON, which says why.
