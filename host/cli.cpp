@@ -214,6 +214,37 @@ std::string schema_type(const bj::object &prop) {
     return out.empty() ? "any" : out;
 }
 
+// One line per config key; the keys of objects inside arrays (e.g. the rules
+// of the rules plugin) follow as "rules[].field".
+void print_properties(const bj::object &props, const std::vector<std::string> &required, const std::string &prefix) {
+    size_t width = 0;
+    for (const auto &kv : props) width = std::max(width, prefix.size() + kv.key().size());
+    for (const auto &kv : props) {
+        const bj::object empty;
+        const bj::object &p = kv.value().is_object() ? kv.value().get_object() : empty;
+        std::string key(kv.key());
+        std::string notes;
+        if (std::find(required.begin(), required.end(), key) != required.end()) notes = "required";
+        if (const bj::value *d = p.if_contains("default"))
+            notes += (notes.empty() ? "" : ", ") + std::string("default ") + bj::serialize(*d);
+        if (const bj::value *e = p.if_contains("enum"))
+            notes += (notes.empty() ? "" : ", ") + std::string("one of ") + bj::serialize(*e);
+        std::string desc;
+        if (const bj::value *d = p.if_contains("description"); d && d->is_string()) desc = d->get_string();
+        std::cout << fmt::format("    {:<{}}  {:<16} {}{}\n", prefix + key, width, schema_type(p), desc,
+                                 notes.empty() ? "" : " (" + notes + ")");
+        const bj::value *items = p.if_contains("items");
+        if (!items || !items->is_object()) continue;
+        const bj::value *sub = items->get_object().if_contains("properties");
+        if (!sub || !sub->is_object()) continue;
+        std::vector<std::string> sub_required;
+        if (const bj::value *r = items->get_object().if_contains("required"); r && r->is_array())
+            for (const auto &e : r->get_array())
+                if (e.is_string()) sub_required.emplace_back(e.get_string());
+        print_properties(sub->get_object(), sub_required, prefix + key + "[].");
+    }
+}
+
 int cmd_plugins(const Args &args) {
     std::vector<std::string> dirs = plugin_search_dirs(args.plugin_dirs);
     PluginRegistry registry(dirs);
@@ -274,22 +305,7 @@ int cmd_plugins(const Args &args) {
             continue;
         }
         std::cout << "  config:\n";
-        size_t width = 0;
-        for (const auto &kv : *props) width = std::max(width, kv.key().size());
-        for (const auto &kv : *props) {
-            const bj::object empty;
-            const bj::object &p = kv.value().is_object() ? kv.value().get_object() : empty;
-            std::string key(kv.key());
-            std::string notes;
-            if (std::find(required.begin(), required.end(), key) != required.end()) notes = "required";
-            if (const bj::value *d = p.if_contains("default"))
-                notes += (notes.empty() ? "" : ", ") + std::string("default ") + bj::serialize(*d);
-            if (const bj::value *e = p.if_contains("enum")) notes += (notes.empty() ? "" : ", ") + std::string("one of ") + bj::serialize(*e);
-            std::string desc;
-            if (const bj::value *d = p.if_contains("description"); d && d->is_string()) desc = d->get_string();
-            std::cout << fmt::format("    {:<{}}  {:<16} {}{}\n", key, width, schema_type(p), desc,
-                                     notes.empty() ? "" : " (" + notes + ")");
-        }
+        print_properties(*props, required, "");
         std::cout << "\n";
     }
     for (const auto &p : listing.problems) std::cout << "not a usable plugin: " << p << "\n";
