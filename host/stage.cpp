@@ -148,6 +148,7 @@ void Stage::connect(uint32_t output, std::shared_ptr<BatchQueue> queue) {
 void Stage::launch() {
     const uint32_t workers = uint32_t(instances_.size() == 1 ? spec_.threads : instances_.size());
     running_ = workers;
+    draining_ = workers;
     metrics_.mark_started();
     pool_ = std::make_unique<boost::asio::thread_pool>(workers);
     for (uint32_t w = 0; w < workers; ++w) {
@@ -229,11 +230,13 @@ void Stage::run_extractor(uint32_t worker) {
         c.add(c.in, produced);
         c.add(c.batches, 1);
         if (produced > 0) {
-            uint64_t seq = next_seq_.fetch_add(1);
+            uint64_t seq;
             if (window_) {
                 auto s = window_->acquire();
                 if (!s) return; // aborted
                 seq = *s;
+            } else {
+                seq = next_seq_.fetch_add(1);
             }
             for (auto &b : outputs) b.seq = seq;
         }
@@ -308,9 +311,10 @@ void Stage::run_processor(uint32_t worker) {
 
 void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
                            BatchEmitter &emitter) {
-    // A shared (concurrent) instance is flushed once, by the last worker.
+    // A shared (concurrent) instance is flushed once, by the last worker to
+    // finish its input: the others are done with it by then.
     const bool shared = instances_.size() == 1 && spec_.threads > 1;
-    if (shared && running_.load() != 1) return;
+    if (shared && draining_.fetch_sub(1) != 1) return;
     if (!plugin_.desc->flush) return;
     Instance &inst = instance_for(worker);
     WorkerCounters &c = metrics_.worker(worker);
@@ -377,11 +381,11 @@ bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerC
         c.add(c.out, input_count - rejected - failed);
     c.add(c.rejected, rejected);
     c.add(c.errors, failed);
-    if (!failures.items.empty()) handle_failures(failures, c);
+    if (!failures.items.empty()) handle_failures(failures);
     return !control_.aborted();
 }
 
-void Stage::handle_failures(FailureBatch &failures, WorkerCounters &) {
+void Stage::handle_failures(const FailureBatch &failures) {
     for (const auto &f : failures.items) {
         const bool rejected = f.kind == FailureKind::rejected;
         metrics_.reason(rejected, f.message);

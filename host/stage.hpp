@@ -73,7 +73,7 @@ private:
     // Returns false when the pipeline is aborting.
     bool deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerCounters &c,
                  uint64_t input_count);
-    void handle_failures(FailureBatch &failures, WorkerCounters &c);
+    void handle_failures(const FailureBatch &failures);
     void worker_finished();
     void fatal(const std::string &what);
 
@@ -91,7 +91,8 @@ private:
     int fail_output_ = -1; // the output named "fail", where rejects go
     StageMetrics metrics_;
     std::unique_ptr<boost::asio::thread_pool> pool_;
-    std::atomic<uint32_t> running_{0};
+    std::atomic<uint32_t> running_{0};  // workers not yet finished
+    std::atomic<uint32_t> draining_{0}; // workers not yet at end of input
     std::atomic<uint64_t> next_seq_{0};
     std::shared_ptr<SequenceWindow> window_;
     std::atomic<uint64_t> failures_logged_{0};

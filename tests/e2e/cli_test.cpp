@@ -195,6 +195,20 @@ TEST(Cli, ParallelStagesKeepExtractionOrderAtTheLoader) {
               num(rep.at("records").as_object(), "loaded") + num(rep.at("records").as_object(), "rejected"));
 }
 
+TEST(Cli, AConcurrentLoaderIsFlushedOnceAfterAllItsWorkers) {
+    TempDir dir;
+    std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","threads":2,"batch_size":50,"config":{"count":20000}})",
+                                                      "", R"({"id":"out","kind":"loader","plugin":"null","threads":4})"));
+    for (int run = 0; run < 5; ++run) {
+        ProcessResult r = run_sluice({"run", m, "--report", dir / "r.json"});
+        ASSERT_EQ(r.exit_code, 0) << r.err;
+        bj::object report = report_of(dir / "r.json");
+        const bj::object &out = stage_of(report, "out");
+        EXPECT_EQ(out.at("counters").at("records_discarded").to_number<int64_t>(), 20000);
+        EXPECT_EQ(num(out, "in"), 20000);
+    }
+}
+
 TEST(Cli, BackpressureBoundsRecordsInFlight) {
     TempDir dir;
     // A fast source and a slow sink (2 ms a batch): with a queue of 2
