@@ -81,6 +81,14 @@ CsvScan parse_csv_record(const char *p, size_t n, bool at_eof, char delim, std::
     }
 }
 
+char csv_delimiter(const json::Config &config) {
+    std::string d = config.string("delimiter", ",");
+    if (d == "\\t" || d == "tab") d = "\t";
+    if (d.size() != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r')
+        config.fail("delimiter", "expected one character other than a quote or a line break");
+    return d[0];
+}
+
 void append_csv_field(std::string &out, std::string_view value, char delim) {
     bool quote = !value.empty() && (value.front() == ' ' || value.back() == ' ');
     for (char c : value)

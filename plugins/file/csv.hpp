@@ -3,6 +3,8 @@
 // field written twice, and line breaks allowed inside quoted fields.
 #pragma once
 
+#include <sluice/json.hpp>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +23,10 @@ struct CsvScan {
 // break). `fields` is reused across calls to avoid allocations.
 CsvScan parse_csv_record(const char *p, size_t n, bool at_eof, char delimiter, std::vector<std::string> &fields,
                          size_t &count);
+
+// The "delimiter" key of a config: one character (default ','; "\t" or
+// "tab" for a tab), not a quote or a line break.
+char csv_delimiter(const json::Config &config);
 
 // Appends `value` as one CSV field, quoted only when it must be.
 void append_csv_field(std::string &out, std::string_view value, char delimiter);

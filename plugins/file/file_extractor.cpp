@@ -89,11 +89,7 @@ FileExtractor::FileExtractor(const Context &ctx)
     else if (f == "csv") format_ = Format::csv;
     else if (f == "json") format_ = Format::json;
     else c.fail("format", "expected auto, ndjson, csv or json");
-    std::string d = c.string("delimiter", ",");
-    if (d == "\\t" || d == "tab") d = "\t";
-    if (d.size() != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r')
-        c.fail("delimiter", "expected one character other than a quote or a line break");
-    delimiter_ = d[0];
+    delimiter_ = csv_delimiter(c);
     header_ = c.boolean("header", true);
     columns_config_ = c.strings("columns");
     if (!header_ && columns_config_.empty()) c.fail("columns", "required when header is false");

@@ -27,11 +27,7 @@ FileLoader::FileLoader(const Context &ctx) : host_(ctx.host) {
     else if (f == "csv") csv_ = true;
     else if (f != "ndjson") c.fail("format", "expected auto, ndjson or csv");
     columns_ = c.strings("columns");
-    std::string d = c.string("delimiter", ",");
-    if (d == "\\t" || d == "tab") d = "\t";
-    if (d.size() != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r')
-        c.fail("delimiter", "expected one character other than a quote or a line break");
-    delimiter_ = d[0];
+    delimiter_ = csv_delimiter(c);
     header_ = c.boolean("header", true);
     append_ = c.boolean("append", false);
     fsync_ = c.boolean("fsync", true);

@@ -34,16 +34,22 @@ JSON
   "$sluice" run "$work/gen.json" 2> /dev/null
 }
 
-job_manifest() { # INPUT OUTPUT-STAGE-JSON
+middle_stages() { # the map and rules stages of every Sluice job here
   cat <<JSON
-{"name": "bench", "stages": [
-  {"id": "read", "kind": "extractor", "plugin": "file", "config": {"path": "$1", "source_attrs": true}},
   {"id": "map", "kind": "transformer", "plugin": "map", "threads": $threads,
    "config": {"rename": {"user": "user_id"}, "drop": ["text"], "set": {"source": "bench"}}},
   {"id": "rules", "kind": "validator", "plugin": "rules", "threads": $threads,
    "config": {"rules": [{"field": "email", "required": true, "regex": "$email_re"},
                         {"field": "amount", "type": "number", "min": 0},
                         {"field": "country", "enum": $countries}]}},
+JSON
+}
+
+job_manifest() { # INPUT OUTPUT-STAGE-JSON
+  cat <<JSON
+{"name": "bench", "stages": [
+  {"id": "read", "kind": "extractor", "plugin": "file", "config": {"path": "$1", "source_attrs": true}},
+$(middle_stages)
   $2]}
 JSON
 }
@@ -100,12 +106,7 @@ echo "  sluice / mlr: $(ratio "$s_rate" "$m_rate")x    sluice / jq: $(ratio "$s_
 cat > "$work/gen_null.json" <<JSON
 {"name": "bench-null", "stages": [
   {"id": "gen", "kind": "extractor", "plugin": "generate", "config": {"count": $n, "invalid_every": 50}},
-  {"id": "map", "kind": "transformer", "plugin": "map", "threads": $threads,
-   "config": {"rename": {"user": "user_id"}, "drop": ["text"], "set": {"source": "bench"}}},
-  {"id": "rules", "kind": "validator", "plugin": "rules", "threads": $threads,
-   "config": {"rules": [{"field": "email", "required": true, "regex": "$email_re"},
-                        {"field": "amount", "type": "number", "min": 0},
-                        {"field": "country", "enum": $countries}]}},
+$(middle_stages)
   {"id": "out", "kind": "loader", "plugin": "null"}]}
 JSON
 read -r g_sec g_rss < <(measure "$sluice" run "$work/gen_null.json")
