@@ -39,6 +39,7 @@ usage: sluice <command> [options]
 commands:
   run MANIFEST        run a pipeline to the end of its input (or until SIGINT/SIGTERM)
   validate MANIFEST   check a manifest, its plugins and their configs; run nothing
+  graph MANIFEST      print the pipeline graph in Graphviz DOT (sluice graph m.json | dot -Tsvg)
   plugins             list the plugins found, with their config
   help [COMMAND]      show help for a command
 
@@ -72,6 +73,15 @@ outline on success; one line per problem otherwise (exit 2).
 options:
   --log-level LEVEL   trace, debug, info, warn (default), error, off
   --plugin-path DIR   search DIR for plugins first (repeatable)
+)";
+
+const char *kGraphHelp = R"(usage: sluice graph MANIFEST
+
+Checks the manifest like 'validate' and prints its graph in Graphviz DOT:
+extractors, transformers, validators (diamonds) and loaders, with an edge per
+input, labelled with the output it reads (e.g. pass, fail).
+
+  sluice graph pipelines/quality.json | dot -Tsvg > quality.svg
 )";
 
 const char *kPluginsHelp = R"(usage: sluice plugins [--path DIR]... [--json]
@@ -119,7 +129,7 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
             auto v = value("--report");
             if (!v) return false;
             args.report = *v;
-        } else if (a == "--log-level" && (command == "run" || command == "validate" || command == "plugins")) {
+        } else if (a == "--log-level" && command != "help") {
             auto v = value("--log-level");
             if (!v) return false;
             if (auto names = log_level_names_if_invalid(*v)) {
@@ -127,7 +137,7 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
                 return false;
             }
             args.log_level = *v;
-        } else if ((a == "--plugin-path" && (command == "run" || command == "validate")) ||
+        } else if ((a == "--plugin-path" && (command == "run" || command == "validate" || command == "graph")) ||
                    (a == "--path" && command == "plugins")) {
             auto v = value(a.c_str());
             if (!v) return false;
@@ -155,11 +165,15 @@ std::optional<Manifest> load_or_print(const std::string &path, const std::vector
     }
 }
 
-int cmd_validate(const Args &args) {
+int cmd_validate(const Args &args, bool as_dot) {
     auto manifest = load_or_print(args.positional[0], args.plugin_dirs);
     if (!manifest) return kExitUsage;
     try {
         Pipeline pipeline(std::move(*manifest));
+        if (as_dot) {
+            std::cout << pipeline.dot();
+            return kExitOk;
+        }
         std::cout << pipeline.describe();
         std::cout << "ok: " << pipeline.manifest().path << " is valid\n";
         return kExitOk;
@@ -334,6 +348,7 @@ int cli_main(int argc, char **argv) {
         if (topic == "run") std::cout << kRunHelp;
         else if (topic == "validate") std::cout << kValidateHelp;
         else if (topic == "plugins") std::cout << kPluginsHelp;
+        else if (topic == "graph") std::cout << kGraphHelp;
         else if (topic.empty()) std::cout << kMainHelp;
         else {
             usage_error("no help for unknown command '" + topic + "'");
@@ -342,7 +357,7 @@ int cli_main(int argc, char **argv) {
         return kExitOk;
     }
     const char *help = command == "run" ? kRunHelp : command == "validate" ? kValidateHelp
-                     : command == "plugins" ? kPluginsHelp : nullptr;
+                     : command == "graph" ? kGraphHelp : command == "plugins" ? kPluginsHelp : nullptr;
     if (!help) {
         usage_error("unknown command '" + command + "'");
         return kExitUsage;
@@ -369,7 +384,8 @@ int cli_main(int argc, char **argv) {
                     command.c_str());
         return kExitUsage;
     }
-    return command == "run" ? cmd_run(args) : cmd_validate(args);
+    if (command == "run") return cmd_run(args);
+    return cmd_validate(args, command == "graph");
 }
 
 } // namespace sluice

@@ -1,5 +1,6 @@
 #include "manifest.hpp"
 
+#include "graph.hpp"
 #include "kinds.hpp"
 
 #include <cerrno>
@@ -41,6 +42,8 @@ public:
     void error(const std::string &path, const std::string &what) {
         errors_.push_back(file_ + ": " + (path.empty() ? std::string("/") : path) + ": " + what);
     }
+    // A problem already formatted as "PATH: what".
+    void error_line(const std::string &line) { errors_.push_back(file_ + ": " + line); }
     bool ok() const { return errors_.empty(); }
     std::vector<std::string> take() { return std::move(errors_); }
 
@@ -193,7 +196,7 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             }
             const bj::object &so = arr[i].get_object();
             check.known_keys(so, sp,
-                             {"id", "kind", "plugin", "library", "config", "threads", "queue_capacity",
+                             {"id", "kind", "plugin", "library", "config", "inputs", "threads", "queue_capacity",
                               "batch_size", "ordered"});
             StageSpec s;
             s.json_path = sp;
@@ -223,29 +226,36 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             s.ordered = s.kind == SLUICE_KIND_LOADER; // loaders write in extraction order by default
             if (const bj::value *o = so.if_contains("ordered")) {
                 if (!o->is_bool()) check.error(sp + "/ordered", "expected true or false");
-                else s.ordered = o->get_bool();
+                else {
+                    s.ordered = o->get_bool();
+                    s.ordered_explicit = true;
+                }
+            }
+            if (const bj::value *in = so.if_contains("inputs")) {
+                if (!in->is_array() || in->get_array().empty()) {
+                    check.error(sp + "/inputs", "expected a non-empty array of \"stage\" or \"stage.output\"");
+                } else {
+                    size_t k = 0;
+                    for (const bj::value &ref : in->get_array()) {
+                        std::string rp = sp + "/inputs/" + std::to_string(k++);
+                        if (!ref.is_string() || ref.get_string().empty()) {
+                            check.error(rp, "expected \"stage\" or \"stage.output\"");
+                            continue;
+                        }
+                        std::string text(ref.get_string());
+                        InputRef r;
+                        size_t dot = text.find('.');
+                        r.stage = text.substr(0, dot);
+                        if (dot != std::string::npos) r.output = text.substr(dot + 1);
+                        r.json_path = rp;
+                        s.inputs.push_back(std::move(r));
+                    }
+                }
             }
             m.stages.push_back(std::move(s));
         }
-        // The stages form a line in manifest order: one extractor first, a
-        // loader last, and processing stages in between.
-        for (size_t i = 0; i < m.stages.size(); ++i) {
-            const StageSpec &s = m.stages[i];
-            if (s.kind == 0) continue;
-            std::string kp = s.json_path + "/kind";
-            if (i == 0 && s.kind != SLUICE_KIND_EXTRACTOR)
-                check.error(kp, "the first stage must be an extractor, not " +
-                                    std::string(kind_with_article(s.kind)));
-            else if (i > 0 && s.kind == SLUICE_KIND_EXTRACTOR)
-                check.error(kp, "an extractor must be the first stage (it has no input)");
-            else if (i + 1 < m.stages.size() && s.kind == SLUICE_KIND_LOADER)
-                check.error(kp, "a loader must be the last stage (it has no output to feed '" +
-                                    m.stages[i + 1].id + "')");
-            else if (i + 1 == m.stages.size() && s.kind != SLUICE_KIND_LOADER && m.stages.size() > 0)
-                check.error(kp, "the last stage must be a loader, not " +
-                                    std::string(kind_with_article(s.kind)) +
-                                    " (its output would go nowhere)");
-        }
+        if (check.ok())
+            for (const std::string &problem : resolve_graph(m)) check.error_line(problem);
     }
     if (!check.ok()) throw ManifestError(check.take());
     return m;

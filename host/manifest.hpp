@@ -15,6 +15,15 @@
 
 namespace sluice {
 
+// One input of a stage: the output `output` (empty: the stage's first) of
+// stage `stage`, written "stage" or "stage.output" in the manifest.
+struct InputRef {
+    std::string stage;
+    std::string output;
+    size_t from = 0;       // index of `stage` in Manifest::stages, once resolved
+    std::string json_path; // "/stages/3/inputs/0", or the stage's path when implicit
+};
+
 struct StageSpec {
     std::string id;
     sluice_kind kind = 0;
@@ -25,7 +34,10 @@ struct StageSpec {
     uint32_t queue_capacity = 8; // batches waiting in front of this stage
     uint32_t batch_size = 1024;  // records per pull/process call
     bool ordered = false;        // receive batches in extraction order
-    std::string json_path;       // "/stages/2", for messages
+    bool ordered_explicit = false;
+    std::vector<InputRef> inputs; // where records come from (none for extractors)
+    bool inputs_implicit = false; // no "inputs": the previous stage in manifest order
+    std::string json_path;        // "/stages/2", for messages
 };
 
 struct Manifest {

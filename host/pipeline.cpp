@@ -1,12 +1,14 @@
 #include "pipeline.hpp"
 
 #include "config_schema.hpp"
+#include "graph.hpp"
 #include "kinds.hpp"
 #include "report.hpp"
 #include "signal_watcher.hpp"
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <sstream>
 
@@ -38,6 +40,20 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
                 errors.push_back(file + ": " + m);
         }
     }
+    // Inputs naming an output: the plugin must have it.
+    for (StageSpec &spec : manifest_.stages) {
+        for (InputRef &r : spec.inputs) {
+            const LoadedStage &from = plugins[r.from];
+            if (!from.desc || r.output.empty()) continue;
+            auto it = std::find(from.output_names.begin(), from.output_names.end(), r.output);
+            if (it != from.output_names.end()) continue;
+            std::string names;
+            for (const auto &n : from.output_names) names += (names.empty() ? "" : ", ") + n;
+            errors.push_back(file + ": " + r.json_path + ": stage '" + r.stage + "' has no output '" + r.output +
+                             "' (" + std::string(kind_name(manifest_.stages[r.from].kind)) + " '" +
+                             manifest_.stages[r.from].plugin + "' has: " + names + ")");
+        }
+    }
     if (!errors.empty()) throw SetupError(std::move(errors));
 
     for (size_t i = 0; i < manifest_.stages.size(); ++i)
@@ -51,26 +67,41 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
         throw SetupError(std::move(errors));
     }
 
-    // Linear flow: each stage's first output feeds the next stage.
-    for (size_t i = 1; i < stages_.size(); ++i) {
+    // One queue in front of each stage that has inputs; every (stage,
+    // output) it reads pushes into it and counts as one of its producers.
+    for (size_t i = 0; i < stages_.size(); ++i) {
         const StageSpec &s = stages_[i]->spec();
-        auto q = std::make_shared<BatchQueue>(s.queue_capacity, s.ordered, 1);
+        if (s.inputs.empty()) continue;
+        auto q = std::make_shared<BatchQueue>(s.queue_capacity, s.ordered, s.inputs.size());
         stages_[i]->set_input(q);
-        stages_[i - 1]->connect(0, q);
+        for (const InputRef &r : s.inputs) stages_[r.from]->connect(output_index(r), q);
         queues_.push_back(q);
     }
-    // Ordered stages release batches in extraction order; the window keeps
-    // the extractor from running further ahead of the last of them than the
-    // queues and workers in between can hold.
-    for (size_t i = stages_.size(); i-- > 1;) {
-        if (!stages_[i]->spec().ordered) continue;
+    // Ordered stages release batches in extraction order; a window per
+    // extractor keeps it from running further ahead of the slowest of them
+    // than the queues and workers in between can hold.
+    auto reach = extractors_reaching(manifest_);
+    for (size_t e = 0; e < stages_.size(); ++e) {
+        if (stages_[e]->kind() != SLUICE_KIND_EXTRACTOR) continue;
+        std::vector<size_t> ordered;
         uint64_t size = 0;
-        for (size_t j = 1; j <= i; ++j) size += stages_[j]->spec().queue_capacity + stages_[j]->spec().threads;
-        window_ = std::make_shared<SequenceWindow>(size);
-        stages_[i]->input()->set_window(window_);
-        stages_[0]->set_sequence_window(window_);
-        break;
+        for (size_t i = 0; i < stages_.size(); ++i) {
+            if (i == e || std::find(reach[i].begin(), reach[i].end(), e) == reach[i].end()) continue;
+            size += stages_[i]->spec().queue_capacity + stages_[i]->spec().threads;
+            if (stages_[i]->spec().ordered) ordered.push_back(i);
+        }
+        if (ordered.empty()) continue;
+        auto window = std::make_shared<SequenceWindow>(size, ordered.size());
+        for (size_t lane = 0; lane < ordered.size(); ++lane) stages_[ordered[lane]]->input()->set_window(window, lane);
+        stages_[e]->set_sequence_window(window);
+        windows_.push_back(window);
     }
+}
+
+uint32_t Pipeline::output_index(const InputRef &r) const {
+    if (r.output.empty()) return 0;
+    const auto &names = stages_[r.from]->plugin().output_names;
+    return uint32_t(std::find(names.begin(), names.end(), r.output) - names.begin());
 }
 
 Pipeline::~Pipeline() {
@@ -81,14 +112,59 @@ Pipeline::~Pipeline() {
 std::string Pipeline::describe() const {
     std::ostringstream out;
     out << "pipeline '" << manifest_.name << "' (" << stages_.size() << " stages)\n";
+    auto readers = readers_of(manifest_);
     for (size_t i = 0; i < stages_.size(); ++i) {
         const Stage &s = *stages_[i];
         const StageSpec &spec = s.spec();
-        out << "  " << (i == 0 ? "  " : "-> ") << spec.id << "  [" << kind_name(spec.kind) << " " << spec.plugin
-            << " " << s.plugin().desc->version << "]  threads=" << spec.threads << " batch=" << spec.batch_size;
-        if (i > 0) out << " queue=" << spec.queue_capacity << (spec.ordered ? " ordered" : "");
+        out << "  " << spec.id << "  [" << kind_name(spec.kind) << " " << spec.plugin << " "
+            << s.plugin().desc->version << "]  threads=" << spec.threads << " batch=" << spec.batch_size;
+        if (!spec.inputs.empty()) out << " queue=" << spec.queue_capacity << (spec.ordered ? " ordered" : "");
         out << "\n";
+        // Where each output goes.
+        const auto &names = s.plugin().output_names;
+        for (uint32_t o = 0; o < names.size(); ++o) {
+            std::string to;
+            for (const Reader &r : readers[i])
+                if (output_index(manifest_.stages[r.stage].inputs[r.input]) == o)
+                    to += (to.empty() ? "" : ", ") + manifest_.stages[r.stage].id;
+            if (spec.kind == SLUICE_KIND_LOADER && to.empty()) continue;
+            out << "      " << (names.size() > 1 ? names[o] + " " : std::string()) << "-> "
+                << (to.empty() ? std::string(o == uint32_t(s.fail_output()) ? "(counted as rejected)" : "(dropped)")
+                               : to)
+                << "\n";
+        }
     }
+    return out.str();
+}
+
+std::string Pipeline::dot() const {
+    auto quote = [](const std::string &s) {
+        std::string q = "\"";
+        for (char c : s) {
+            if (c == '"') q += '\\'; // ids and plugin names hold no backslash
+            q += c;
+        }
+        return q + "\"";
+    };
+    std::ostringstream out;
+    out << "digraph " << quote(manifest_.name) << " {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n";
+    for (const auto &sp : stages_) {
+        const StageSpec &spec = sp->spec();
+        const char *shape = spec.kind == SLUICE_KIND_EXTRACTOR ? "invhouse"
+                            : spec.kind == SLUICE_KIND_LOADER  ? "house"
+                            : spec.kind == SLUICE_KIND_VALIDATOR ? "diamond"
+                                                                 : "box";
+        out << "  " << quote(spec.id) << " [shape=" << shape << ", label="
+            << quote(spec.id + "\\n" + std::string(kind_name(spec.kind)) + " " + spec.plugin) << "];\n";
+    }
+    for (const auto &sp : stages_) {
+        for (const InputRef &r : sp->spec().inputs) {
+            out << "  " << quote(r.stage) << " -> " << quote(sp->id());
+            if (!r.output.empty()) out << " [label=" << quote(r.output) << "]";
+            out << ";\n";
+        }
+    }
+    out << "}\n";
     return out.str();
 }
 
@@ -115,7 +191,7 @@ RunResult Pipeline::run(const RunOptions &options) {
 
     control_.on_abort([this] {
         for (auto &q : queues_) q->abort();
-        if (window_) window_->abort();
+        for (auto &w : windows_) w->abort();
     });
     std::unique_ptr<SignalWatcher> signals;
     if (options.handle_signals) signals = std::make_unique<SignalWatcher>(control_);

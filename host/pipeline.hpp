@@ -49,19 +49,23 @@ public:
     const std::vector<std::unique_ptr<Stage>> &stages() const { return stages_; }
     PipelineControl &control() { return control_; }
 
-    // A human-readable outline of the stages and how records flow.
+    // A human-readable outline of the stages and where each output goes.
     std::string describe() const;
+    // The graph in Graphviz DOT.
+    std::string dot() const;
 
     // Runs to the end of input (or a stop), then stops and destroys the
     // instances. Call once.
     RunResult run(const RunOptions &options);
 
 private:
+    uint32_t output_index(const InputRef &r) const;
+
     Manifest manifest_;
     PipelineControl control_;
     std::vector<std::unique_ptr<Stage>> stages_;
     std::vector<std::shared_ptr<BatchQueue>> queues_;
-    std::shared_ptr<SequenceWindow> window_;
+    std::vector<std::shared_ptr<SequenceWindow>> windows_;
 };
 
 } // namespace sluice

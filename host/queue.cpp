@@ -55,7 +55,7 @@ std::optional<Batch> BatchQueue::pop() {
         pending_.erase(it);
         uint64_t released = next_seq_;
         lock.unlock();
-        if (window_) window_->release_below(released);
+        if (window_) window_->release_below(lane_, released);
         // The window moved: every blocked producer may now fit.
         not_full_.notify_all();
         not_empty_.notify_one();

@@ -39,8 +39,11 @@ public:
     // Wakes everyone; pushes and pops fail from now on.
     void abort();
 
-    // Ordered mode: tell `window` each time batches are released.
-    void set_window(std::shared_ptr<SequenceWindow> window) { window_ = std::move(window); }
+    // Ordered mode: tell `window` (as `lane`) each time batches are released.
+    void set_window(std::shared_ptr<SequenceWindow> window, size_t lane) {
+        window_ = std::move(window);
+        lane_ = lane;
+    }
 
     size_t capacity() const { return capacity_; }
     size_t peak() const;   // most batches ever held at once
@@ -60,6 +63,7 @@ private:
     std::map<uint64_t, Batch> pending_;  // ordered mode: by seq
     uint64_t next_seq_ = 0;
     std::shared_ptr<SequenceWindow> window_;
+    size_t lane_ = 0;
 };
 
 } // namespace sluice

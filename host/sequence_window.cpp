@@ -1,19 +1,24 @@
 #include "sequence_window.hpp"
 
+#include <algorithm>
+
 namespace sluice {
 
 std::optional<uint64_t> SequenceWindow::acquire() {
     std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return aborted_ || next_ < released_ + size_; });
+    cv_.wait(lock, [&] { return aborted_ || next_ < oldest_ + size_; });
     if (aborted_) return std::nullopt;
     return next_++;
 }
 
-void SequenceWindow::release_below(uint64_t seq) {
+void SequenceWindow::release_below(size_t lane, uint64_t seq) {
     {
         std::lock_guard lock(mutex_);
-        if (seq <= released_) return;
-        released_ = seq;
+        if (lane >= released_.size() || seq <= released_[lane]) return;
+        released_[lane] = seq;
+        uint64_t oldest = *std::min_element(released_.begin(), released_.end());
+        if (oldest == oldest_) return;
+        oldest_ = oldest;
     }
     cv_.notify_all();
 }

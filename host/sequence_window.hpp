@@ -10,18 +10,22 @@
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace sluice {
 
 class SequenceWindow {
 public:
-    explicit SequenceWindow(uint64_t size) : size_(size ? size : 1) {}
+    // `lanes`: how many ordered stages release batches into this window;
+    // the oldest unreleased batch is the oldest any of them still waits for.
+    explicit SequenceWindow(uint64_t size, size_t lanes = 1)
+        : size_(size ? size : 1), released_(lanes ? lanes : 1, 0) {}
 
     // The next sequence number; waits while it would be `size` or more ahead
     // of the oldest unreleased one. Nothing once aborted.
     std::optional<uint64_t> acquire();
-    // Every batch below `seq` has been released downstream.
-    void release_below(uint64_t seq);
+    // Every batch below `seq` has been released by ordered stage `lane`.
+    void release_below(size_t lane, uint64_t seq);
     void abort();
     uint64_t size() const { return size_; }
 
@@ -29,7 +33,9 @@ private:
     const uint64_t size_;
     std::mutex mutex_;
     std::condition_variable cv_;
-    uint64_t next_ = 0, released_ = 0;
+    uint64_t next_ = 0;
+    std::vector<uint64_t> released_; // per lane
+    uint64_t oldest_ = 0;            // min of released_
     bool aborted_ = false;
 };
 

@@ -50,6 +50,7 @@ public:
     // Extractors: number batches from `window` (see SequenceWindow).
     void set_sequence_window(std::shared_ptr<SequenceWindow> window) { window_ = std::move(window); }
     size_t output_count() const { return plugin_.output_names.size(); }
+    int fail_output() const { return fail_output_; } // -1 when none
 
     // Starts the workers on the stage's own pool; join() waits for them.
     void launch();

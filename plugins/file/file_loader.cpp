@@ -32,6 +32,28 @@ FileLoader::FileLoader(const Context &ctx) : host_(ctx.host) {
     append_ = c.boolean("append", false);
     fsync_ = c.boolean("fsync", true);
     create_dirs_ = c.boolean("create_dirs", true);
+    attributes_field_ = c.string("attributes_field", "");
+}
+
+// The payload (a JSON object) with one more field holding the attributes.
+void FileLoader::append_with_attributes(const sluice_record &r) {
+    std::string_view p(r.payload, r.payload_len);
+    while (!p.empty() && (p.back() == ' ' || p.back() == '\n' || p.back() == '\r' || p.back() == '\t')) p.remove_suffix(1);
+    if (r.attr_count == 0 || p.size() < 2 || p.front() != '{' || p.back() != '}') {
+        buffer_.append(p);
+        return;
+    }
+    buffer_.append(p.substr(0, p.size() - 1));
+    if (p.find_first_not_of(" \t\r\n", 1) != p.size() - 1) buffer_ += ',';
+    json::append_string(buffer_, attributes_field_);
+    buffer_ += ":{";
+    for (uint32_t i = 0; i < r.attr_count; ++i) {
+        if (i) buffer_ += ',';
+        json::append_string(buffer_, {r.attrs[i].key, r.attrs[i].key_len});
+        buffer_ += ':';
+        json::append_string(buffer_, {r.attrs[i].value, r.attrs[i].value_len});
+    }
+    buffer_ += "}}";
 }
 
 FileLoader::~FileLoader() { stop(); }
@@ -117,7 +139,8 @@ void FileLoader::process(Input in, Emitter &out) {
         if (csv_) {
             write_csv(r, i, out);
         } else {
-            buffer_.append(r.payload());
+            if (attributes_field_.empty()) buffer_.append(r.payload());
+            else append_with_attributes(r.raw());
             buffer_ += '\n';
         }
         ++records_;

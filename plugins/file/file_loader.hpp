@@ -33,7 +33,9 @@ public:
     "append": {"type": "boolean", "default": false,
                "description": "Append to the file in place instead of replacing it at the end (no temp file)"},
     "fsync": {"type": "boolean", "default": true, "description": "fsync the file before renaming it into place"},
-    "create_dirs": {"type": "boolean", "default": true, "description": "Create missing parent directories"}
+    "create_dirs": {"type": "boolean", "default": true, "description": "Create missing parent directories"},
+    "attributes_field": {"type": "string", "minLength": 1,
+                         "description": "Also write each record's attributes (source, source_line, reject_reason ...) as an object under this field"}
   }
 })json";
 
@@ -49,7 +51,9 @@ private:
     void write_csv(const Record &r, uint32_t index, Emitter &out);
 
     Host host_;
-    std::string path_, temp_path_;
+    void append_with_attributes(const sluice_record &r);
+
+    std::string path_, temp_path_, attributes_field_;
     bool csv_ = false;
     std::vector<std::string> columns_;
     char delimiter_ = ',';

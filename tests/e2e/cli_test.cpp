@@ -105,7 +105,9 @@ TEST(Cli, ValidatePrintsTheOutlineAndRunsNothing) {
                                                       "", R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})"));
     ProcessResult r = run_sluice({"validate", m});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("-> out  [loader file 1.0.0]"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("  in  [extractor file 1.0.0]  threads=1 batch=1024\n      -> out\n  out  [loader file 1.0.0]"),
+              std::string::npos)
+        << r.out;
     EXPECT_NE(r.out.find("ok: " + m + " is valid"), std::string::npos);
     EXPECT_FALSE(exists(dir / "o.ndjson"));
     EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator{}), 1)
@@ -305,4 +307,67 @@ TEST(Cli, ALoaderThatCannotStartFailsBeforeReading) {
     ProcessResult r = run_sluice({"run", m});
     EXPECT_EQ(r.exit_code, 1);
     EXPECT_NE(r.err.find("stage 'out' (loader file) failed to start: cannot create directory /proc/no/such"), std::string::npos) << r.err;
+}
+
+TEST(Cli, GraphFanInFanOutAndChainedGates) {
+    TempDir dir;
+    dir.write("a.csv", "id,email,amount\n1,a@x.org,5\n2,,7\n3,c@x.org,-1\n");
+    dir.write("b.ndjson", "{\"id\":4,\"email\":\"d@x.org\",\"amount\":9}\n{\"id\":5,\"email\":\"e@x.org\",\"amount\":-2}\n");
+    std::string m = dir.write("m.json", R"({"name":"g","stages":[
+        {"id":"csv","kind":"extractor","plugin":"file","config":{"path":"a.csv","infer_types":true}},
+        {"id":"nd","kind":"extractor","plugin":"file","config":{"path":"b.ndjson"}},
+        {"id":"has_email","kind":"validator","plugin":"rules","inputs":["csv","nd"],
+         "config":{"rules":[{"field":"email","required":true}]}},
+        {"id":"positive","kind":"validator","plugin":"rules","inputs":["has_email.pass"],
+         "config":{"rules":[{"field":"amount","min":0}]}},
+        {"id":"good","kind":"loader","plugin":"file","inputs":["positive.pass"],"config":{"path":"good.ndjson"}},
+        {"id":"good_csv","kind":"loader","plugin":"file","inputs":["positive.pass"],"config":{"path":"good.csv","columns":["id","amount"]}},
+        {"id":"rejects","kind":"loader","plugin":"file","inputs":["has_email.fail","positive.fail"],
+         "config":{"path":"rejects.ndjson","attributes_field":"_meta"}}]})");
+    ProcessResult r = run_sluice({"run", m, "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto sorted = [](std::vector<std::string> v) {
+        std::sort(v.begin(), v.end());
+        return v;
+    };
+    EXPECT_EQ(sorted(read_lines(dir / "good.ndjson")),
+              (std::vector<std::string>{R"({"id":1,"email":"a@x.org","amount":5})", R"({"id":4,"email":"d@x.org","amount":9})"}));
+    EXPECT_EQ(sorted(read_lines(dir / "good.csv")), (std::vector<std::string>{"1,5", "4,9", "id,amount"}));
+    auto rejects = read_lines(dir / "rejects.ndjson");
+    ASSERT_EQ(rejects.size(), 3u);
+    std::string all;
+    for (const auto &l : rejects) all += l + "\n";
+    EXPECT_NE(all.find(R"("reject_reason":"email: is null")"), std::string::npos) << all;
+    EXPECT_NE(all.find(R"("reject_reason":"amount: below the minimum 0")"), std::string::npos) << all;
+    EXPECT_NE(all.find(R"("source_line":"4")"), std::string::npos) << all;
+    bj::object rep = report_of(dir / "r.json");
+    EXPECT_EQ(num(stage_of(rep, "has_email"), "in"), 5);
+    EXPECT_EQ(num(stage_of(rep, "has_email"), "rejected"), 1);
+    EXPECT_EQ(num(stage_of(rep, "positive"), "in"), 4);
+    EXPECT_EQ(num(stage_of(rep, "positive"), "rejected"), 2);
+    EXPECT_EQ(num(stage_of(rep, "rejects"), "in"), 3);
+    // Every record is accounted for on each branch.
+    EXPECT_EQ(num(stage_of(rep, "good"), "in") + num(stage_of(rep, "rejects"), "in"), 5);
+    EXPECT_EQ(num(stage_of(rep, "good_csv"), "in"), num(stage_of(rep, "good"), "in"));
+
+    ProcessResult v = run_sluice({"validate", m});
+    ASSERT_EQ(v.exit_code, 0) << v.err;
+    EXPECT_NE(v.out.find("      pass -> good, good_csv\n      fail -> rejects\n"), std::string::npos) << v.out;
+    ProcessResult d = run_sluice({"graph", m});
+    ASSERT_EQ(d.exit_code, 0) << d.err;
+    EXPECT_EQ(d.out.rfind("digraph \"g\" {", 0), 0u) << d.out;
+    EXPECT_NE(d.out.find("\"positive\" -> \"good_csv\" [label=\"pass\"];"), std::string::npos) << d.out;
+    EXPECT_NE(d.out.find("\"csv\" -> \"has_email\";"), std::string::npos) << d.out;
+    EXPECT_NE(d.out.find("\"has_email\" [shape=diamond, label=\"has_email\\nvalidator rules\"];"), std::string::npos) << d.out;
+}
+
+TEST(Cli, AnInputNamingAMissingOutputIsRefused) {
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"stages":[
+        {"id":"in","kind":"extractor","plugin":"generate","config":{"count":1}},
+        {"id":"gate","kind":"validator","plugin":"rules","config":{"rules":[{"field":"id","required":true}]}},
+        {"id":"out","kind":"loader","plugin":"null","inputs":["gate.passed"]}]})");
+    ProcessResult r = run_sluice({"validate", m});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_EQ(r.err, m + ": /stages/2/inputs/0: stage 'gate' has no output 'passed' (validator 'rules' has: pass, fail)\n");
 }

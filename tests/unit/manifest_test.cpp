@@ -89,8 +89,8 @@ TEST(Manifest, UnknownKeysAreErrors) {
     EXPECT_EQ(first_error(R"({"stage":[]})"),
               "m.json: /stage: unknown key (expected one of: name, description, plugin_dirs, defaults, stages)");
     EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","thread":2})")),
-              "m.json: /stages/1/thread: unknown key (expected one of: id, kind, plugin, library, config, threads, "
-              "queue_capacity, batch_size, ordered)");
+              "m.json: /stages/1/thread: unknown key (expected one of: id, kind, plugin, library, config, inputs, "
+              "threads, queue_capacity, batch_size, ordered)");
     EXPECT_EQ(first_error(R"({"defaults":{"thread":1},"stages":[1]})"),
               "m.json: /defaults/thread: unknown key (expected one of: threads, queue_capacity, batch_size)");
 }
@@ -130,15 +130,72 @@ TEST(Manifest, StageFieldErrors) {
               "m.json: /stages/1/ordered: expected true or false");
 }
 
-TEST(Manifest, TheLineMustRunFromAnExtractorToALoader) {
-    EXPECT_EQ(first_error(R"({"stages":[{"id":"a","kind":"transformer","plugin":"map"},)" + std::string(kLoader) + "]}"),
-              "m.json: /stages/0/kind: the first stage must be an extractor, not a transformer");
-    EXPECT_EQ(first_error(with_stages(R"({"id":"b","kind":"extractor","plugin":"file"})")),
-              "m.json: /stages/1/kind: an extractor must be the first stage (it has no input)");
-    EXPECT_EQ(first_error(with_stages(R"({"id":"b","kind":"loader","plugin":"file"})")),
-              "m.json: /stages/1/kind: a loader must be the last stage (it has no output to feed 'out')");
-    EXPECT_EQ(first_error(std::string(R"({"stages":[)") + kExtractor + R"(,{"id":"v","kind":"validator","plugin":"rules"}]})"),
-              "m.json: /stages/1/kind: the last stage must be a loader, not a validator (its output would go nowhere)");
+TEST(Manifest, AListOfStagesChainsInOrder) {
+    Manifest m = parse_manifest(with_stages(R"({"id":"t1","kind":"transformer","plugin":"map"})"), "m.json");
+    ASSERT_EQ(m.stages[1].inputs.size(), 1u);
+    EXPECT_EQ(m.stages[1].inputs[0].stage, "in");
+    EXPECT_TRUE(m.stages[1].inputs_implicit);
+    EXPECT_EQ(m.stages[2].inputs[0].from, 1u);
+    EXPECT_TRUE(m.stages[0].inputs.empty());
+}
+
+TEST(Manifest, GraphInputsNameStagesAndOutputs) {
+    Manifest m = parse_manifest(R"({"stages":[
+        {"id":"a","kind":"extractor","plugin":"file"},
+        {"id":"b","kind":"extractor","plugin":"file"},
+        {"id":"gate","kind":"validator","plugin":"rules","inputs":["a","b"]},
+        {"id":"good","kind":"loader","plugin":"file","inputs":["gate.pass"]},
+        {"id":"bad","kind":"loader","plugin":"file","inputs":["gate.fail"]},
+        {"id":"copy","kind":"loader","plugin":"null","inputs":["gate.pass"]}]})",
+                                "m.json");
+    ASSERT_EQ(m.stages[2].inputs.size(), 2u);
+    EXPECT_EQ(m.stages[2].inputs[1].from, 1u);
+    EXPECT_EQ(m.stages[3].inputs[0].stage, "gate");
+    EXPECT_EQ(m.stages[3].inputs[0].output, "pass");
+    EXPECT_EQ(m.stages[4].inputs[0].output, "fail");
+    EXPECT_FALSE(m.stages[3].ordered) << "fed by two extractors: no common order";
+    EXPECT_EQ(m.stages[3].inputs[0].json_path, "/stages/3/inputs/0");
+}
+
+TEST(Manifest, GraphMistakes) {
+    const std::string a = R"({"id":"a","kind":"extractor","plugin":"file"})";
+    auto graph = [&](const std::string &rest) { return R"({"stages":[)" + a + "," + rest + "]}"; };
+    EXPECT_EQ(first_error(R"({"stages":[{"id":"t","kind":"transformer","plugin":"map"},)" + std::string(kLoader) + "]}"),
+              "m.json: /stages/0: a transformer needs an input: give it \"inputs\" or put it after the stage it reads from");
+    EXPECT_EQ(first_error(graph(R"({"id":"b","kind":"extractor","plugin":"file","inputs":["a"]},)" + std::string(kLoader))),
+              "m.json: /stages/1/inputs: an extractor has no inputs (it reads its own source)");
+    EXPECT_EQ(first_error(graph(R"({"id":"out","kind":"loader","plugin":"null","inputs":["nope"]})")),
+              "m.json: /stages/1/inputs/0: unknown stage 'nope'");
+    EXPECT_EQ(first_error(graph(R"({"id":"o1","kind":"loader","plugin":"null"},{"id":"o2","kind":"loader","plugin":"null","inputs":["o1"]})")),
+              "m.json: /stages/2/inputs/0: 'o1' is a loader; loaders have no output to read");
+    EXPECT_EQ(first_error(graph(R"({"id":"o1","kind":"loader","plugin":"null"},{"id":"o2","kind":"loader","plugin":"null"})")),
+              "m.json: /stages/2: has no input: the stage before it, 'o1', is a loader (loaders have no output); give it \"inputs\"");
+    EXPECT_EQ(first_error(graph(R"({"id":"x","kind":"transformer","plugin":"map","inputs":["a","y"]},
+                                   {"id":"y","kind":"transformer","plugin":"map","inputs":["x"]},
+                                   {"id":"o","kind":"loader","plugin":"null","inputs":["y"]})")),
+              "m.json: /stages/2/inputs/0: cycle: x <- y <- x");
+    EXPECT_EQ(first_error(graph(R"({"id":"x","kind":"transformer","plugin":"map","inputs":["x"]},)" + std::string(kLoader))),
+              "m.json: /stages/1/inputs/0: cycle: x <- x");
+    EXPECT_EQ(first_error(graph(R"({"id":"v","kind":"validator","plugin":"rules"})")),
+              "m.json: /stages/1: nothing reads the output of validator 'v' (name it in another stage's \"inputs\", or end the line with a loader)");
+    EXPECT_EQ(first_error(R"({"stages":[)" + std::string(kLoader) + "]}"),
+              "m.json: /stages/0: a loader needs an input: give it \"inputs\" or put it after the stage it reads from");
+    EXPECT_EQ(first_error(R"({"stages":[{"id":"o","kind":"loader","plugin":"null","inputs":["o"]}]})"),
+              "m.json: /stages/0/inputs/0: 'o' is a loader; loaders have no output to read");
+    EXPECT_EQ(first_error(graph(R"({"id":"b","kind":"extractor","plugin":"file"},
+                                   {"id":"o","kind":"loader","plugin":"null","inputs":["a","b"],"ordered":true})")),
+              "m.json: /stages/2/ordered: records reach it from several extractors (a, b), which have no common order");
+    EXPECT_EQ(first_error(graph(R"({"id":"o","kind":"loader","plugin":"null","inputs":[]})")),
+              "m.json: /stages/1/inputs: expected a non-empty array of \"stage\" or \"stage.output\"");
+}
+
+TEST(Manifest, UnreachableStages) {
+    auto e = errors_of(R"({"stages":[{"id":"a","kind":"extractor","plugin":"file"},
+        {"id":"o","kind":"loader","plugin":"null"},
+        {"id":"x","kind":"transformer","plugin":"map","inputs":["y"]},
+        {"id":"y","kind":"transformer","plugin":"map","inputs":["x"]}]})");
+    ASSERT_FALSE(e.empty());
+    EXPECT_EQ(e[0], "m.json: /stages/3/inputs/0: cycle: x <- y <- x");
 }
 
 TEST(Manifest, EveryProblemIsReportedNotJustTheFirst) {

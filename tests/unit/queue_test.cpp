@@ -59,7 +59,7 @@ TEST(BatchQueue, OrderedModeCannotDeadlockAndTheWindowBoundsIt) {
     // in order, and the queue never holds more than the window allows.
     auto window = std::make_shared<SequenceWindow>(6);
     BatchQueue q(2, true, 4);
-    q.set_window(window);
+    q.set_window(window, 0);
     std::vector<std::thread> producers;
     for (int p = 0; p < 4; ++p)
         producers.emplace_back([&] {
@@ -82,6 +82,21 @@ TEST(BatchQueue, OrderedModeCannotDeadlockAndTheWindowBoundsIt) {
     EXPECT_LE(q.peak(), 6u);
 }
 
+TEST(SequenceWindow, TheSlowestLaneHoldsTheWindow) {
+    SequenceWindow w(1, 2);
+    EXPECT_EQ(*w.acquire(), 0u);
+    w.release_below(0, 1);
+    std::atomic<bool> got{false};
+    std::thread t([&] {
+        w.acquire();
+        got = true;
+    });
+    std::this_thread::sleep_for(30ms);
+    EXPECT_FALSE(got) << "lane 1 has not released batch 0 yet";
+    w.release_below(1, 1);
+    t.join();
+}
+
 TEST(SequenceWindow, AcquireWaitsForRelease) {
     SequenceWindow w(2);
     EXPECT_EQ(*w.acquire(), 0u);
@@ -93,7 +108,7 @@ TEST(SequenceWindow, AcquireWaitsForRelease) {
     });
     std::this_thread::sleep_for(30ms);
     EXPECT_FALSE(got);
-    w.release_below(1);
+    w.release_below(0, 1);
     t.join();
     EXPECT_TRUE(got);
 }
