@@ -40,27 +40,29 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
                 errors.push_back(file + ": " + m);
         }
     }
-    // Inputs naming an output: the plugin must have it.
-    for (StageSpec &spec : manifest_.stages) {
-        for (InputRef &r : spec.inputs) {
-            const LoadedStage &from = plugins[r.from];
-            if (!from.desc || r.output.empty()) continue;
-            auto it = std::find(from.output_names.begin(), from.output_names.end(), r.output);
-            if (it != from.output_names.end()) continue;
-            std::string names;
-            for (const auto &n : from.output_names) names += (names.empty() ? "" : ", ") + n;
-            errors.push_back(file + ": " + r.json_path + ": stage '" + r.stage + "' has no output '" + r.output +
-                             "' (" + std::string(kind_name(manifest_.stages[r.from].kind)) + " '" +
-                             manifest_.stages[r.from].plugin + "' has: " + names + ")");
-        }
-    }
     if (!errors.empty()) throw SetupError(std::move(errors));
 
     for (size_t i = 0; i < manifest_.stages.size(); ++i)
         stages_.push_back(std::make_unique<Stage>(manifest_.stages[i], plugins[i], control_, manifest_.base_dir));
     for (auto &stage : stages_) {
         std::string problem = stage->create_instances();
+        if (problem.empty()) problem = stage->resolve_config_outputs();
         if (!problem.empty()) errors.push_back(file + ": " + stage->spec().json_path + "/config: " + problem);
+    }
+    if (errors.empty()) {
+        // Inputs naming an output: the plugin (or, for a router, its config)
+        // must have it.
+        for (const StageSpec &spec : manifest_.stages) {
+            for (const InputRef &r : spec.inputs) {
+                const auto &names = stages_[r.from]->plugin().output_names;
+                if (r.output.empty() || std::find(names.begin(), names.end(), r.output) != names.end()) continue;
+                std::string list;
+                for (const auto &n : names) list += (list.empty() ? "" : ", ") + n;
+                errors.push_back(file + ": " + r.json_path + ": stage '" + r.stage + "' has no output '" + r.output +
+                                 "' (" + std::string(kind_name(manifest_.stages[r.from].kind)) + " '" +
+                                 manifest_.stages[r.from].plugin + "' has: " + list + ")");
+            }
+        }
     }
     if (!errors.empty()) {
         stages_.clear();

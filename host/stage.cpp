@@ -115,6 +115,29 @@ std::string Stage::create_instances() {
     return {};
 }
 
+std::string Stage::resolve_config_outputs() {
+    if (!(plugin_.desc->capabilities & SLUICE_CAP_CONFIG_OUTPUTS)) return {};
+    const void *ext = instances_.empty() || !plugin_.desc->get_extension
+                          ? nullptr
+                          : plugin_.desc->get_extension(instances_[0].handle, SLUICE_EXT_OUTPUTS);
+    const auto *outputs = static_cast<const sluice_outputs_ext *>(ext);
+    if (!outputs || outputs->struct_size < sizeof(sluice_outputs_ext) || !outputs->count || !outputs->name)
+        return "the plugin declares config-chosen outputs but does not provide " SLUICE_EXT_OUTPUTS;
+    std::vector<std::string> names;
+    for (uint32_t i = 0; i < outputs->count(instances_[0].handle); ++i) {
+        const char *n = outputs->name(instances_[0].handle, i);
+        if (!n || !*n) return "output " + std::to_string(i) + " has no name";
+        names.emplace_back(n);
+    }
+    if (names.empty()) return "the plugin's config gives it no output";
+    plugin_.output_names = std::move(names);
+    outputs_.assign(plugin_.output_names.size(), {});
+    fail_output_ = -1;
+    for (size_t i = 0; i < plugin_.output_names.size(); ++i)
+        if (plugin_.output_names[i] == "fail") fail_output_ = int(i);
+    return {};
+}
+
 std::string Stage::start_instances() {
     for (Instance &inst : instances_) {
         if (!plugin_.desc->start) {

@@ -38,6 +38,9 @@ public:
     // [control] Creates the instances (one per worker, or one shared when the
     // plugin is SLUICE_CAP_CONCURRENT). Returns the plugin's message on failure.
     std::string create_instances();
+    // [control] For SLUICE_CAP_CONFIG_OUTPUTS stages: takes the output names
+    // from the first instance. Returns a message on failure.
+    std::string resolve_config_outputs();
     // [control] Starts every instance. Returns a message on failure.
     std::string start_instances();
     // [control] Stops started instances, then destroys all of them.

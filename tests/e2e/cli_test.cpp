@@ -61,11 +61,11 @@ TEST(Cli, VersionHelpAndUsageErrors) {
     EXPECT_NE(l.err.find("--log-level: unknown level 'loud'"), std::string::npos);
 }
 
-TEST(Cli, PluginsListsTheSixBundledPluginsWithTheirConfig) {
+TEST(Cli, PluginsListsTheBundledPluginsWithTheirConfig) {
     ProcessResult p = run_sluice({"plugins"});
     ASSERT_EQ(p.exit_code, 0) << p.err;
     for (const char *head : {"file (extractor) 1.0.0  ABI 1.0", "generate (extractor)", "map (transformer)",
-                             "rules (validator)", "file (loader)", "null (loader)"})
+                             "route (transformer)", "rules (validator)", "file (loader)", "null (loader)"})
         EXPECT_NE(p.out.find(head), std::string::npos) << head << "\n" << p.out;
     EXPECT_NE(p.out.find("    path "), std::string::npos);
     EXPECT_NE(p.out.find("outputs: pass fail"), std::string::npos);
@@ -74,7 +74,7 @@ TEST(Cli, PluginsListsTheSixBundledPluginsWithTheirConfig) {
     ProcessResult j = run_sluice({"plugins", "--json", "--path", kBadPlugins});
     ASSERT_EQ(j.exit_code, 0);
     bj::object o = bj::parse(j.out).as_object();
-    EXPECT_EQ(o.at("plugins").as_array().size(), 6u);
+    EXPECT_EQ(o.at("plugins").as_array().size(), 7u);
     EXPECT_EQ(o.at("problems").as_array().size(), 4u) << "the bad plugins are reported, not hidden";
 }
 
@@ -370,4 +370,29 @@ TEST(Cli, AnInputNamingAMissingOutputIsRefused) {
     ProcessResult r = run_sluice({"validate", m});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_EQ(r.err, m + ": /stages/2/inputs/0: stage 'gate' has no output 'passed' (validator 'rules' has: pass, fail)\n");
+}
+
+TEST(Cli, RouteSendsRecordsToTheStagesReadingItsOutputs) {
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"stages":[
+        {"id":"in","kind":"extractor","plugin":"generate","config":{"count":3000}},
+        {"id":"split","kind":"transformer","plugin":"route","threads":2,"config":{"routes":[
+            {"output":"eu","when":{"field":"country","in":["DE","FR","NL","SE","ES","IT"]}},
+            {"output":"americas","when":{"field":"country","in":["US","CA","BR"]}}]}},
+        {"id":"eu","kind":"loader","plugin":"file","inputs":["split.eu"],"config":{"path":"eu.ndjson"}},
+        {"id":"am","kind":"loader","plugin":"file","inputs":["split.americas"],"config":{"path":"am.ndjson"}},
+        {"id":"rest","kind":"loader","plugin":"file","inputs":["split.default"],"config":{"path":"rest.ndjson"}}]})");
+    ProcessResult r = run_sluice({"run", m, "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto eu = read_lines(dir / "eu.ndjson"), am = read_lines(dir / "am.ndjson"), rest = read_lines(dir / "rest.ndjson");
+    EXPECT_EQ(eu.size() + am.size() + rest.size(), 3000u);
+    for (const auto &l : eu) ASSERT_NE(std::string("DE FR NL SE ES IT").find(l.substr(l.find("\"country\":\"") + 11, 2)), std::string::npos) << l;
+    for (const auto &l : rest) ASSERT_NE(std::string("GB JP IN").find(l.substr(l.find("\"country\":\"") + 11, 2)), std::string::npos) << l;
+    EXPECT_GT(am.size(), 0u);
+    ProcessResult bad = run_sluice({"validate", dir.write("b.json", R"({"stages":[
+        {"id":"in","kind":"extractor","plugin":"generate","config":{"count":1}},
+        {"id":"split","kind":"transformer","plugin":"route","config":{"routes":[{"output":"eu","when":{"field":"c","equals":1}}]}},
+        {"id":"x","kind":"loader","plugin":"null","inputs":["split.us"]}]})")});
+    EXPECT_EQ(bad.exit_code, 2);
+    EXPECT_NE(bad.err.find("/stages/2/inputs/0: stage 'split' has no output 'us' (transformer 'route' has: eu, default)"), std::string::npos) << bad.err;
 }

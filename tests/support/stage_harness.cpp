@@ -54,6 +54,12 @@ StageHarness::StageHarness(sluice_kind kind, const std::string &name, const std:
     args.error = error;
     args.error_size = sizeof error;
     if (stage_.desc->create(&args, &instance_) != SLUICE_OK) throw std::runtime_error(error);
+    if (stage_.desc->capabilities & SLUICE_CAP_CONFIG_OUTPUTS) {
+        auto *ext = static_cast<const sluice_outputs_ext *>(stage_.desc->get_extension(instance_, SLUICE_EXT_OUTPUTS));
+        if (!ext) throw std::runtime_error("no " SLUICE_EXT_OUTPUTS " extension");
+        stage_.output_names.clear();
+        for (uint32_t i = 0; i < ext->count(instance_); ++i) stage_.output_names.emplace_back(ext->name(instance_, i));
+    }
 }
 
 StageHarness::~StageHarness() {

@@ -160,6 +160,57 @@ TEST(Rules, ConfigErrors) {
               "config.rules[0].field: required: expected a non-empty string");
 }
 
+// --- route ------------------------------------------------------------------
+
+TEST(Route, OutputsComeFromTheConfigInOrderWithTheDefaultLast) {
+    StageHarness r(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [
+        {"output": "eu", "when": {"field": "country", "in": ["DE", "FR"]}},
+        {"output": "big", "when": {"field": "amount", "gt": 100}},
+        {"output": "eu", "when": {"field": "vat", "exists": true}}], "default": "rest"})");
+    EXPECT_EQ(r.stage().output_names, (std::vector<std::string>{"eu", "big", "rest"}));
+    EXPECT_TRUE(r.stage().desc->capabilities & SLUICE_CAP_CONFIG_OUTPUTS);
+}
+
+TEST(Route, FirstMatchWinsAndUnmatchedRecordsGoToTheDefault) {
+    StageHarness r(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [
+        {"output": "eu", "when": {"field": "country", "in": ["DE", "FR"]}},
+        {"output": "big", "when": {"all": [{"field": "amount", "gte": 100}, {"not": {"field": "test", "equals": true}}]}},
+        {"output": "mail", "when": {"any": [{"field": "email", "regex": "@example\\.org$"}, {"field": "tag", "equals": "m"}]}},
+        {"output": "big", "when": {"field": "amount", "lt": -1000}}]})");
+    Batch in = make_batch({R"({"country":"DE","amount":500})", R"({"country":"US","amount":500})",
+                           R"({"country":"US","amount":500,"test":true})", R"({"email":"a@example.org"})",
+                           R"({"tag":"m"})", R"({"amount":-5000})", R"({"amount":"500"})", "[1]"});
+    Emitted e = r.process(in);
+    EXPECT_EQ(e.out(0), (std::vector<std::string>{R"({"country":"DE","amount":500})"}));
+    EXPECT_EQ(e.out(1), (std::vector<std::string>{R"({"country":"US","amount":500})", R"({"amount":-5000})"}));
+    EXPECT_EQ(e.out(2), (std::vector<std::string>{R"({"email":"a@example.org"})", R"({"tag":"m"})"}));
+    EXPECT_EQ(e.out(3), (std::vector<std::string>{R"({"country":"US","amount":500,"test":true})", R"({"amount":"500"})"}));
+    EXPECT_EQ(e.batches[0].records[0].payload, in.records[0].payload) << "routed by reference";
+    ASSERT_EQ(e.failures.size(), 1u);
+    EXPECT_EQ(e.failures[0].message, "route: payload is not a JSON object");
+}
+
+TEST(Route, ModeAllCopiesToEveryMatchingRoute) {
+    StageHarness r(SLUICE_KIND_TRANSFORMER, "route", R"({"mode": "all", "routes": [
+        {"output": "a", "when": {"field": "x", "exists": true}},
+        {"output": "b", "when": {"field": "x", "not_equals": 2}}]})");
+    Emitted e = r.process({R"({"x":1})", R"({"x":2})", R"({"y":1})"});
+    EXPECT_EQ(e.out(0), (std::vector<std::string>{R"({"x":1})", R"({"x":2})"}));
+    EXPECT_EQ(e.out(1), (std::vector<std::string>{R"({"x":1})", R"({"y":1})"}));
+    EXPECT_TRUE(e.out(2).empty());
+}
+
+TEST(Route, ConfigErrors) {
+    EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a", "when": {"field": "x", "like": 1}}]})"),
+              "config.routes[0].when: unknown test 'like' (expected equals, not_equals, in, exists, regex, gt, gte, lt, lte)");
+    EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a", "when": {"all": [{"field": "x", "gt": "1"}]}}]})"),
+              "config.routes[0].when.all[0]: gt: expected a number");
+    EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a"}]})"),
+              "config.routes[0].when: required: expected a condition");
+    EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a", "when": {"field": "x", "regex": "("}}]})"),
+              "config.routes[0].when: regex: invalid pattern: missing ): (");
+}
+
 // --- null -------------------------------------------------------------------
 
 TEST(Null, CountsAndDiscards) {

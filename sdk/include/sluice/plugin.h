@@ -203,6 +203,11 @@ typedef int32_t sluice_log_level;
  * host may skip work it would otherwise do for new payloads. Advisory. */
 #define SLUICE_CAP_READ_ONLY ((uint64_t)1 << 2)
 
+/* The stage's outputs depend on its config (a router's routes): after
+ * create, the host asks instance 0 for them through the plugin extension
+ * SLUICE_EXT_OUTPUTS (sluice_outputs_ext) instead of reading output_names. */
+#define SLUICE_CAP_CONFIG_OUTPUTS ((uint64_t)1 << 3)
+
 /* Content types the host and the bundled plugins use. Any MIME type works. */
 #define SLUICE_CONTENT_JSON "application/json"
 #define SLUICE_CONTENT_TEXT "text/plain"
@@ -393,6 +398,21 @@ typedef struct sluice_entry {
     const sluice_stage_descriptor *const *stages;
 } sluice_entry;
 
+/* ------------------------------------------------------------------------ */
+/* Plugin extensions (returned by sluice_stage_descriptor.get_extension)     */
+/* ------------------------------------------------------------------------ */
+
+/* "sluice.outputs/1": the outputs of an instance whose stage declares
+ * SLUICE_CAP_CONFIG_OUTPUTS. [control, created] Names are NUL-terminated and
+ * valid until destroy; index 0 is where forward(i, 0) goes. */
+#define SLUICE_EXT_OUTPUTS "sluice.outputs/1"
+typedef struct sluice_outputs_ext {
+    uint32_t struct_size; /* sizeof(sluice_outputs_ext) */
+    uint32_t reserved;
+    uint32_t (*count)(void *instance);
+    const char *(*name)(void *instance, uint32_t index);
+} sluice_outputs_ext;
+
 /* The function every plugin exports, and its type. */
 typedef const sluice_entry *(*sluice_entry_fn)(void);
 
@@ -418,6 +438,7 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_create_args) == 72, "sluice_create_args layou
 SLUICE_STATIC_ASSERT(sizeof(sluice_stage_descriptor) == 136,
                      "sluice_stage_descriptor layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_entry) == 24, "sluice_entry layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_outputs_ext) == 24, "sluice_outputs_ext layout changed");
 #endif
 
 #ifdef __cplusplus

@@ -25,6 +25,8 @@
 //   void flush(sluice::Emitter &);   // end of input
 //   void stop();                     // release resources
 //   const void *extension(const char *id);
+//   const std::vector<std::string> &output_names() const;  // outputs chosen by
+//                                    the config (a router); sets SLUICE_CAP_CONFIG_OUTPUTS
 // Extractors define `bool pull(sluice::Emitter &out, uint32_t max_records)`
 // instead of process; it returns true at end of input.
 //
@@ -47,6 +49,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace sluice {
 
@@ -252,6 +255,9 @@ template <class T> concept HasProcess = requires(T t, Input in, Emitter &e) { t.
 template <class T> concept HasExtension = requires(T t, const char *id) {
     { t.extension(id) } -> std::convertible_to<const void *>;
 };
+template <class T> concept HasConfigOutputs = requires(const T t) {
+    { t.output_names() } -> std::convertible_to<const std::vector<std::string> &>;
+};
 template <class T> concept HasCapabilities = requires { T::capabilities; };
 template <class T> concept HasOutputs = requires { T::outputs; };
 
@@ -346,8 +352,21 @@ template <class T> void destroy(void *p) noexcept { delete static_cast<Instance<
 
 template <class T> const char *last_error(void *p) noexcept { return self<T>(p).last_error.c_str(); }
 
+template <class T> uint32_t output_count(void *p) noexcept {
+    return static_cast<uint32_t>(self<T>(p).stage.output_names().size());
+}
+template <class T> const char *output_name(void *p, uint32_t i) noexcept {
+    const auto &names = self<T>(p).stage.output_names();
+    return i < names.size() ? names[i].c_str() : nullptr;
+}
+template <class T> inline constexpr sluice_outputs_ext outputs_ext = {sizeof(sluice_outputs_ext), 0, &output_count<T>,
+                                                                     &output_name<T>};
+
 template <class T>
 const void *get_extension(void *p, const char *id) noexcept {
+    if constexpr (HasConfigOutputs<T>) {
+        if (p && std::strcmp(id, SLUICE_EXT_OUTPUTS) == 0) return &outputs_ext<T>;
+    }
     if constexpr (HasExtension<T>) {
         try {
             return self<T>(p).stage.extension(id);
@@ -362,8 +381,10 @@ const void *get_extension(void *p, const char *id) noexcept {
 }
 
 template <class T> constexpr uint64_t capabilities() {
-    if constexpr (HasCapabilities<T>) return T::capabilities;
-    else return 0;
+    uint64_t caps = 0;
+    if constexpr (HasCapabilities<T>) caps = T::capabilities;
+    if constexpr (HasConfigOutputs<T>) caps |= SLUICE_CAP_CONFIG_OUTPUTS;
+    return caps;
 }
 
 template <class T> constexpr sluice_stage_descriptor make_descriptor() {
