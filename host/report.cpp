@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <ctime>
 
 namespace sluice {
@@ -43,7 +44,7 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
     r["started_at"] = iso_time(started);
     r["seconds"] = seconds;
 
-    uint64_t extracted = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0;
+    uint64_t extracted = 0, unreadable = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0;
     bj::array stages;
     for (const auto &sp : pipeline.stages()) {
         const Stage &s = *sp;
@@ -77,13 +78,38 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         o["error_reasons"] = reasons_json(s.metrics().top_reasons(false, 10));
         stages.push_back(std::move(o));
 
-        if (s.kind() == SLUICE_KIND_EXTRACTOR) extracted += t.in;
+        if (s.kind() == SLUICE_KIND_EXTRACTOR) {
+            extracted += t.in;
+            unreadable += t.errors;
+        }
         if (s.kind() == SLUICE_KIND_LOADER) loaded += t.out;
         rejected += t.rejected;
         errors += t.errors;
         dropped += t.dropped;
     }
+    // Quality: each gate's verdicts, and the share of extracted records that
+    // no gate rejected and no stage failed. With fan-out a record rejected on
+    // two branches counts twice, so the score is a lower bound.
+    bj::array gates;
+    for (const auto &sp : pipeline.stages()) {
+        if (sp->kind() != SLUICE_KIND_VALIDATOR) continue;
+        StageTotals t = sp->metrics().totals();
+        gates.push_back(bj::object{{"id", sp->id()},
+                                   {"passed", t.in - t.rejected - std::min(t.errors, t.in - t.rejected)},
+                                   {"failed", t.rejected},
+                                   {"reasons", reasons_json(sp->metrics().top_reasons(true, 10))}});
+    }
+    // Unreadable input never became a record: it counts against the error
+    // rate, not against the records that were extracted.
+    uint64_t bad = rejected + (errors - unreadable);
+    double score = extracted ? double(extracted > bad ? extracted - bad : 0) / double(extracted) : 1.0;
+    uint64_t seen = extracted + unreadable;
+    r["quality"] = bj::object{{"quality_score", score},
+                              {"error_rate", seen ? double(errors) / double(seen) : 0.0},
+                              {"passed_every_gate", extracted > bad ? extracted - bad : 0},
+                              {"gates", std::move(gates)}};
     r["records"] = bj::object{{"extracted", extracted},
+                              {"unreadable", unreadable},
                               {"loaded", loaded},
                               {"rejected", rejected},
                               {"errors", errors},
@@ -111,6 +137,13 @@ std::string format_report_table(const bj::object &report) {
                        report.at("seconds").to_number<double>(), rec.at("extracted").to_number<uint64_t>(),
                        rec.at("loaded").to_number<uint64_t>(), rec.at("rejected").to_number<uint64_t>(),
                        rec.at("errors").to_number<uint64_t>());
+    const bj::object &q = report.at("quality").as_object();
+    out += fmt::format("quality score {:.3f} ({} of {} extracted records passed every gate), error rate {:.3f}\n",
+                       q.at("quality_score").to_number<double>(), q.at("passed_every_gate").to_number<uint64_t>(),
+                       rec.at("extracted").to_number<uint64_t>(), q.at("error_rate").to_number<double>());
+    for (const auto &g : q.at("gates").as_array())
+        out += fmt::format("  gate {}: {} passed, {} failed\n", std::string(g.at("id").as_string()),
+                           g.at("passed").to_number<uint64_t>(), g.at("failed").to_number<uint64_t>());
     if (rec.at("dropped").to_number<uint64_t>() > 0)
         out += fmt::format("  {} records were emitted on outputs nothing reads\n", rec.at("dropped").to_number<uint64_t>());
     for (const auto &v : report.at("stages").as_array()) {

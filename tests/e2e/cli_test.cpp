@@ -92,6 +92,14 @@ TEST(Cli, QuickstartProducesTheExpectedOutputAndReport) {
     EXPECT_EQ(num(rec, "rejected"), 5);
     EXPECT_EQ(num(rec, "errors"), 2) << "one unreadable CSV row, one failed cast";
     EXPECT_EQ(num(stage_of(report, "quality"), "rejected"), 5);
+    const bj::object &quality = report.at("quality").as_object();
+    EXPECT_DOUBLE_EQ(quality.at("quality_score").to_number<double>(), 9.0 / 15.0) << "15 extracted, 5 rejected, 1 failed";
+    EXPECT_DOUBLE_EQ(quality.at("error_rate").to_number<double>(), 2.0 / 16.0) << "2 errors in 16 rows";
+    EXPECT_EQ(num(rec, "unreadable"), 1);
+    EXPECT_EQ(quality.at("gates").as_array()[0].at("passed").to_number<int64_t>(), 9);
+    EXPECT_EQ(quality.at("gates").as_array()[0].at("failed").to_number<int64_t>(), 5);
+    EXPECT_NE(r.err.find("quality score 0.600 (9 of 15 extracted records passed every gate), error rate 0.125"),
+              std::string::npos) << r.err;
     EXPECT_EQ(stage_of(report, "quality").at("reject_reasons").as_array()[0].at("count").to_number<int64_t>(), 2);
     // The table on stderr shows the same, and the bad rows are logged with file and line.
     EXPECT_NE(r.err.find("pipeline 'quickstart' completed"), std::string::npos) << r.err;
@@ -395,4 +403,23 @@ TEST(Cli, RouteSendsRecordsToTheStagesReadingItsOutputs) {
         {"id":"x","kind":"loader","plugin":"null","inputs":["split.us"]}]})")});
     EXPECT_EQ(bad.exit_code, 2);
     EXPECT_NE(bad.err.find("/stages/2/inputs/0: stage 'split' has no output 'us' (transformer 'route' has: eu, default)"), std::string::npos) << bad.err;
+}
+
+TEST(Cli, TheGraphExampleRuns) {
+    TempDir dir;
+    std::filesystem::copy(kSource + "/pipelines", dir / "pipelines", std::filesystem::copy_options::recursive);
+    ProcessResult r = run_sluice({"run", dir / "pipelines/orders_graph.json", "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_lines(dir / "out/orders_graph/orders.ndjson").size(), 12u);
+    EXPECT_EQ(read_lines(dir / "out/orders_graph/orders.csv").size(), 13u) << "header + 12";
+    auto rejects = read_lines(dir / "out/orders_graph/rejects.ndjson");
+    EXPECT_EQ(rejects.size(), 9u);
+    for (const auto &line : rejects) EXPECT_NE(line.find("\"reject_reason\":"), std::string::npos) << line;
+    bj::object rep = report_of(dir / "r.json");
+    const bj::object &rec = rep.at("records").as_object();
+    EXPECT_EQ(num(rec, "extracted"), 22);
+    EXPECT_EQ(num(rec, "unreadable"), 2);
+    // Each record extracted is passed, rejected by a gate, or failed.
+    EXPECT_EQ(num(stage_of(rep, "orders"), "in") + num(stage_of(rep, "rejects"), "in") + num(stage_of(rep, "clean"), "errors"), 22);
+    EXPECT_EQ(rep.at("quality").at("gates").as_array().size(), 2u);
 }
