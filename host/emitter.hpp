@@ -21,6 +21,7 @@ struct Failure {
     FailureKind kind;
     sluice_record record; // bytes live in the input batch or FailureBatch::storage
     std::string message;
+    uint32_t attempts = 1; // tries it has had
 };
 
 struct FailureBatch {

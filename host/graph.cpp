@@ -18,6 +18,11 @@ std::vector<std::vector<Reader>> readers_of(const Manifest &m) {
 
 std::vector<std::vector<size_t>> extractors_reaching(const Manifest &m) {
     auto readers = readers_of(m);
+    // The error path counts too: a dead-letter loader is reached by what
+    // reaches the stages that dead-letter into it.
+    for (size_t i = 0; i < m.stages.size(); ++i)
+        if (m.stages[i].on_error.then == ErrorPolicy::Then::dead_letter)
+            readers[i].push_back({m.stages[i].on_error.dead_letter_index, SIZE_MAX});
     std::vector<std::set<size_t>> reach(m.stages.size());
     for (size_t e = 0; e < m.stages.size(); ++e) {
         if (m.stages[e].kind != SLUICE_KIND_EXTRACTOR) continue;
@@ -40,12 +45,37 @@ std::vector<std::string> resolve_graph(Manifest &m) {
     std::map<std::string, size_t> index;
     for (size_t i = 0; i < m.stages.size(); ++i) index[m.stages[i].id] = i;
 
+    // Dead-letter destinations: loaders, fed by the error path of the stages
+    // that name them; without "inputs" they read nothing else.
+    std::set<size_t> dead_letter_targets;
+    for (size_t i = 0; i < m.stages.size(); ++i) {
+        StageSpec &s = m.stages[i];
+        if (s.on_error.then != ErrorPolicy::Then::dead_letter) continue;
+        auto it = index.find(s.on_error.dead_letter);
+        std::string at = s.on_error_path + "/dead_letter";
+        if (it == index.end()) {
+            problem(at, "unknown stage '" + s.on_error.dead_letter + "'");
+        } else if (m.stages[it->second].kind != SLUICE_KIND_LOADER) {
+            problem(at, "'" + s.on_error.dead_letter + "' is " + std::string(kind_with_article(m.stages[it->second].kind)) +
+                            "; dead letters go to a loader");
+        } else if (it->second == i) {
+            problem(at, "a stage cannot dead-letter to itself");
+        } else {
+            s.on_error.dead_letter_index = it->second;
+            dead_letter_targets.insert(it->second);
+        }
+    }
+
     bool any_extractor = false;
     for (size_t i = 0; i < m.stages.size(); ++i) {
         StageSpec &s = m.stages[i];
         if (s.kind == SLUICE_KIND_EXTRACTOR) {
             any_extractor = true;
             if (!s.inputs.empty()) problem(s.json_path + "/inputs", "an extractor has no inputs (it reads its own source)");
+            continue;
+        }
+        if (s.inputs.empty() && dead_letter_targets.count(i)) {
+            s.ordered = false; // dead letters come from anywhere, in no order
             continue;
         }
         if (s.inputs.empty()) {

@@ -114,7 +114,52 @@ std::string resolve(const std::string &base_dir, const std::string &p) {
     return (fs::path(base_dir) / p).lexically_normal().string();
 }
 
+// "on_error": "skip" | "fail" | {"retry": {...}, "then": ..., "dead_letter": "stage"}
+ErrorPolicy parse_error_policy(const bj::value &v, const std::string &path, Checker &check) {
+    ErrorPolicy p;
+    auto then_from = [&](const std::string &name, const std::string &at) {
+        if (name == "skip") p.then = ErrorPolicy::Then::skip;
+        else if (name == "fail") p.then = ErrorPolicy::Then::fail;
+        else if (name == "dead_letter") p.then = ErrorPolicy::Then::dead_letter;
+        else check.error(at, "unknown policy '" + name + "' (expected skip, dead_letter or fail)");
+    };
+    if (v.is_string()) {
+        then_from(std::string(v.get_string()), path);
+        if (p.then == ErrorPolicy::Then::dead_letter)
+            check.error(path, "dead_letter needs a stage: {\"then\": \"dead_letter\", \"dead_letter\": \"<loader id>\"}");
+        return p;
+    }
+    if (!v.is_object()) {
+        check.error(path, "expected \"skip\", \"fail\" or an object with retry, then, dead_letter");
+        return p;
+    }
+    const bj::object &o = v.get_object();
+    check.known_keys(o, path, {"retry", "then", "dead_letter"});
+    if (auto dl = check.string(o, path, "dead_letter", false)) {
+        p.dead_letter = *dl;
+        p.then = ErrorPolicy::Then::dead_letter;
+    }
+    if (auto then = check.string(o, path, "then", false)) then_from(*then, path + "/then");
+    if (p.then == ErrorPolicy::Then::dead_letter && p.dead_letter.empty())
+        check.error(path + "/dead_letter", "required with then: dead_letter (the id of a loader stage)");
+    if (const bj::value *r = o.if_contains("retry")) {
+        if (!r->is_object()) {
+            check.error(path + "/retry", "expected an object");
+        } else {
+            const bj::object &ro = r->get_object();
+            std::string rp = path + "/retry";
+            check.known_keys(ro, rp, {"max_attempts", "backoff_ms", "max_backoff_ms"});
+            p.max_attempts = check.positive(ro, rp, "max_attempts", 3, 100);
+            p.backoff = std::chrono::milliseconds(check.positive(ro, rp, "backoff_ms", 100, 3600000));
+            p.max_backoff = std::chrono::milliseconds(check.positive(ro, rp, "max_backoff_ms", 5000, 3600000));
+            if (p.max_backoff < p.backoff) p.max_backoff = p.backoff;
+        }
+    }
+    return p;
+}
+
 struct Defaults {
+    ErrorPolicy on_error;
     uint32_t threads = 1;
     uint32_t queue_capacity = 8;
     uint32_t batch_size = 1024;
@@ -173,7 +218,9 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             check.error("/defaults", "expected an object");
         } else {
             const bj::object &o = d->get_object();
-            check.known_keys(o, "/defaults", {"threads", "queue_capacity", "batch_size"});
+            check.known_keys(o, "/defaults", {"threads", "queue_capacity", "batch_size", "on_error"});
+            if (const bj::value *e = o.if_contains("on_error"))
+                defaults.on_error = parse_error_policy(*e, "/defaults/on_error", check);
             defaults.threads = check.positive(o, "/defaults", "threads", 1, kMaxThreads);
             defaults.queue_capacity = check.positive(o, "/defaults", "queue_capacity", 8, kMaxQueue);
             defaults.batch_size = check.positive(o, "/defaults", "batch_size", 1024, kMaxBatch);
@@ -197,9 +244,15 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             const bj::object &so = arr[i].get_object();
             check.known_keys(so, sp,
                              {"id", "kind", "plugin", "library", "config", "inputs", "threads", "queue_capacity",
-                              "batch_size", "ordered"});
+                              "batch_size", "ordered", "on_error"});
             StageSpec s;
             s.json_path = sp;
+            s.on_error = defaults.on_error;
+            s.on_error_path = "/defaults/on_error";
+            if (const bj::value *e = so.if_contains("on_error")) {
+                s.on_error = parse_error_policy(*e, sp + "/on_error", check);
+                s.on_error_path = sp + "/on_error";
+            }
             if (auto id = check.string(so, sp, "id", true)) {
                 if (!valid_stage_id(*id))
                     check.error(sp + "/id", "'" + *id + "' may only contain letters, digits, '_' and '-'");

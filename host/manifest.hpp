@@ -3,6 +3,8 @@
 // without loading plugins and reports each problem with its JSON path.
 #pragma once
 
+#include "error_policy.hpp"
+
 #include <sluice/plugin.h>
 
 #include <boost/json.hpp>
@@ -37,6 +39,8 @@ struct StageSpec {
     bool ordered_explicit = false;
     std::vector<InputRef> inputs; // where records come from (none for extractors)
     bool inputs_implicit = false; // no "inputs": the previous stage in manifest order
+    ErrorPolicy on_error;          // what happens to records it fails on
+    std::string on_error_path;     // "/stages/2/on_error" (or "/defaults/on_error")
     std::string json_path;        // "/stages/2", for messages
 };
 

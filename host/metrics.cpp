@@ -14,6 +14,8 @@ StageTotals StageMetrics::totals() const {
         t.rejected += w.rejected.load(std::memory_order_relaxed);
         t.errors += w.errors.load(std::memory_order_relaxed);
         t.dropped += w.dropped.load(std::memory_order_relaxed);
+        t.dead_lettered += w.dead_lettered.load(std::memory_order_relaxed);
+        t.retries += w.retries.load(std::memory_order_relaxed);
         t.batches += w.batches.load(std::memory_order_relaxed);
         t.busy_seconds += double(w.busy_ns.load(std::memory_order_relaxed)) / 1e9;
     }

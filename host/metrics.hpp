@@ -20,6 +20,8 @@ struct alignas(64) WorkerCounters {
     std::atomic<uint64_t> rejected{0};  // records that failed a rule
     std::atomic<uint64_t> errors{0};    // records that failed processing or reading
     std::atomic<uint64_t> dropped{0};   // records emitted on an output nothing reads
+    std::atomic<uint64_t> dead_lettered{0}; // errors sent to the dead-letter stage
+    std::atomic<uint64_t> retries{0};   // records or batches tried again
     std::atomic<uint64_t> batches{0};
     std::atomic<uint64_t> busy_ns{0};   // time spent inside plugin calls
 
@@ -27,7 +29,7 @@ struct alignas(64) WorkerCounters {
 };
 
 struct StageTotals {
-    uint64_t in = 0, out = 0, rejected = 0, errors = 0, dropped = 0, batches = 0;
+    uint64_t in = 0, out = 0, rejected = 0, errors = 0, dropped = 0, dead_lettered = 0, retries = 0, batches = 0;
     double busy_seconds = 0;
 };
 

@@ -71,14 +71,21 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
 
     // One queue in front of each stage that has inputs; every (stage,
     // output) it reads pushes into it and counts as one of its producers.
+    // A dead-letter stage also counts each stage that sends it dead letters.
+    std::vector<size_t> senders(stages_.size(), 0);
+    for (const auto &st : stages_)
+        if (st->spec().on_error.then == ErrorPolicy::Then::dead_letter) ++senders[st->spec().on_error.dead_letter_index];
     for (size_t i = 0; i < stages_.size(); ++i) {
         const StageSpec &s = stages_[i]->spec();
-        if (s.inputs.empty()) continue;
-        auto q = std::make_shared<BatchQueue>(s.queue_capacity, s.ordered, s.inputs.size());
+        if (s.inputs.empty() && senders[i] == 0) continue;
+        auto q = std::make_shared<BatchQueue>(s.queue_capacity, s.ordered, s.inputs.size() + senders[i]);
         stages_[i]->set_input(q);
         for (const InputRef &r : s.inputs) stages_[r.from]->connect(output_index(r), q);
         queues_.push_back(q);
     }
+    for (const auto &st : stages_)
+        if (st->spec().on_error.then == ErrorPolicy::Then::dead_letter)
+            st->set_dead_letter(stages_[st->spec().on_error.dead_letter_index]->input());
     // Ordered stages release batches in extraction order; a window per
     // extractor keeps it from running further ahead of the slowest of them
     // than the queues and workers in between can hold.
@@ -204,7 +211,7 @@ RunResult Pipeline::run(const RunOptions &options) {
     signals.reset();
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
-    if (control_.aborted()) {
+    if (control_.aborted() || control_.failed()) {
         result.status = "failed";
         result.exit_code = 1;
         result.error = control_.abort_message();

@@ -10,6 +10,16 @@ void PipelineControl::request_stop() {
     wake_.notify_all();
 }
 
+void PipelineControl::fail(const std::string &message) {
+    {
+        std::lock_guard lock(mutex_);
+        if (!failed_ && !aborted_) abort_message_ = message;
+        failed_ = true;
+        stop_ = true;
+    }
+    wake_.notify_all();
+}
+
 void PipelineControl::abort(const std::string &message) {
     std::function<void()> fn;
     {
@@ -17,7 +27,7 @@ void PipelineControl::abort(const std::string &message) {
         if (aborted_) return;
         aborted_ = true;
         stop_ = true;
-        abort_message_ = message;
+        if (!failed_) abort_message_ = message;
         fn = on_abort_;
     }
     wake_.notify_all();

@@ -1,5 +1,6 @@
 #include "report.hpp"
 
+#include "error_policy.hpp"
 #include "kinds.hpp"
 #include "pipeline.hpp"
 
@@ -44,7 +45,7 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
     r["started_at"] = iso_time(started);
     r["seconds"] = seconds;
 
-    uint64_t extracted = 0, unreadable = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0;
+    uint64_t extracted = 0, unreadable = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0, dead_lettered = 0;
     bj::array stages;
     for (const auto &sp : pipeline.stages()) {
         const Stage &s = *sp;
@@ -67,6 +68,9 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         o["rejected"] = t.rejected;
         o["errors"] = t.errors;
         o["dropped"] = t.dropped;
+        o["dead_lettered"] = t.dead_lettered;
+        o["retries"] = t.retries;
+        o["on_error"] = std::string(then_name(s.spec().on_error.then));
         o["batches"] = t.batches;
         o["seconds"] = secs;
         o["busy_seconds"] = t.busy_seconds;
@@ -86,6 +90,7 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         rejected += t.rejected;
         errors += t.errors;
         dropped += t.dropped;
+        dead_lettered += t.dead_lettered;
     }
     // Quality: each gate's verdicts, and the share of extracted records that
     // no gate rejected and no stage failed. With fan-out a record rejected on
@@ -105,6 +110,7 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
     double score = extracted ? double(extracted > bad ? extracted - bad : 0) / double(extracted) : 1.0;
     uint64_t seen = extracted + unreadable;
     r["quality"] = bj::object{{"quality_score", score},
+                              {"dead_lettered", dead_lettered},
                               {"error_rate", seen ? double(errors) / double(seen) : 0.0},
                               {"passed_every_gate", extracted > bad ? extracted - bad : 0},
                               {"gates", std::move(gates)}};
@@ -113,7 +119,8 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
                               {"loaded", loaded},
                               {"rejected", rejected},
                               {"errors", errors},
-                              {"dropped", dropped}};
+                              {"dropped", dropped},
+                              {"dead_lettered", dead_lettered}};
     r["stages"] = std::move(stages);
     return r;
 }
@@ -144,6 +151,8 @@ std::string format_report_table(const bj::object &report) {
     for (const auto &g : q.at("gates").as_array())
         out += fmt::format("  gate {}: {} passed, {} failed\n", std::string(g.at("id").as_string()),
                            g.at("passed").to_number<uint64_t>(), g.at("failed").to_number<uint64_t>());
+    if (rec.at("dead_lettered").to_number<uint64_t>() > 0)
+        out += fmt::format("  {} records were dead-lettered\n", rec.at("dead_lettered").to_number<uint64_t>());
     if (rec.at("dropped").to_number<uint64_t>() > 0)
         out += fmt::format("  {} records were emitted on outputs nothing reads\n", rec.at("dropped").to_number<uint64_t>());
     for (const auto &v : report.at("stages").as_array()) {

@@ -1,6 +1,7 @@
 #include "stage.hpp"
 
 #include "host_services.hpp"
+#include "error_policy.hpp"
 #include "kinds.hpp"
 
 #include <boost/asio/post.hpp>
@@ -201,6 +202,7 @@ void Stage::worker_finished() {
     // end of input once they have drained them.
     for (auto &queues : outputs_)
         for (auto &q : queues) q->producer_done();
+    if (dead_letter_) dead_letter_->producer_done();
 }
 
 void Stage::run_extractor(uint32_t worker) {
@@ -326,6 +328,7 @@ void Stage::run_processor(uint32_t worker) {
                 failures.items.push_back(Failure{FailureKind::failed, in->records[i], msg});
             if (count) failures.storage->parents.push_back(in->storage);
         }
+        if (spec_.on_error.max_attempts > 1) retry_failed(inst, *in, outputs, failures, emitter, c);
         if (!deliver(outputs, failures, c, n)) return;
     }
     if (control_.aborted()) return;
@@ -404,26 +407,96 @@ bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerC
         c.add(c.out, input_count - rejected - failed);
     c.add(c.rejected, rejected);
     c.add(c.errors, failed);
-    if (!failures.items.empty()) handle_failures(failures);
+    if (!failures.items.empty() && !handle_failures(failures, c)) return false;
     return !control_.aborted();
 }
 
-void Stage::handle_failures(const FailureBatch &failures) {
-    for (const auto &f : failures.items) {
-        const bool rejected = f.kind == FailureKind::rejected;
-        metrics_.reason(rejected, f.message);
-        uint64_t n = failures_logged_.fetch_add(1, std::memory_order_relaxed);
-        auto level = n < kFailuresLoggedPerStage ? spdlog::level::warn : spdlog::level::debug;
-        if (!spdlog::should_log(level)) continue;
-        std::string_view source = attr_value(f.record, SLUICE_ATTR_SOURCE);
-        std::string_view line = attr_value(f.record, SLUICE_ATTR_SOURCE_LINE);
-        std::string where;
-        if (!source.empty()) where = " (" + std::string(source) + (line.empty() ? "" : ":" + std::string(line)) + ")";
-        const char *what = rejected ? "rejected" : f.kind == FailureKind::unreadable ? "could not read" : "failed";
-        spdlog::log(level, "[{}] {} record {}{}: {}", spec_.id, what, f.record.id, where, f.message);
-        if (n + 1 == kFailuresLoggedPerStage)
-            spdlog::warn("[{}] further failures are logged at debug level; the report counts them all", spec_.id);
+void Stage::retry_failed(Instance &inst, const Batch &input, std::vector<Batch> &outputs, FailureBatch &failures,
+                         BatchEmitter &emitter, WorkerCounters &c) {
+    const ErrorPolicy &policy = spec_.on_error;
+    for (uint32_t attempt = 2; attempt <= policy.max_attempts; ++attempt) {
+        // The records still failing become a batch of their own.
+        Batch again;
+        again.seq = input.seq;
+        again.storage->parents.push_back(failures.storage);
+        std::vector<Failure> kept;
+        for (auto &f : failures.items) {
+            if (f.kind == FailureKind::failed) again.records.push_back(f.record);
+            else kept.push_back(std::move(f));
+        }
+        if (again.records.empty()) return;
+        failures.items = std::move(kept);
+        c.add(c.retries, again.records.size());
+        spdlog::debug("[{}] retrying {} records (attempt {} of {})", spec_.id, again.records.size(), attempt,
+                      policy.max_attempts);
+        if (!control_.sleep_for(retry_delay(policy, attempt - 1), false)) return;
+        const uint32_t n = uint32_t(again.records.size());
+        Mark m = mark(outputs, failures);
+        emitter.set_input(&again, 0, n);
+        auto t0 = Clock::now();
+        sluice_status s = plugin_.desc->process(inst.handle, again.records.data(), n, emitter.raw());
+        c.add(c.busy_ns, elapsed_ns(t0));
+        if (s == SLUICE_FATAL) {
+            fatal(plugin_message(inst));
+            return;
+        }
+        if (s != SLUICE_OK) {
+            std::string msg = plugin_message(inst);
+            rollback(outputs, failures, m);
+            for (const auto &r : again.records) failures.items.push_back(Failure{FailureKind::failed, r, msg, attempt});
+            failures.storage->parents.push_back(again.storage);
+            continue;
+        }
+        for (size_t i = m.failures; i < failures.items.size(); ++i) failures.items[i].attempts = attempt;
+        failures.storage->parents.push_back(again.storage);
     }
 }
 
+void Stage::log_failure(const Failure &f) {
+    const bool rejected = f.kind == FailureKind::rejected;
+    uint64_t n = failures_logged_.fetch_add(1, std::memory_order_relaxed);
+    auto level = n < kFailuresLoggedPerStage ? spdlog::level::warn : spdlog::level::debug;
+    if (!spdlog::should_log(level)) return;
+    std::string_view source = attr_value(f.record, SLUICE_ATTR_SOURCE);
+    std::string_view line = attr_value(f.record, SLUICE_ATTR_SOURCE_LINE);
+    std::string where;
+    if (!source.empty()) where = " (" + std::string(source) + (line.empty() ? "" : ":" + std::string(line)) + ")";
+    const char *what = rejected ? "rejected" : f.kind == FailureKind::unreadable ? "could not read" : "failed";
+    std::string tries = f.attempts > 1 ? " after " + std::to_string(f.attempts) + " attempts" : "";
+    spdlog::log(level, "[{}] {} record {}{}{}: {}", spec_.id, what, f.record.id, where, tries, f.message);
+    if (n + 1 == kFailuresLoggedPerStage)
+        spdlog::warn("[{}] further failures are logged at debug level; the report counts them all", spec_.id);
+}
+
+bool Stage::handle_failures(const FailureBatch &failures, WorkerCounters &c) {
+    const ErrorPolicy &policy = spec_.on_error;
+    Batch dead;
+    dead.seq = BatchQueue::kTailSeq;
+    for (const auto &f : failures.items) {
+        const bool rejected = f.kind == FailureKind::rejected;
+        metrics_.reason(rejected, f.message);
+        log_failure(f);
+        if (rejected) continue;
+        if (policy.then == ErrorPolicy::Then::dead_letter && dead_letter_) {
+            std::vector<std::pair<std::string_view, std::string_view>> attrs;
+            for (uint32_t i = 0; i < f.record.attr_count; ++i)
+                attrs.emplace_back(std::string_view(f.record.attrs[i].key, f.record.attrs[i].key_len),
+                                   std::string_view(f.record.attrs[i].value, f.record.attrs[i].value_len));
+            std::string envelope = dead_letter_envelope(
+                {f.record.payload, f.record.payload_len}, f.record.content_type == nullptr, f.record.id, spec_.id,
+                spec_.plugin, f.message, f.attempts, f.kind == FailureKind::unreadable ? "unreadable" : "failed", attrs);
+            sluice_record r{};
+            r.id = f.record.id;
+            r.payload = dead.storage->arena.copy(envelope);
+            r.payload_len = envelope.size();
+            dead.records.push_back(r);
+        } else if (policy.then == ErrorPolicy::Then::fail) {
+            control_.fail("stage '" + spec_.id + "' (" + std::string(kind_name(spec_.kind)) + " " + spec_.plugin +
+                          "): record " + std::to_string(f.record.id) + " failed and on_error is fail: " + f.message);
+        }
+    }
+    if (dead.records.empty()) return true;
+    c.add(c.dead_lettered, dead.records.size());
+    return dead_letter_->push(std::move(dead));
+}
 } // namespace sluice

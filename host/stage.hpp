@@ -50,6 +50,8 @@ public:
     void set_input(std::shared_ptr<BatchQueue> queue) { input_ = std::move(queue); }
     void connect(uint32_t output, std::shared_ptr<BatchQueue> queue);
     const std::shared_ptr<BatchQueue> &input() const { return input_; }
+    // Where the error path sends dead letters (on_error then: dead_letter).
+    void set_dead_letter(std::shared_ptr<BatchQueue> queue) { dead_letter_ = std::move(queue); }
     // Extractors: number batches from `window` (see SequenceWindow).
     void set_sequence_window(std::shared_ptr<SequenceWindow> window) { window_ = std::move(window); }
     size_t output_count() const { return plugin_.output_names.size(); }
@@ -77,7 +79,13 @@ private:
     // Returns false when the pipeline is aborting.
     bool deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerCounters &c,
                  uint64_t input_count);
-    void handle_failures(const FailureBatch &failures);
+    // Tries the records that failed in `failures` again, per the retry
+    // policy, adding what they emit to `outputs`.
+    void retry_failed(Instance &inst, const Batch &input, std::vector<Batch> &outputs, FailureBatch &failures,
+                      BatchEmitter &emitter, WorkerCounters &c);
+    // Applies the policy to failures left after retries; false if aborting.
+    bool handle_failures(const FailureBatch &failures, WorkerCounters &c);
+    void log_failure(const Failure &f);
     void worker_finished();
     void fatal(const std::string &what);
 
@@ -99,6 +107,7 @@ private:
     std::atomic<uint32_t> draining_{0}; // workers not yet at end of input
     std::atomic<uint64_t> next_seq_{0};
     std::shared_ptr<SequenceWindow> window_;
+    std::shared_ptr<BatchQueue> dead_letter_;
     std::atomic<uint64_t> failures_logged_{0};
 
     friend struct HostServices;

@@ -423,3 +423,109 @@ TEST(Cli, TheGraphExampleRuns) {
     EXPECT_EQ(num(stage_of(rep, "orders"), "in") + num(stage_of(rep, "rejects"), "in") + num(stage_of(rep, "clean"), "errors"), 22);
     EXPECT_EQ(rep.at("quality").at("gates").as_array().size(), 2u);
 }
+
+namespace {
+std::string fault_pipeline(const std::string &fault_config, const std::string &on_error, int count = 1000) {
+    return line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","batch_size":100,"config":{"count":)" +
+                             std::to_string(count) + "}}",
+                         R"({"id":"faulty","kind":"transformer","plugin":"fault","config":)" + fault_config +
+                             R"(,"on_error":)" + on_error + "}",
+                         R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})" +
+                             std::string(on_error.find("dlq") == std::string::npos ? "" : R"(,
+                            {"id":"dlq","kind":"loader","plugin":"file","config":{"path":"dead.ndjson"}})"));
+}
+} // namespace
+
+TEST(Cli, DeadLettersHoldTheRecordTheStageTheErrorAndTheAttempts) {
+    TempDir dir;
+    std::string m = dir.write("m.json", fault_pipeline(R"({"fail_every":10})", R"({"dead_letter":"dlq"})"));
+    ProcessResult r = run_sluice({"run", m, "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 900u);
+    auto dead = read_lines(dir / "dead.ndjson");
+    ASSERT_EQ(dead.size(), 100u);
+    bj::object d = bj::parse(dead[0]).as_object();
+    EXPECT_EQ(d.at("record").at("id").to_number<int64_t>() % 10, 0);
+    EXPECT_EQ(d.at("record_id").to_number<int64_t>(), d.at("record").at("id").to_number<int64_t>());
+    EXPECT_EQ(d.at("stage").as_string(), "faulty");
+    EXPECT_EQ(d.at("plugin").as_string(), "fault");
+    EXPECT_EQ(d.at("kind").as_string(), "failed");
+    EXPECT_EQ(d.at("error").as_string(), "injected failure");
+    EXPECT_EQ(d.at("attempts").to_number<int64_t>(), 1);
+    EXPECT_EQ(d.at("time").as_string().size(), 20u);
+    bj::object rep = report_of(dir / "r.json");
+    EXPECT_EQ(num(stage_of(rep, "faulty"), "dead_lettered"), 100);
+    EXPECT_EQ(num(rep.at("records").as_object(), "dead_lettered"), 100);
+    // Nothing lost: every extracted record was loaded or dead-lettered.
+    EXPECT_EQ(num(stage_of(rep, "out"), "in") + num(stage_of(rep, "dlq"), "in"), 1000);
+}
+
+TEST(Cli, RetriesRecoverTransientFailuresThenDeadLetterTheRest) {
+    TempDir dir;
+    std::string ok = dir.write("ok.json", fault_pipeline(R"({"fail_every":10,"fail_times":2})",
+                                                         R"({"retry":{"max_attempts":3,"backoff_ms":1},"dead_letter":"dlq"})"));
+    ProcessResult r = run_sluice({"run", ok, "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 1000u) << "the third try succeeds";
+    EXPECT_TRUE(read_lines(dir / "dead.ndjson").empty());
+    EXPECT_EQ(num(stage_of(report_of(dir / "r.json"), "faulty"), "retries"), 200) << "100 records, 2 retries each";
+
+    std::string bad = dir.write("bad.json", fault_pipeline(R"({"fail_every":10,"fail_times":5})",
+                                                           R"({"retry":{"max_attempts":3,"backoff_ms":1},"dead_letter":"dlq"})"));
+    r = run_sluice({"run", bad});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 900u);
+    auto dead = read_lines(dir / "dead.ndjson");
+    ASSERT_EQ(dead.size(), 100u);
+    EXPECT_EQ(bj::parse(dead[0]).at("attempts").to_number<int64_t>(), 3);
+    EXPECT_NE(r.err.find("after 3 attempts: injected failure"), std::string::npos) << r.err;
+}
+
+TEST(Cli, AFailedBatchIsRetriedRecordByRecord) {
+    TempDir dir;
+    std::string m = dir.write("m.json", fault_pipeline(R"({"throw_at":250})", R"({"retry":{"max_attempts":2,"backoff_ms":1},"dead_letter":"dlq"})"));
+    ProcessResult r = run_sluice({"run", m, "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 1000u) << "the throw happens once; the retry passes";
+    EXPECT_EQ(num(stage_of(report_of(dir / "r.json"), "faulty"), "retries"), 100);
+}
+
+TEST(Cli, SkipCountsAndLogsAndFailStopsTheRunButFlushes) {
+    TempDir dir;
+    std::string skip = dir.write("s.json", fault_pipeline(R"({"fail_every":10})", R"("skip")"));
+    ProcessResult r = run_sluice({"run", skip, "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 900u);
+    EXPECT_EQ(num(stage_of(report_of(dir / "r.json"), "faulty"), "errors"), 100);
+
+    std::string fail = dir.write("f.json", fault_pipeline(R"({"fail_every":500})", R"("fail")", 100000));
+    r = run_sluice({"run", fail, "--report", dir / "f.report"});
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    bj::object rep = report_of(dir / "f.report");
+    EXPECT_EQ(rep.at("status").as_string(), "failed");
+    EXPECT_NE(std::string(rep.at("error").as_string()).find("record 500 failed and on_error is fail: injected failure"),
+              std::string::npos) << bj::serialize(rep);
+    auto loaded = read_lines(dir / "o.ndjson");
+    EXPECT_GT(loaded.size(), 0u) << "what was loaded is flushed";
+    EXPECT_LT(loaded.size(), 100000u) << "extraction stopped";
+    EXPECT_EQ(int64_t(loaded.size()), num(stage_of(rep, "out"), "in"));
+}
+
+TEST(Cli, UnreadableInputCanBeDeadLettered) {
+    TempDir dir;
+    dir.write("in.ndjson", "{\"a\":1}\n{broken\n{\"a\":2}\n");
+    std::string m = dir.write("m.json", R"({"stages":[
+        {"id":"in","kind":"extractor","plugin":"file","config":{"path":"in.ndjson"},"on_error":{"dead_letter":"dlq"}},
+        {"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}},
+        {"id":"dlq","kind":"loader","plugin":"file","config":{"path":"dead.ndjson"}}]})");
+    ProcessResult r = run_sluice({"run", m});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 2u);
+    auto dead = read_lines(dir / "dead.ndjson");
+    ASSERT_EQ(dead.size(), 1u);
+    bj::object d = bj::parse(dead[0]).as_object();
+    EXPECT_EQ(d.at("record").as_string(), "{broken") << "invalid JSON is kept as a string";
+    EXPECT_EQ(d.at("kind").as_string(), "unreadable");
+    EXPECT_EQ(d.at("attributes").at("source_line").as_string(), "2");
+    EXPECT_NE(std::string(d.at("error").as_string()).find("invalid JSON"), std::string::npos);
+}

@@ -5,11 +5,13 @@
 //    ever in flight (produced - consumed) as counter "max_in_flight"
 //  - transformer fault: fails on chosen records: {"fail_every": N} rejects via
 //    fail(), {"fatal_at": N} returns SLUICE_FATAL at the batch holding record
-//    N, {"throw_at": N} throws (the helper turns it into SLUICE_ERROR).
+//    N, {"throw_at": N} throws (the helper turns it into SLUICE_ERROR);
+//    {"fail_times": K} with fail_every: a chosen record fails K tries, then passes.
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
 #include <atomic>
+#include <map>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -83,11 +85,12 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description = "test: fails on chosen records";
     static constexpr const char *config_schema =
-        R"json({"type":"object","properties":{"fail_every":{"type":"integer"},"fatal_at":{"type":"integer"},"throw_at":{"type":"integer"}}})json";
+        R"json({"type":"object","properties":{"fail_every":{"type":"integer"},"fail_times":{"type":"integer"},"fatal_at":{"type":"integer"},"throw_at":{"type":"integer"}}})json";
 
     explicit Fault(const sluice::Context &ctx) {
         sluice::json::Config c(ctx.config_json);
         fail_every_ = c.integer("fail_every", 0);
+        fail_times_ = c.integer("fail_times", 0);
         fatal_at_ = c.integer("fatal_at", -1);
         throw_at_ = c.integer("throw_at", -1);
     }
@@ -99,13 +102,16 @@ public:
         }
         for (uint32_t i = 0; i < in.size(); ++i) {
             uint64_t id = in[i].id();
-            if (fail_every_ && id % uint64_t(fail_every_) == 0) out.fail(i, "injected failure");
+            // fail_times: a chosen record fails its first N tries, then passes.
+            bool chosen = fail_every_ && id % uint64_t(fail_every_) == 0;
+            if (chosen && (fail_times_ == 0 || tries_[id]++ < fail_times_)) out.fail(i, "injected failure");
             else out.forward(i);
         }
     }
 
 private:
-    int64_t fail_every_, fatal_at_, throw_at_, seen_ = 0;
+    int64_t fail_every_, fail_times_, fatal_at_, throw_at_, seen_ = 0;
+    std::map<uint64_t, int64_t> tries_;
 };
 
 } // namespace

@@ -1,4 +1,5 @@
 #include "manifest.hpp"
+#include "error_policy.hpp"
 
 #include <gtest/gtest.h>
 
@@ -90,9 +91,9 @@ TEST(Manifest, UnknownKeysAreErrors) {
               "m.json: /stage: unknown key (expected one of: name, description, plugin_dirs, defaults, stages)");
     EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","thread":2})")),
               "m.json: /stages/1/thread: unknown key (expected one of: id, kind, plugin, library, config, inputs, "
-              "threads, queue_capacity, batch_size, ordered)");
+              "threads, queue_capacity, batch_size, ordered, on_error)");
     EXPECT_EQ(first_error(R"({"defaults":{"thread":1},"stages":[1]})"),
-              "m.json: /defaults/thread: unknown key (expected one of: threads, queue_capacity, batch_size)");
+              "m.json: /defaults/thread: unknown key (expected one of: threads, queue_capacity, batch_size, on_error)");
 }
 
 TEST(Manifest, NumbersMustBePositiveIntegersInRange) {
@@ -187,6 +188,39 @@ TEST(Manifest, GraphMistakes) {
               "m.json: /stages/2/ordered: records reach it from several extractors (a, b), which have no common order");
     EXPECT_EQ(first_error(graph(R"({"id":"o","kind":"loader","plugin":"null","inputs":[]})")),
               "m.json: /stages/1/inputs: expected a non-empty array of \"stage\" or \"stage.output\"");
+}
+
+TEST(Manifest, ErrorPolicies) {
+    Manifest m = parse_manifest(R"({"defaults":{"on_error":"fail"},"stages":[
+        {"id":"a","kind":"extractor","plugin":"file","on_error":{"dead_letter":"dlq"}},
+        {"id":"t","kind":"transformer","plugin":"map","on_error":{"retry":{"max_attempts":4,"backoff_ms":10},"then":"skip"}},
+        {"id":"o","kind":"loader","plugin":"null"},
+        {"id":"dlq","kind":"loader","plugin":"file"}]})",
+                                "m.json");
+    EXPECT_EQ(m.stages[0].on_error.then, ErrorPolicy::Then::dead_letter);
+    EXPECT_EQ(m.stages[0].on_error.dead_letter_index, 3u);
+    EXPECT_EQ(m.stages[1].on_error.max_attempts, 4u);
+    EXPECT_EQ(m.stages[1].on_error.backoff.count(), 10);
+    EXPECT_EQ(m.stages[1].on_error.then, ErrorPolicy::Then::skip);
+    EXPECT_EQ(m.stages[2].on_error.then, ErrorPolicy::Then::fail) << "from defaults";
+    EXPECT_TRUE(m.stages[3].inputs.empty()) << "a dead-letter loader reads only dead letters";
+
+    auto with = [](const std::string &policy, const std::string &extra = "") {
+        return R"({"stages":[{"id":"a","kind":"extractor","plugin":"file","on_error":)" + policy +
+               R"(},{"id":"o","kind":"loader","plugin":"null"})" + extra + "]}";
+    };
+    EXPECT_EQ(first_error(with(R"("retry")")), "m.json: /stages/0/on_error: unknown policy 'retry' (expected skip, dead_letter or fail)");
+    EXPECT_EQ(first_error(with(R"("dead_letter")")),
+              "m.json: /stages/0/on_error: dead_letter needs a stage: {\"then\": \"dead_letter\", \"dead_letter\": \"<loader id>\"}");
+    EXPECT_EQ(first_error(with(R"({"then":"dead_letter"})")),
+              "m.json: /stages/0/on_error/dead_letter: required with then: dead_letter (the id of a loader stage)");
+    EXPECT_EQ(first_error(with(R"({"dead_letter":"nope"})")), "m.json: /stages/0/on_error/dead_letter: unknown stage 'nope'");
+    EXPECT_EQ(first_error(with(R"({"dead_letter":"a"})")),
+              "m.json: /stages/0/on_error/dead_letter: 'a' is an extractor; dead letters go to a loader");
+    EXPECT_EQ(first_error(with(R"({"retry":{"attempts":3}})")),
+              "m.json: /stages/0/on_error/retry/attempts: unknown key (expected one of: max_attempts, backoff_ms, max_backoff_ms)");
+    EXPECT_EQ(first_error(with(R"({"retry":{"max_attempts":0}})")),
+              "m.json: /stages/0/on_error/retry/max_attempts: expected a positive integer");
 }
 
 TEST(Manifest, UnreachableStages) {
