@@ -418,7 +418,10 @@ void Stage::retry_failed(Instance &inst, const Batch &input, std::vector<Batch> 
         // The records still failing become a batch of their own.
         Batch again;
         again.seq = input.seq;
-        again.storage->parents.push_back(failures.storage);
+        // Failed records point into the storage the failure list keeps
+        // alive; share it (not the list's own storage, which will keep this
+        // batch alive in turn).
+        again.storage->parents = failures.storage->parents;
         std::vector<Failure> kept;
         for (auto &f : failures.items) {
             if (f.kind == FailureKind::failed) again.records.push_back(f.record);
