@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -206,6 +207,14 @@ int cmd_run(const Args &args) {
             std::cerr << "sluice: cannot write report " << *args.report << ": " << std::strerror(errno) << "\n";
             return result.exit_code ? result.exit_code : kExitFailed;
         }
+    }
+    if (result.calls_still_running) {
+        // A stuck plugin thread may still touch the pipeline: do not tear it
+        // down under it.
+        std::cout.flush();
+        std::cerr.flush();
+        std::fflush(nullptr);
+        std::_Exit(result.exit_code);
     }
     return result.exit_code;
 }

@@ -35,6 +35,7 @@ struct StageSpec {
     uint32_t threads = 1;
     uint32_t queue_capacity = 8; // batches waiting in front of this stage
     uint32_t batch_size = 1024;  // records per pull/process call
+    uint32_t timeout_ms = 0;     // longest a process call may take (0: no limit)
     bool ordered = false;        // receive batches in extraction order
     bool ordered_explicit = false;
     std::vector<InputRef> inputs; // where records come from (none for extractors)

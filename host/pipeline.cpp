@@ -220,6 +220,14 @@ RunResult Pipeline::run(const RunOptions &options) {
     } else {
         result.status = "completed";
     }
+    // Calls abandoned after a timeout get a last chance to return.
+    for (auto &s : stages_) {
+        if (!s->wait_for_abandoned_calls(std::chrono::seconds(5))) {
+            spdlog::error("[{}] a plugin call that timed out has still not returned; exiting without waiting for it",
+                          s->id());
+            result.calls_still_running = true;
+        }
+    }
     // Stop every instance: loaders that were flushed keep their output,
     // the others discard what they had not committed.
     for (auto &s : stages_) s->stop_and_destroy();

@@ -34,6 +34,9 @@ struct RunResult {
     std::string status; // "completed", "stopped" (by a signal) or "failed"
     int exit_code = 0;
     std::string error; // why it failed
+    // Plugin calls abandoned after timeout_ms that had still not returned at
+    // the end: the process should exit without running destructors.
+    bool calls_still_running = false;
     boost::json::object report;
 };
 

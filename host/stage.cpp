@@ -9,7 +9,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <random>
+#include <thread>
 
 namespace sluice {
 
@@ -87,31 +90,38 @@ std::string Stage::plugin_message(const Instance &inst) const {
     return m && *m ? std::string(m) : std::string("(the plugin gave no message)");
 }
 
+std::string Stage::create_instance(uint32_t index, uint32_t count, Instance &inst) {
+    char error[1024] = {0};
+    sluice_create_args args{};
+    args.struct_size = sizeof args;
+    args.worker_index = index;
+    args.worker_count = count;
+    args.host = &host_;
+    args.stage_id = spec_.id.c_str();
+    args.config_json = config_text_.c_str();
+    args.config_len = config_text_.size();
+    args.base_dir = base_dir_.c_str();
+    args.error = error;
+    args.error_size = sizeof error;
+    void *handle = nullptr;
+    if (plugin_.desc->create(&args, &handle) != SLUICE_OK)
+        return error[0] ? std::string(error) : std::string("create failed (the plugin gave no message)");
+    inst.handle = handle;
+    inst.created = true;
+    inst.started = false;
+    return {};
+}
+
 std::string Stage::create_instances() {
     const bool shared = plugin_.desc->capabilities & SLUICE_CAP_CONCURRENT;
     const uint32_t count = shared ? 1 : spec_.threads;
     instances_.resize(count);
     for (uint32_t i = 0; i < count; ++i) {
-        char error[1024] = {0};
-        sluice_create_args args{};
-        args.struct_size = sizeof args;
-        args.worker_index = i;
-        args.worker_count = count;
-        args.host = &host_;
-        args.stage_id = spec_.id.c_str();
-        args.config_json = config_text_.c_str();
-        args.config_len = config_text_.size();
-        args.base_dir = base_dir_.c_str();
-        args.error = error;
-        args.error_size = sizeof error;
-        void *handle = nullptr;
-        sluice_status s = plugin_.desc->create(&args, &handle);
-        if (s != SLUICE_OK) {
+        std::string problem = create_instance(i, count, instances_[i]);
+        if (!problem.empty()) {
             instances_.resize(i);
-            return error[0] ? std::string(error) : std::string("create failed (the plugin gave no message)");
+            return problem;
         }
-        instances_[i].handle = handle;
-        instances_[i].created = true;
     }
     return {};
 }
@@ -280,7 +290,6 @@ void Stage::run_extractor(uint32_t worker) {
 }
 
 void Stage::run_processor(uint32_t worker) {
-    Instance &inst = instance_for(worker);
     WorkerCounters &c = metrics_.worker(worker);
     std::vector<Batch> outputs;
     FailureBatch failures;
@@ -301,19 +310,16 @@ void Stage::run_processor(uint32_t worker) {
             const uint32_t count = std::min(step, n - off);
             Mark m = mark(outputs, failures);
             sluice_status s = SLUICE_OK;
+            std::string msg;
             for (int attempt = 0;; ++attempt) {
-                emitter.set_input(&*in, off, count);
-                auto t0 = Clock::now();
-                s = plugin_.desc->process(inst.handle, in->records.data() + off, count, emitter.raw());
-                c.add(c.busy_ns, elapsed_ns(t0));
+                s = call_process(worker, *in, off, count, outputs, failures, emitter, c, msg);
                 if (s != SLUICE_RETRY) break;
                 rollback(outputs, failures, m);
                 if (attempt + 1 >= kRetryAttempts || control_.aborted()) break;
-                spdlog::debug("[{}] retrying batch: {}", spec_.id, plugin_message(inst));
+                spdlog::debug("[{}] retrying batch: {}", spec_.id, msg);
                 control_.sleep_for(backoff(attempt), false);
             }
             if (s == SLUICE_OK) continue;
-            std::string msg = plugin_message(inst);
             if (s == SLUICE_RETRY) {
                 msg = "still failing after " + std::to_string(kRetryAttempts) + " attempts: " + msg;
                 s = SLUICE_ERROR;
@@ -328,11 +334,121 @@ void Stage::run_processor(uint32_t worker) {
                 failures.items.push_back(Failure{FailureKind::failed, in->records[i], msg});
             if (count) failures.storage->parents.push_back(in->storage);
         }
-        if (spec_.on_error.max_attempts > 1) retry_failed(inst, *in, outputs, failures, emitter, c);
+        if (spec_.on_error.max_attempts > 1) retry_failed(worker, *in, outputs, failures, emitter, c);
         if (!deliver(outputs, failures, c, n)) return;
     }
     if (control_.aborted()) return;
     flush_instance(worker, outputs, failures, emitter);
+}
+
+sluice_status Stage::call_process(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
+                                  std::vector<Batch> &outputs, FailureBatch &failures, BatchEmitter &emitter,
+                                  WorkerCounters &c, std::string &message) {
+    Instance &inst = instance_for(worker);
+    const sluice_stage_descriptor *desc = plugin_.desc;
+    auto t0 = Clock::now();
+    // A shared (concurrent) instance cannot be replaced under the other
+    // workers, so it gets no time limit.
+    if (spec_.timeout_ms == 0 || (instances_.size() == 1 && spec_.threads > 1)) {
+        emitter.set_input(&input, off, count);
+        sluice_status s = desc->process(inst.handle, input.records.data() + off, count, emitter.raw());
+        c.add(c.busy_ns, elapsed_ns(t0));
+        if (s != SLUICE_OK) message = plugin_message(inst);
+        return s;
+    }
+    // The call runs on its own thread into its own buffers, so an abandoned
+    // call can never write into what this worker goes on with.
+    struct Call {
+        std::mutex mutex;
+        std::condition_variable cv;
+        bool done = false, abandoned = false;
+        Batch input;
+        std::vector<Batch> outputs;
+        FailureBatch failures;
+        sluice_status status = SLUICE_OK;
+        std::string message;
+    };
+    auto call = std::make_shared<Call>();
+    call->input.seq = input.seq;
+    call->input.storage = input.storage;
+    call->input.records.assign(input.records.begin() + off, input.records.begin() + off + count);
+    call->outputs.resize(output_count());
+    Instance orphan = inst; // what the thread destroys if it is abandoned
+    auto abandoned_counter = abandoned_;
+    std::thread thread([call, desc, orphan, abandoned_counter] {
+        BatchEmitter e(call->outputs, call->failures);
+        e.set_input(&call->input, 0, uint32_t(call->input.records.size()));
+        sluice_status s = desc->process(orphan.handle, call->input.records.data(),
+                                        uint32_t(call->input.records.size()), e.raw());
+        std::string msg = s != SLUICE_OK && desc->last_error ? std::string(desc->last_error(orphan.handle)) : "";
+        bool abandoned;
+        {
+            std::lock_guard lock(call->mutex);
+            call->status = s;
+            call->message = msg;
+            call->done = true;
+            abandoned = call->abandoned;
+        }
+        call->cv.notify_all();
+        if (abandoned) {
+            if (orphan.started && desc->stop) desc->stop(orphan.handle);
+            desc->destroy(orphan.handle);
+            abandoned_counter->fetch_sub(1);
+        }
+    });
+    std::unique_lock lock(call->mutex);
+    bool done = call->cv.wait_for(lock, std::chrono::milliseconds(spec_.timeout_ms), [&] { return call->done; });
+    if (!done) {
+        call->abandoned = true;
+        abandoned_->fetch_add(1);
+        lock.unlock();
+        thread.detach();
+        c.add(c.busy_ns, elapsed_ns(t0));
+        message = "timed out after " + std::to_string(spec_.timeout_ms) + " ms";
+        spdlog::warn("[{}] a call {}; replacing the instance (the old one is destroyed when the call returns)",
+                     spec_.id, message);
+        // A fresh instance for this worker.
+        Instance fresh;
+        std::string problem = create_instance(worker, uint32_t(instances_.size()), fresh);
+        if (problem.empty() && desc->start) {
+            if (desc->start(fresh.handle) != SLUICE_OK) problem = plugin_message(fresh);
+        }
+        fresh.started = problem.empty();
+        inst = fresh;
+        if (!problem.empty()) {
+            message += "; a new instance could not be made: " + problem;
+            return SLUICE_FATAL;
+        }
+        return SLUICE_ERROR;
+    }
+    lock.unlock();
+    thread.join();
+    c.add(c.busy_ns, elapsed_ns(t0));
+    if (call->status != SLUICE_OK) {
+        message = call->message.empty() ? std::string("(the plugin gave no message)") : call->message;
+        return call->status;
+    }
+    for (size_t o = 0; o < outputs.size(); ++o) {
+        Batch &from = call->outputs[o];
+        if (from.records.empty()) continue;
+        outputs[o].keep(from.storage);
+        outputs[o].keep(input.storage);
+        outputs[o].records.insert(outputs[o].records.end(), from.records.begin(), from.records.end());
+    }
+    if (!call->failures.items.empty()) {
+        failures.storage->parents.push_back(call->failures.storage);
+        for (auto &f : call->failures.items) failures.items.push_back(std::move(f));
+    }
+    return SLUICE_OK;
+}
+
+bool Stage::wait_for_abandoned_calls(std::chrono::milliseconds limit) {
+    auto deadline = Clock::now() + limit;
+    while (abandoned_->load() > 0) {
+        if (Clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
 }
 
 void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
@@ -411,7 +527,7 @@ bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerC
     return !control_.aborted();
 }
 
-void Stage::retry_failed(Instance &inst, const Batch &input, std::vector<Batch> &outputs, FailureBatch &failures,
+void Stage::retry_failed(uint32_t worker, const Batch &input, std::vector<Batch> &outputs, FailureBatch &failures,
                          BatchEmitter &emitter, WorkerCounters &c) {
     const ErrorPolicy &policy = spec_.on_error;
     for (uint32_t attempt = 2; attempt <= policy.max_attempts; ++attempt) {
@@ -435,16 +551,13 @@ void Stage::retry_failed(Instance &inst, const Batch &input, std::vector<Batch> 
         if (!control_.sleep_for(retry_delay(policy, attempt - 1), false)) return;
         const uint32_t n = uint32_t(again.records.size());
         Mark m = mark(outputs, failures);
-        emitter.set_input(&again, 0, n);
-        auto t0 = Clock::now();
-        sluice_status s = plugin_.desc->process(inst.handle, again.records.data(), n, emitter.raw());
-        c.add(c.busy_ns, elapsed_ns(t0));
-        if (s == SLUICE_FATAL) {
-            fatal(plugin_message(inst));
+        std::string msg;
+        sluice_status s = call_process(worker, again, 0, n, outputs, failures, emitter, c, msg);
+        if (s != SLUICE_OK && s != SLUICE_ERROR && s != SLUICE_RETRY) {
+            fatal(msg);
             return;
         }
         if (s != SLUICE_OK) {
-            std::string msg = plugin_message(inst);
             rollback(outputs, failures, m);
             for (const auto &r : again.records) failures.items.push_back(Failure{FailureKind::failed, r, msg, attempt});
             failures.storage->parents.push_back(again.storage);

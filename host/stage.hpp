@@ -15,6 +15,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +44,9 @@ public:
     std::string resolve_config_outputs();
     // [control] Starts every instance. Returns a message on failure.
     std::string start_instances();
+    // [control] Waits up to `limit` for abandoned (timed-out) calls to
+    // return; false if some are still running.
+    bool wait_for_abandoned_calls(std::chrono::milliseconds limit);
     // [control] Stops started instances, then destroys all of them.
     void stop_and_destroy();
 
@@ -69,6 +73,14 @@ private:
     };
 
     Instance &instance_for(uint32_t worker) { return instances_[instances_.size() == 1 ? 0 : worker]; }
+    std::string create_instance(uint32_t index, uint32_t count, Instance &inst);
+    // One process call on records [off, off+count) of `input`, its results
+    // appended to outputs/failures. With timeout_ms the call runs on its own
+    // thread; one that overruns is abandoned (its instance is replaced and
+    // destroyed when the call returns) and counts as SLUICE_ERROR.
+    sluice_status call_process(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
+                               std::vector<Batch> &outputs, FailureBatch &failures, BatchEmitter &emitter,
+                               WorkerCounters &c, std::string &message);
     std::string plugin_message(const Instance &inst) const;
 
     void run_extractor(uint32_t worker);
@@ -81,7 +93,7 @@ private:
                  uint64_t input_count);
     // Tries the records that failed in `failures` again, per the retry
     // policy, adding what they emit to `outputs`.
-    void retry_failed(Instance &inst, const Batch &input, std::vector<Batch> &outputs, FailureBatch &failures,
+    void retry_failed(uint32_t worker, const Batch &input, std::vector<Batch> &outputs, FailureBatch &failures,
                       BatchEmitter &emitter, WorkerCounters &c);
     // Applies the policy to failures left after retries; false if aborting.
     bool handle_failures(const FailureBatch &failures, WorkerCounters &c);
@@ -108,6 +120,7 @@ private:
     std::atomic<uint64_t> next_seq_{0};
     std::shared_ptr<SequenceWindow> window_;
     std::shared_ptr<BatchQueue> dead_letter_;
+    std::shared_ptr<std::atomic<int>> abandoned_ = std::make_shared<std::atomic<int>>(0);
     std::atomic<uint64_t> failures_logged_{0};
 
     friend struct HostServices;

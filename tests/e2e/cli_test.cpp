@@ -425,11 +425,12 @@ TEST(Cli, TheGraphExampleRuns) {
 }
 
 namespace {
-std::string fault_pipeline(const std::string &fault_config, const std::string &on_error, int count = 1000) {
+std::string fault_pipeline(const std::string &fault_config, const std::string &on_error, int count = 1000,
+                           const std::string &fault_stage_extra = "") {
     return line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","batch_size":100,"config":{"count":)" +
                              std::to_string(count) + "}}",
                          R"({"id":"faulty","kind":"transformer","plugin":"fault","config":)" + fault_config +
-                             R"(,"on_error":)" + on_error + "}",
+                             R"(,"on_error":)" + on_error + fault_stage_extra + "}",
                          R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})" +
                              std::string(on_error.find("dlq") == std::string::npos ? "" : R"(,
                             {"id":"dlq","kind":"loader","plugin":"file","config":{"path":"dead.ndjson"}})"));
@@ -528,4 +529,30 @@ TEST(Cli, UnreadableInputCanBeDeadLettered) {
     EXPECT_EQ(d.at("kind").as_string(), "unreadable");
     EXPECT_EQ(d.at("attributes").at("source_line").as_string(), "2");
     EXPECT_NE(std::string(d.at("error").as_string()).find("invalid JSON"), std::string::npos);
+}
+
+TEST(Cli, ACallPastTimeoutMsIsAnErrorAndTheInstanceIsReplaced) {
+    TempDir dir;
+    // The batch holding record 150 hangs for 1.5 s; the limit is 200 ms. Its
+    // 100 records are dead-lettered, the other batches pass through a new
+    // instance, and the run still finishes.
+    std::string m = dir.write("m.json", fault_pipeline(R"({"hang_at":150,"hang_ms":1500})", R"({"dead_letter":"dlq"})", 400,
+                                                       R"(,"timeout_ms":200)"));
+    auto start = std::chrono::steady_clock::now();
+    ProcessResult r = run_sluice({"run", m, "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+    EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 300u);
+    auto dead = read_lines(dir / "dead.ndjson");
+    ASSERT_EQ(dead.size(), 100u);
+    EXPECT_EQ(bj::parse(dead[0]).at("error").as_string(), "timed out after 200 ms");
+    EXPECT_NE(r.err.find("[faulty] a call timed out after 200 ms; replacing the instance"), std::string::npos) << r.err;
+}
+
+TEST(Cli, SlowCallsWithinTheLimitAreFine) {
+    TempDir dir;
+    std::string m = dir.write("m.json", fault_pipeline(R"({"slow_ms":20})", R"("fail")", 300, R"(,"timeout_ms":2000)"));
+    ProcessResult r = run_sluice({"run", m});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 300u);
 }

@@ -6,7 +6,9 @@
 //  - transformer fault: fails on chosen records: {"fail_every": N} rejects via
 //    fail(), {"fatal_at": N} returns SLUICE_FATAL at the batch holding record
 //    N, {"throw_at": N} throws (the helper turns it into SLUICE_ERROR);
-//    {"fail_times": K} with fail_every: a chosen record fails K tries, then passes.
+//    {"fail_times": K} with fail_every: a chosen record fails K tries, then passes;
+//    {"hang_at": ID, "hang_ms": T} sleeps T ms in the batch holding record ID;
+//    {"slow_ms": T} sleeps T ms in every batch.
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -85,7 +87,7 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description = "test: fails on chosen records";
     static constexpr const char *config_schema =
-        R"json({"type":"object","properties":{"fail_every":{"type":"integer"},"fail_times":{"type":"integer"},"fatal_at":{"type":"integer"},"throw_at":{"type":"integer"}}})json";
+        R"json({"type":"object","properties":{"fail_every":{"type":"integer"},"fail_times":{"type":"integer"},"fatal_at":{"type":"integer"},"throw_at":{"type":"integer"},"hang_at":{"type":"integer"},"hang_ms":{"type":"integer"},"slow_ms":{"type":"integer"}}})json";
 
     explicit Fault(const sluice::Context &ctx) {
         sluice::json::Config c(ctx.config_json);
@@ -93,13 +95,19 @@ public:
         fail_times_ = c.integer("fail_times", 0);
         fatal_at_ = c.integer("fatal_at", -1);
         throw_at_ = c.integer("throw_at", -1);
+        hang_at_ = c.integer("hang_at", -1);
+        hang_ms_ = c.integer("hang_ms", 10000);
+        slow_ms_ = c.integer("slow_ms", 0);
     }
     void process(sluice::Input in, sluice::Emitter &out) {
         for (uint32_t i = 0; i < in.size(); ++i) {
             int64_t at = seen_++;
             if (at == fatal_at_) throw sluice::FatalError("injected fatal error at record " + std::to_string(at));
             if (at == throw_at_) throw std::runtime_error("injected exception at record " + std::to_string(at));
+            // By record id, so that a replacement instance does not hang again.
+            if (int64_t(in[i].id()) == hang_at_) std::this_thread::sleep_for(std::chrono::milliseconds(hang_ms_));
         }
+        if (slow_ms_) std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_));
         for (uint32_t i = 0; i < in.size(); ++i) {
             uint64_t id = in[i].id();
             // fail_times: a chosen record fails its first N tries, then passes.
@@ -110,7 +118,7 @@ public:
     }
 
 private:
-    int64_t fail_every_, fail_times_, fatal_at_, throw_at_, seen_ = 0;
+    int64_t fail_every_, fail_times_, fatal_at_, throw_at_, hang_at_, hang_ms_, slow_ms_, seen_ = 0;
     std::map<uint64_t, int64_t> tries_;
 };
 
