@@ -5,6 +5,8 @@
 // storage instead of copying (no per-record allocation or copy).
 #pragma once
 
+#include "acknowledgement.hpp"
+
 #include <sluice/plugin.h>
 
 #include <cstdint>
@@ -45,6 +47,9 @@ struct Batch {
     uint64_t seq = 0; // extraction order, for stages that want ordered input
     std::vector<sluice_record> records;
     std::shared_ptr<BatchStorage> storage = std::make_shared<BatchStorage>();
+    // The extractor pulls its records came from: acknowledged once every
+    // copy of every batch carrying them is gone (see acknowledgement.hpp).
+    std::vector<AckRef> acks;
 
     size_t size() const { return records.size(); }
     bool empty() const { return records.empty(); }

@@ -192,7 +192,8 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
     bj::value root = parser.release();
     if (!root.is_object()) throw ManifestError({path + ": /: expected a JSON object"});
     const bj::object &top = root.get_object();
-    check.known_keys(top, "", {"name", "description", "plugin_dirs", "defaults", "stages"});
+    check.known_keys(top, "", {"name", "description", "plugin_dirs", "state_dir", "checkpoint_interval_ms", "defaults",
+                              "stages"});
 
     m.name = check.string(top, "", "name", false).value_or(fs::path(path).stem().string());
 
@@ -210,6 +211,11 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             }
         }
     }
+    if (const bj::value *d = top.if_contains("state_dir")) {
+        if (!d->is_string() || d->get_string().empty()) check.error("/state_dir", "expected a directory path");
+        else m.state_dir = resolve(m.base_dir, std::string(d->get_string()));
+    }
+    m.checkpoint_interval_ms = check.positive(top, "", "checkpoint_interval_ms", 1000, 3600000);
     if (const bj::value *d = top.if_contains("description"); d && !d->is_string())
         check.error("/description", "expected a string");
 

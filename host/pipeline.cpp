@@ -12,6 +12,8 @@
 #include <chrono>
 #include <sstream>
 
+namespace bj = boost::json;
+
 namespace sluice {
 
 SetupError::SetupError(std::vector<std::string> messages)
@@ -177,10 +179,69 @@ std::string Pipeline::dot() const {
     return out.str();
 }
 
+std::string Pipeline::open_state(RunResult &result) {
+    if (manifest_.state_dir.empty()) return {};
+    try {
+        state_ = std::make_unique<StateStore>(manifest_.state_dir, manifest_.name);
+    } catch (const StateError &e) {
+        return e.what();
+    }
+    uint64_t replayed = 0;
+    bool resumed = false;
+    bj::array resumable;
+    for (auto &st : stages_) {
+        if (st->kind() != SLUICE_KIND_EXTRACTOR) continue;
+        const StageSpec &spec = st->spec();
+        auto saved = state_->saved(spec.id);
+        if (!st->can_resume()) {
+            spdlog::warn("[{}] extractor '{}' cannot resume (no " SLUICE_EXT_CHECKPOINT
+                         " or one instance shared by its workers): it reads from its start on every run",
+                         spec.id, spec.plugin);
+            continue;
+        }
+        std::vector<std::string> positions;
+        if (saved) {
+            if (saved->plugin != spec.plugin)
+                return state_->path() + ": stage '" + spec.id + "' was saved by extractor '" + saved->plugin +
+                       "' but the manifest now runs '" + spec.plugin + "'; move the state file away to start afresh";
+            if (saved->positions.size() != st->instance_count())
+                return state_->path() + ": stage '" + spec.id + "' was saved with " +
+                       std::to_string(saved->positions.size()) + " workers but now has " +
+                       std::to_string(st->instance_count()) + "; set its threads back to " +
+                       std::to_string(saved->positions.size()) + " or move the state file away";
+            positions = saved->positions;
+            replayed += saved->unacknowledged;
+            resumed = true;
+        }
+        std::string problem = st->restore_and_track(positions);
+        if (!problem.empty()) return state_->path() + ": stage '" + spec.id + "': " + problem;
+        state_->track(spec.id, spec.plugin, st->trackers());
+        resumable.push_back(bj::value(spec.id));
+    }
+    result.delivery = bj::object{{"state_file", state_->path()},
+                                 {"resumed", resumed},
+                                 {"replayed", replayed},
+                                 {"resumable_extractors", std::move(resumable)}};
+    if (resumed)
+        spdlog::info("resuming from {}: {} records read but not acknowledged last time are read again",
+                     state_->path(), replayed);
+    return {};
+}
+
 RunResult Pipeline::run(const RunOptions &options) {
     RunResult result;
     auto started_wall = std::chrono::system_clock::now();
     auto started = std::chrono::steady_clock::now();
+
+    if (std::string problem = open_state(result); !problem.empty()) {
+        result.error = problem;
+        spdlog::error("{}", result.error);
+        for (auto &s : stages_) s->stop_and_destroy();
+        result.status = "failed";
+        result.exit_code = 1;
+        result.report = build_report(*this, result, started_wall, 0);
+        return result;
+    }
 
     // Start loaders first: a destination that cannot open fails the run
     // before anything is read.
@@ -206,9 +267,20 @@ RunResult Pipeline::run(const RunOptions &options) {
     if (options.handle_signals) signals = std::make_unique<SignalWatcher>(control_);
 
     spdlog::info("pipeline '{}': running {} stages", manifest_.name, stages_.size());
+    if (state_) state_->start(std::chrono::milliseconds(manifest_.checkpoint_interval_ms), control_);
     for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) (*it)->launch();
     for (auto &s : stages_) s->join();
     signals.reset();
+    if (state_) {
+        // Every batch is gone by now, so every acknowledgement is in.
+        if (std::string problem = state_->finish(); !problem.empty()) {
+            spdlog::error("{}", problem);
+            result.delivery["save_error"] = problem;
+        }
+        result.delivery["acknowledged"] = state_->acknowledged();
+        result.delivery["unacknowledged"] = state_->unacknowledged();
+        state_.reset(); // releases the lock
+    }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
     if (control_.aborted() || control_.failed()) {

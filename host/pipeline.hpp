@@ -6,6 +6,7 @@
 #include "pipeline_control.hpp"
 #include "plugin_loader.hpp"
 #include "stage.hpp"
+#include "state_store.hpp"
 
 #include <boost/json.hpp>
 
@@ -37,6 +38,9 @@ struct RunResult {
     // Plugin calls abandoned after timeout_ms that had still not returned at
     // the end: the process should exit without running destructors.
     bool calls_still_running = false;
+    // At-least-once delivery, when the manifest sets state_dir: the state
+    // file, whether the run resumed, records replayed and acknowledged.
+    boost::json::object delivery;
     boost::json::object report;
 };
 
@@ -63,12 +67,16 @@ public:
 
 private:
     uint32_t output_index(const InputRef &r) const;
+    // Opens the state, restores resumable extractors and starts tracking
+    // their acknowledgements. Returns a message on failure.
+    std::string open_state(RunResult &result);
 
     Manifest manifest_;
     PipelineControl control_;
     std::vector<std::unique_ptr<Stage>> stages_;
     std::vector<std::shared_ptr<BatchQueue>> queues_;
     std::vector<std::shared_ptr<SequenceWindow>> windows_;
+    std::unique_ptr<StateStore> state_;
 };
 
 } // namespace sluice

@@ -121,6 +121,7 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
                               {"errors", errors},
                               {"dropped", dropped},
                               {"dead_lettered", dead_lettered}};
+    if (!result.delivery.empty()) r["delivery"] = result.delivery;
     r["stages"] = std::move(stages);
     return r;
 }
@@ -155,6 +156,14 @@ std::string format_report_table(const bj::object &report) {
         out += fmt::format("  {} records were dead-lettered\n", rec.at("dead_lettered").to_number<uint64_t>());
     if (rec.at("dropped").to_number<uint64_t>() > 0)
         out += fmt::format("  {} records were emitted on outputs nothing reads\n", rec.at("dropped").to_number<uint64_t>());
+    if (const bj::value *d = report.if_contains("delivery")) {
+        const bj::object &o = d->as_object();
+        auto count = [&](const char *k) { return o.contains(k) ? o.at(k).to_number<uint64_t>() : 0; };
+        out += fmt::format("  delivery: state {}{}; {} records acknowledged, {} not\n",
+                           std::string(o.at("state_file").as_string()),
+                           o.at("resumed").as_bool() ? fmt::format(" (resumed, {} replayed)", count("replayed")) : "",
+                           count("acknowledged"), count("unacknowledged"));
+    }
     for (const auto &v : report.at("stages").as_array()) {
         const bj::object &s = v.as_object();
         for (const char *key : {"reject_reasons", "error_reasons"}) {

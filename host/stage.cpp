@@ -109,6 +109,9 @@ std::string Stage::create_instance(uint32_t index, uint32_t count, Instance &ins
     inst.handle = handle;
     inst.created = true;
     inst.started = false;
+    const void *ext = plugin_.desc->get_extension ? plugin_.desc->get_extension(handle, SLUICE_EXT_CHECKPOINT) : nullptr;
+    const auto *cp = static_cast<const sluice_checkpoint_ext *>(ext);
+    inst.checkpoint = cp && cp->struct_size >= sizeof(sluice_checkpoint_ext) && cp->position && cp->restore ? cp : nullptr;
     return {};
 }
 
@@ -122,6 +125,38 @@ std::string Stage::create_instances() {
             instances_.resize(i);
             return problem;
         }
+    }
+    // Loaders are durable only after flush unless they say otherwise; other
+    // stages pass on everything within the call unless they say otherwise.
+    durable_on_process_ = spec_.kind != SLUICE_KIND_LOADER;
+    const void *ext = plugin_.desc->get_extension && !instances_.empty()
+                          ? plugin_.desc->get_extension(instances_[0].handle, SLUICE_EXT_DELIVERY)
+                          : nullptr;
+    const auto *delivery = static_cast<const sluice_delivery_ext *>(ext);
+    if (delivery && delivery->struct_size >= sizeof(sluice_delivery_ext) && delivery->durable_on_process)
+        durable_on_process_ = delivery->durable_on_process(instances_[0].handle) != 0;
+    return {};
+}
+
+bool Stage::can_resume() const {
+    if (spec_.kind != SLUICE_KIND_EXTRACTOR || instances_.empty()) return false;
+    if (instances_.size() == 1 && spec_.threads > 1) return false; // one instance shared by workers
+    for (const Instance &inst : instances_)
+        if (!inst.checkpoint) return false;
+    return true;
+}
+
+std::string Stage::restore_and_track(const std::vector<std::string> &positions) {
+    trackers_.clear();
+    for (size_t i = 0; i < instances_.size(); ++i) {
+        std::optional<std::string> restored;
+        if (i < positions.size() && !positions[i].empty()) {
+            const std::string &p = positions[i];
+            if (instances_[i].checkpoint->restore(instances_[i].handle, p.data(), p.size()) != SLUICE_OK)
+                return "cannot resume from the saved position " + p + ": " + plugin_message(instances_[i]);
+            restored = p;
+        }
+        trackers_.push_back(std::make_shared<AckTracker>(control_, std::move(restored)));
     }
     return {};
 }
@@ -181,6 +216,7 @@ void Stage::connect(uint32_t output, std::shared_ptr<BatchQueue> queue) {
 
 void Stage::launch() {
     const uint32_t workers = uint32_t(instances_.size() == 1 ? spec_.threads : instances_.size());
+    held_.assign(instances_.size(), {});
     running_ = workers;
     draining_ = workers;
     metrics_.mark_started();
@@ -264,6 +300,15 @@ void Stage::run_extractor(uint32_t worker) {
         for (auto &f : failures.items) f.record.id = id++;
         c.add(c.in, produced);
         c.add(c.batches, 1);
+        // The pull's acknowledgement token rides on every batch made of its
+        // records; it completes when the last of them is gone.
+        std::vector<AckRef> acks;
+        if (!trackers_.empty()) {
+            const char *pos = inst.checkpoint->position(inst.handle);
+            acks.push_back(trackers_[worker]->issue(pos ? std::string(pos) : std::string(),
+                                                    produced + failures.items.size()));
+            for (auto &b : outputs) b.acks = acks;
+        }
         if (produced > 0) {
             uint64_t seq;
             if (window_) {
@@ -275,7 +320,7 @@ void Stage::run_extractor(uint32_t worker) {
             }
             for (auto &b : outputs) b.seq = seq;
         }
-        if (!deliver(outputs, failures, c, 0)) return;
+        if (!deliver(outputs, failures, c, 0, acks)) return;
         if (end) break;
         if (produced == 0 && failures.items.empty()) {
             // Nothing right now: back off a little instead of spinning.
@@ -335,7 +380,16 @@ void Stage::run_processor(uint32_t worker) {
             if (count) failures.storage->parents.push_back(in->storage);
         }
         if (spec_.on_error.max_attempts > 1) retry_failed(worker, *in, outputs, failures, emitter, c);
-        if (!deliver(outputs, failures, c, n)) return;
+        if (!in->acks.empty()) {
+            for (auto &b : outputs) b.acks = in->acks;
+            if (!durable_on_process_) {
+                // Safe only once this stage has flushed.
+                std::lock_guard lock(held_mutex_);
+                auto &held = held_[instances_.size() == 1 ? 0 : worker];
+                held.insert(held.end(), in->acks.begin(), in->acks.end());
+            }
+        }
+        if (!deliver(outputs, failures, c, n, in->acks)) return;
     }
     if (control_.aborted()) return;
     flush_instance(worker, outputs, failures, emitter);
@@ -405,6 +459,13 @@ sluice_status Stage::call_process(uint32_t worker, const Batch &input, uint32_t 
         thread.detach();
         c.add(c.busy_ns, elapsed_ns(t0));
         message = "timed out after " + std::to_string(spec_.timeout_ms) + " ms";
+        if (!durable_on_process_) {
+            // The instance holds records it took in earlier calls and has not
+            // made durable yet (they are made so only by its flush): they
+            // would be lost with it.
+            message += " in a stage that keeps records until it flushes; the records it held cannot be saved";
+            return SLUICE_FATAL;
+        }
         spdlog::warn("[{}] a call {}; replacing the instance (the old one is destroyed when the call returns)",
                      spec_.id, message);
         // A fresh instance for this worker.
@@ -457,7 +518,11 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
     // finish its input: the others are done with it by then.
     const bool shared = instances_.size() == 1 && spec_.threads > 1;
     if (shared && draining_.fetch_sub(1) != 1) return;
-    if (!plugin_.desc->flush) return;
+    if (!plugin_.desc->flush) {
+        std::lock_guard lock(held_mutex_); // nothing to flush: nothing held
+        held_[instances_.size() == 1 ? 0 : worker].clear();
+        return;
+    }
     Instance &inst = instance_for(worker);
     WorkerCounters &c = metrics_.worker(worker);
     outputs.clear();
@@ -479,11 +544,22 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
         for (auto &r : b.records)
             if (r.id == 0) r.id = id++;
     if (spec_.kind == SLUICE_KIND_EXTRACTOR) c.add(c.in, produced);
-    deliver(outputs, failures, c, 0);
+    // What the flush emitted came from what the stage held: it carries
+    // their acknowledgements on (a loader has no outputs: they complete here).
+    std::vector<AckRef> acks;
+    if (spec_.kind == SLUICE_KIND_EXTRACTOR && !trackers_.empty()) {
+        const char *pos = inst.checkpoint->position(inst.handle);
+        acks.push_back(trackers_[worker]->issue(pos ? std::string(pos) : std::string(), produced));
+    } else {
+        std::lock_guard lock(held_mutex_);
+        acks.swap(held_[instances_.size() == 1 ? 0 : worker]);
+    }
+    for (auto &b : outputs) b.acks = acks;
+    deliver(outputs, failures, c, 0, acks);
 }
 
-bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerCounters &c,
-                    uint64_t input_count) {
+bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerCounters &c, uint64_t input_count,
+                    const std::vector<AckRef> &acks) {
     uint64_t rejected = 0, failed = 0;
     for (const auto &f : failures.items) (f.kind == FailureKind::rejected ? rejected : failed)++;
     // Rejected records go to the "fail" output (with the reason attached as
@@ -523,7 +599,7 @@ bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerC
         c.add(c.out, input_count - rejected - failed);
     c.add(c.rejected, rejected);
     c.add(c.errors, failed);
-    if (!failures.items.empty() && !handle_failures(failures, c)) return false;
+    if (!failures.items.empty() && !handle_failures(failures, c, acks)) return false;
     return !control_.aborted();
 }
 
@@ -584,10 +660,11 @@ void Stage::log_failure(const Failure &f) {
         spdlog::warn("[{}] further failures are logged at debug level; the report counts them all", spec_.id);
 }
 
-bool Stage::handle_failures(const FailureBatch &failures, WorkerCounters &c) {
+bool Stage::handle_failures(const FailureBatch &failures, WorkerCounters &c, const std::vector<AckRef> &acks) {
     const ErrorPolicy &policy = spec_.on_error;
     Batch dead;
     dead.seq = BatchQueue::kTailSeq;
+    dead.acks = acks; // acknowledged once the dead letters are loaded
     for (const auto &f : failures.items) {
         const bool rejected = f.kind == FailureKind::rejected;
         metrics_.reason(rejected, f.message);
@@ -607,6 +684,8 @@ bool Stage::handle_failures(const FailureBatch &failures, WorkerCounters &c) {
             r.payload_len = envelope.size();
             dead.records.push_back(r);
         } else if (policy.then == ErrorPolicy::Then::fail) {
+            // Not delivered: the saved position must stay before it.
+            for (const AckRef &a : acks) a->poison();
             control_.fail("stage '" + spec_.id + "' (" + std::string(kind_name(spec_.kind)) + " " + spec_.plugin +
                           "): record " + std::to_string(f.record.id) + " failed and on_error is fail: " + f.message);
         }

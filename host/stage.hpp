@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,18 @@ public:
     std::string resolve_config_outputs();
     // [control] Starts every instance. Returns a message on failure.
     std::string start_instances();
+
+    // At-least-once delivery (see acknowledgement.hpp).
+    // [control, created] Whether this extractor can save and restore its
+    // position: its plugin has sluice.checkpoint/1 and each worker its own
+    // instance.
+    bool can_resume() const;
+    size_t instance_count() const { return instances_.size(); }
+    // [control, created] Hands each instance its saved position (empty: none)
+    // and starts tracking acknowledgements from there. Returns a message on
+    // failure.
+    std::string restore_and_track(const std::vector<std::string> &positions);
+    const std::vector<std::shared_ptr<AckTracker>> &trackers() const { return trackers_; }
     // [control] Waits up to `limit` for abandoned (timed-out) calls to
     // return; false if some are still running.
     bool wait_for_abandoned_calls(std::chrono::milliseconds limit);
@@ -70,6 +83,7 @@ private:
         void *handle = nullptr;
         bool created = false;
         bool started = false;
+        const sluice_checkpoint_ext *checkpoint = nullptr;
     };
 
     Instance &instance_for(uint32_t worker) { return instances_[instances_.size() == 1 ? 0 : worker]; }
@@ -89,14 +103,14 @@ private:
                         BatchEmitter &emitter);
     // Hands results on: outputs to their queues, failures to the error path.
     // Returns false when the pipeline is aborting.
-    bool deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerCounters &c,
-                 uint64_t input_count);
+    bool deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerCounters &c, uint64_t input_count,
+                 const std::vector<AckRef> &acks);
     // Tries the records that failed in `failures` again, per the retry
     // policy, adding what they emit to `outputs`.
     void retry_failed(uint32_t worker, const Batch &input, std::vector<Batch> &outputs, FailureBatch &failures,
                       BatchEmitter &emitter, WorkerCounters &c);
     // Applies the policy to failures left after retries; false if aborting.
-    bool handle_failures(const FailureBatch &failures, WorkerCounters &c);
+    bool handle_failures(const FailureBatch &failures, WorkerCounters &c, const std::vector<AckRef> &acks);
     void log_failure(const Failure &f);
     void worker_finished();
     void fatal(const std::string &what);
@@ -122,6 +136,13 @@ private:
     std::shared_ptr<BatchQueue> dead_letter_;
     std::shared_ptr<std::atomic<int>> abandoned_ = std::make_shared<std::atomic<int>>(0);
     std::atomic<uint64_t> failures_logged_{0};
+    // Delivery: one tracker per extractor instance (empty when the run keeps
+    // no state); a stage whose records are durable only after its flush
+    // holds the acknowledgements of what it took in until then.
+    std::vector<std::shared_ptr<AckTracker>> trackers_;
+    bool durable_on_process_ = true;
+    std::mutex held_mutex_;
+    std::vector<std::vector<AckRef>> held_; // per instance
 
     friend struct HostServices;
 };

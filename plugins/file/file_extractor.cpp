@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <glob.h>
 
 namespace sluice::plugins {
@@ -59,6 +60,13 @@ size_t json_value_length(const char *p, size_t n) {
     return 0;
 }
 
+// A file's name in saved positions.
+std::string absolute_key(const std::string &path) {
+    std::error_code ec;
+    auto p = std::filesystem::absolute(path, ec);
+    return ec ? path : p.lexically_normal().string();
+}
+
 size_t count_newlines(std::string_view s) { return size_t(std::count(s.begin(), s.end(), '\n')); }
 
 // CSV field to JSON: a number, boolean or null when inference is on and the
@@ -108,7 +116,7 @@ void FileExtractor::start() {
         for (size_t i = 0; i < g.gl_pathc; ++i) all.emplace_back(g.gl_pathv[i]);
     globfree(&g);
     if (rc != 0 && rc != GLOB_NOMATCH) throw Error("path '" + pattern_ + "': cannot list the files it matches");
-    if (all.empty() && !allow_no_files_)
+    if (all.empty() && !allow_no_files_ && !resume_)
         throw Error("path '" + pattern_ + "' matches no file (set allow_no_files to accept that)");
     std::sort(all.begin(), all.end());
     // Files are shared out between the stage's workers.
@@ -116,6 +124,106 @@ void FileExtractor::start() {
         if (i % worker_count_ == worker_index_) files_.push_back(all[i]);
     reader_ = std::make_unique<SourceReader>(chunk_, max_record_);
     host_.debug("reading " + std::to_string(files_.size()) + " of " + std::to_string(all.size()) + " files");
+    if (resume_) {
+        // Files are read in sorted order: those before the saved one are
+        // done. If the saved file is gone, carry on with the next name.
+        // Compared as absolute paths: the run may start from another
+        // directory than the one that saved the position.
+        std::vector<std::string> keys;
+        for (const auto &f : files_) keys.push_back(absolute_key(f));
+        auto it = std::lower_bound(keys.begin(), keys.end(), resume_->file);
+        next_file_ = size_t(it - keys.begin());
+        if (it == keys.end() || *it != resume_->file) {
+            host_.warn("resuming: " + resume_->file + " is no longer there; going on with the files after it");
+            resume_.reset();
+        } else if (resume_->done) {
+            ++next_file_;
+            resume_.reset();
+        }
+        host_.info("resuming after " + (next_file_ ? files_[next_file_ - 1] + " " : std::string()) + "(" +
+                   std::to_string(next_file_) + " of " + std::to_string(files_.size()) + " files already read)");
+    }
+}
+
+std::string FileExtractor::checkpoint() const {
+    if (resume_pending_) return resume_ ? resume_->text : std::string();
+    if (current_.empty()) return {}; // nothing read yet: the start
+    std::string out = "{\"file\":";
+    append_json_string(out, current_key_);
+    if (file_done_) return out + ",\"done\":true}";
+    out += ",\"offset\":" + std::to_string(reader_->offset()) + ",\"line\":" + std::to_string(line_);
+    if (current_format_ == Format::json) out += ",\"array_state\":" + std::to_string(int(array_state_));
+    if (skipping_line_) out += ",\"skipping\":true";
+    return out + "}";
+}
+
+void FileExtractor::restore(std::string_view position) {
+    auto bad = [&](const std::string &why) {
+        return Error("saved position " + std::string(position) + " is not one this extractor wrote: " + why);
+    };
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(position, ec);
+    if (ec || !v.is_object()) throw bad("expected a JSON object");
+    const auto &o = v.get_object();
+    Resume r;
+    r.text = std::string(position);
+    const auto *file = o.if_contains("file");
+    if (!file || !file->is_string()) throw bad("no \"file\"");
+    r.file = std::string(file->get_string());
+    auto number = [&](const char *key) -> uint64_t {
+        const auto *n = o.if_contains(key);
+        if (!n) return 0;
+        if (n->is_uint64()) return n->get_uint64();
+        if (n->is_int64() && n->get_int64() >= 0) return uint64_t(n->get_int64());
+        throw bad(std::string("\"") + key + "\" is not a count");
+    };
+    if (const auto *d = o.if_contains("done")) r.done = d->is_bool() && d->get_bool();
+    r.offset = number("offset");
+    r.line = number("line");
+    r.array_state = int(number("array_state"));
+    if (r.array_state > int(ArrayState::done)) throw bad("unknown array_state");
+    if (const auto *sk = o.if_contains("skipping")) r.skipping = sk->is_bool() && sk->get_bool();
+    resume_ = std::move(r);
+    resume_pending_ = true;
+}
+
+void FileExtractor::resume_in_file(Emitter &out) {
+    Resume r = std::move(*resume_);
+    resume_.reset();
+    if (r.offset == 0) return;
+    int64_t size = reader_->file_size();
+    if (size >= 0 && uint64_t(size) < r.offset) {
+        host_.warn("resuming: " + current_ + " is now shorter (" + std::to_string(size) +
+                   " bytes) than the saved position (" + std::to_string(r.offset) + "); reading it from its start");
+        return;
+    }
+    if (current_format_ == Format::csv && header_) {
+        // The header names the columns of the records after the position.
+        size_t count = 0;
+        while (true) {
+            CsvScan scan = parse_csv_record(reader_->data(), reader_->size(), reader_->eof(), delimiter_, fields_, count);
+            if (scan.status != CsvScan::need_more) break;
+            std::string err;
+            auto f = reader_->fill(err);
+            if (f != SourceReader::Fill::more && f != SourceReader::Fill::eof) break;
+        }
+        for (size_t i = 0; i < count; ++i) {
+            std::string name = fields_[i].empty() ? "column_" + std::to_string(i + 1) : fields_[i];
+            std::string unique = name;
+            for (int k = 2; std::find(columns_.begin(), columns_.end(), unique) != columns_.end(); ++k)
+                unique = name + "_" + std::to_string(k);
+            columns_.push_back(unique);
+        }
+    }
+    std::string err;
+    if (!reader_->seek(r.offset, err)) {
+        emit_bad(out, {}, "cannot resume at byte " + std::to_string(r.offset) + ": " + err, r.line + 1);
+        file_done_ = true;
+        return;
+    }
+    line_ = r.line;
+    skipping_line_ = r.skipping;
+    if (current_format_ == Format::json) array_state_ = ArrayState(r.array_state);
 }
 
 FileExtractor::Format FileExtractor::detect(const std::string &path) {
@@ -158,6 +266,8 @@ bool FileExtractor::open_next(Emitter &out) {
         current_format_ = detect(current_);
         file_done_ = false;
         host_.debug("reading " + current_);
+        current_key_ = absolute_key(current_);
+        if (resume_ && resume_->file == current_key_) resume_in_file(out);
         return true;
     }
     return false;
@@ -170,6 +280,7 @@ void FileExtractor::finish_file() {
 
 bool FileExtractor::pull(Emitter &out, uint32_t max_records) {
     if (!reader_) throw FatalError("pull before start");
+    resume_pending_ = false;
     uint32_t done = 0;
     while (done < max_records) {
         if (file_done_ && !open_next(out)) {

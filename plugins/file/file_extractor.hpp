@@ -8,6 +8,7 @@
 #include <simdjson.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,11 +47,17 @@ public:
     explicit FileExtractor(const Context &ctx);
     void start();
     bool pull(Emitter &out, uint32_t max_records);
+    // sluice.checkpoint/1: {"file": path, "offset": byte, "line": n, ...}
+    // inside a file, {"file": path, "done": true} after it.
+    std::string checkpoint() const;
+    void restore(std::string_view position);
 
 private:
     enum class Format { auto_detect, ndjson, csv, json };
 
     bool open_next(Emitter &out);
+    // Moves the file just opened to the restored position.
+    void resume_in_file(Emitter &out);
     void finish_file();
     // Each returns records emitted; sets file_done_ when the file is finished.
     uint32_t pull_ndjson(Emitter &out, uint32_t max);
@@ -79,7 +86,7 @@ private:
     std::vector<std::string> files_; // this worker's share, in order
     size_t next_file_ = 0;
     std::unique_ptr<SourceReader> reader_;
-    std::string current_;
+    std::string current_, current_key_; // as globbed; absolute (for positions)
     Format current_format_ = Format::ndjson;
     bool file_done_ = true;
     uint64_t line_ = 0; // lines consumed in the current file
@@ -91,6 +98,18 @@ private:
     std::string json_;
     // JSON array state
     enum class ArrayState { open, first_or_close, element, comma_or_close, done } array_state_ = ArrayState::open;
+
+    // A restored position, applied when start() has listed the files.
+    struct Resume {
+        std::string text;
+        std::string file;
+        bool done = false;
+        uint64_t offset = 0, line = 0;
+        int array_state = 0;
+        bool skipping = false;
+    };
+    std::optional<Resume> resume_;
+    bool resume_pending_ = false; // nothing read since the restore
 
     simdjson::dom::parser parser_;
     char line_buf_[24];

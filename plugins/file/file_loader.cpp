@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace sluice::plugins {
@@ -66,10 +67,11 @@ void FileLoader::start() {
         if (ec) throw Error("cannot create directory " + p.parent_path().string() + ": " + ec.message());
     }
     if (append_) {
-        std::error_code ec;
-        header_written_ = fs::exists(p, ec) && fs::file_size(p, ec) > 0;
-        fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd_ < 0) throw Error("cannot open " + path_ + " for appending: " + errno_text());
+        repair_tail();
+        struct stat st {};
+        header_written_ = ::fstat(fd_, &st) == 0 && st.st_size > 0;
         return;
     }
     // The temp file sits beside the target so the final rename is atomic.
@@ -77,6 +79,47 @@ void FileLoader::start() {
     fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw Error("cannot create " + temp_path_ + ": " + errno_text());
     buffer_.reserve(kWriteChunk + 64 * 1024);
+}
+
+void FileLoader::repair_tail() {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) throw Error("cannot stat " + path_ + ": " + errno_text());
+    const uint64_t size = uint64_t(st.st_size);
+    if (size == 0) return;
+    // Where the last complete record ends. NDJSON: after the last line
+    // break, found from the end. CSV: a line break outside quotes, which only
+    // a scan from the start can tell (quoted fields may hold line breaks).
+    uint64_t keep = 0;
+    std::vector<char> buf(1 << 16);
+    if (!csv_) {
+        uint64_t end = size;
+        while (end > 0 && keep == 0) {
+            size_t n = size_t(std::min<uint64_t>(buf.size(), end));
+            if (::pread(fd_, buf.data(), n, off_t(end - n)) != ssize_t(n))
+                throw Error("cannot read " + path_ + ": " + errno_text());
+            for (size_t i = n; i-- > 0;)
+                if (buf[i] == '\n') {
+                    keep = end - n + i + 1;
+                    break;
+                }
+            end -= n;
+        }
+    } else {
+        bool quoted = false;
+        for (uint64_t off = 0; off < size;) {
+            ssize_t n = ::pread(fd_, buf.data(), buf.size(), off_t(off));
+            if (n <= 0) throw Error("cannot read " + path_ + ": " + errno_text());
+            for (ssize_t i = 0; i < n; ++i) {
+                if (buf[size_t(i)] == '"') quoted = !quoted;
+                else if (buf[size_t(i)] == '\n' && !quoted) keep = off + uint64_t(i) + 1;
+            }
+            off += uint64_t(n);
+        }
+    }
+    if (keep == size) return;
+    if (::ftruncate(fd_, off_t(keep)) != 0) throw Error("cannot truncate " + path_ + ": " + errno_text());
+    host_.warn("cut off " + std::to_string(size - keep) + " bytes of a partial record at the end of " + path_ +
+               " (left by an interrupted run; a resumed run writes that record again)");
 }
 
 void FileLoader::write_out(bool force) {
@@ -145,7 +188,13 @@ void FileLoader::process(Input in, Emitter &out) {
         }
         ++records_;
     }
-    write_out(false);
+    if (!append_) {
+        write_out(false);
+        return;
+    }
+    // Appending: the batch is on disk before it counts as delivered.
+    write_out(true);
+    if (fsync_ && ::fdatasync(fd_) != 0) throw Error("fdatasync of " + path_ + " failed: " + errno_text());
 }
 
 void FileLoader::flush(Emitter &) {

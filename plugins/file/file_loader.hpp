@@ -1,6 +1,6 @@
 // Loader "file": writes NDJSON or CSV through a temp file that is renamed
 // into place only when the run flushes, so a failed run never leaves a half
-// file that looks complete.
+// file that looks complete; or appends to the file batch by batch.
 #pragma once
 
 #include <sluice/json.hpp>
@@ -31,8 +31,9 @@ public:
     "delimiter": {"type": "string", "default": ",", "description": "CSV field delimiter (one character; \\t for tab)"},
     "header": {"type": "boolean", "default": true, "description": "CSV: write a header line"},
     "append": {"type": "boolean", "default": false,
-               "description": "Append to the file in place instead of replacing it at the end (no temp file)"},
-    "fsync": {"type": "boolean", "default": true, "description": "fsync the file before renaming it into place"},
+               "description": "Append to the file in place instead of replacing it at the end (no temp file). Each batch is written (and with fsync, synced) before it counts as delivered, so runs that resume from a state_dir add to the file; a partial last record left by a crash is cut off at start"},
+    "fsync": {"type": "boolean", "default": true,
+              "description": "fsync the file before renaming it into place (append: after every batch)"},
     "create_dirs": {"type": "boolean", "default": true, "description": "Create missing parent directories"},
     "attributes_field": {"type": "string", "minLength": 1,
                          "description": "Also write each record's attributes (source, source_line, reject_reason ...) as an object under this field"}
@@ -45,8 +46,13 @@ public:
     void process(Input in, Emitter &out);
     void flush(Emitter &out);
     void stop();
+    // sluice.delivery/1: appended batches are on disk when process returns;
+    // a replaced file only once flush has renamed it into place.
+    bool durable_on_process() const { return append_; }
 
 private:
+    // Append mode: cuts off a partial last record a crashed run left.
+    void repair_tail();
     void write_out(bool force);
     void write_csv(const Record &r, uint32_t index, Emitter &out);
 

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace sluice::plugins {
@@ -27,6 +28,23 @@ bool SourceReader::open(const std::string &path, std::string &error) {
     eof_ = false;
     if (buf_.size() < chunk_ + kPadding) buf_.assign(chunk_ + kPadding, 0);
     return true;
+}
+
+bool SourceReader::seek(uint64_t offset, std::string &error) {
+    if (::lseek(fd_, off_t(offset), SEEK_SET) < 0) {
+        error = std::strerror(errno);
+        return false;
+    }
+    begin_ = end_ = 0;
+    offset_ = offset;
+    eof_ = false;
+    return true;
+}
+
+int64_t SourceReader::file_size() const {
+    struct stat st {};
+    if (fd_ < 0 || ::fstat(fd_, &st) != 0) return -1;
+    return int64_t(st.st_size);
 }
 
 void SourceReader::close() {

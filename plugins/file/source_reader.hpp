@@ -29,6 +29,11 @@ public:
     void consume(size_t n) { begin_ += n; offset_ += n; }
     // File offset of data().
     uint64_t offset() const { return offset_; }
+    // Drops what is buffered and goes on reading at `offset`. False with
+    // `error` set on failure.
+    bool seek(uint64_t offset, std::string &error);
+    // Size of the open file now, or -1.
+    int64_t file_size() const;
     bool eof() const { return eof_; }
 
     enum class Fill { more, eof, too_large, error };

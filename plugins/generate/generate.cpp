@@ -85,6 +85,17 @@ public:
         }
         return next_ >= count_;
     }
+    // sluice.checkpoint/1: the index of the next record this worker makes.
+    std::string checkpoint() const { return "{\"next\":" + std::to_string(next_) + "}"; }
+    void restore(std::string_view position) {
+        boost::system::error_code ec;
+        boost::json::value v = boost::json::parse(position, ec);
+        const boost::json::value *n = !ec && v.is_object() ? v.get_object().if_contains("next") : nullptr;
+        if (!n || (!n->is_uint64() && !n->is_int64()) || n->to_number<int64_t>() < 0 ||
+            uint64_t(n->to_number<int64_t>()) % workers_ != worker_)
+            throw Error("saved position " + std::string(position) + " is not one this worker of generate wrote");
+        next_ = uint64_t(n->to_number<int64_t>());
+    }
 
 private:
     void make(uint64_t i) {

@@ -413,6 +413,54 @@ typedef struct sluice_outputs_ext {
     const char *(*name)(void *instance, uint32_t index);
 } sluice_outputs_ext;
 
+/* "sluice.checkpoint/1": an extractor that can resume where an earlier run
+ * stopped (at-least-once delivery, when the manifest sets state_dir).
+ *
+ * After every pull the host asks position() for "where reading resumes once
+ * everything emitted so far is safe". It keeps that text with the pull's
+ * records and saves it in the state file once every record of that pull and
+ * of all earlier pulls has been loaded, dead-lettered or dropped by rule on
+ * every branch it went down. On the next run it hands the last saved text to
+ * restore() before start(), and the extractor carries on from there: records
+ * after it may be read twice (a crash between loading and saving), records
+ * before it never again.
+ *
+ * position is only asked of instances that are not shared between workers
+ * (no SLUICE_CAP_CONCURRENT with threads > 1); each worker's instance has
+ * its own position, and a saved state only restores a stage run with the
+ * same number of workers. */
+#define SLUICE_EXT_CHECKPOINT "sluice.checkpoint/1"
+typedef struct sluice_checkpoint_ext {
+    uint32_t struct_size; /* sizeof(sluice_checkpoint_ext) */
+    uint32_t reserved;
+    /* [worker, started] The position after the last pull: NUL-terminated
+     * text (JSON is a good choice), valid until the next call on the
+     * instance. NULL or "" means "cannot say": nothing is saved for it. */
+    const char *(*position)(void *instance);
+    /* [control, created] Resume after `position` (a text this plugin's
+     * position() once returned), before start. SLUICE_ERROR with last_error
+     * when it cannot (the text is not one it understands); the run then
+     * stops with that message rather than silently reading from the start. */
+    sluice_status (*restore)(void *instance, const char *position, size_t position_len);
+} sluice_checkpoint_ext;
+
+/* "sluice.delivery/1": when the records a loader (or any stage that keeps
+ * records across calls) has accepted are durable.
+ *
+ * Without this extension the host assumes the safe answer: only once flush
+ * returns SLUICE_OK, so the records of a run are acknowledged at its end (a
+ * file loader that renames a temp file into place, a loader that buffers).
+ * A stage whose records are durable when process returns SLUICE_OK (it wrote
+ * and synced them, or committed a transaction) returns 1 from
+ * durable_on_process; its records are then acknowledged batch by batch, which
+ * long-running and real-time pipelines need. */
+#define SLUICE_EXT_DELIVERY "sluice.delivery/1"
+typedef struct sluice_delivery_ext {
+    uint32_t struct_size; /* sizeof(sluice_delivery_ext) */
+    uint32_t reserved;
+    int32_t (*durable_on_process)(void *instance); /* [control, created] 1 or 0 */
+} sluice_delivery_ext;
+
 /* The function every plugin exports, and its type. */
 typedef const sluice_entry *(*sluice_entry_fn)(void);
 
@@ -439,6 +487,8 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_stage_descriptor) == 136,
                      "sluice_stage_descriptor layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_entry) == 24, "sluice_entry layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_outputs_ext) == 24, "sluice_outputs_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_checkpoint_ext) == 24, "sluice_checkpoint_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_delivery_ext) == 16, "sluice_delivery_ext layout changed");
 #endif
 
 #ifdef __cplusplus

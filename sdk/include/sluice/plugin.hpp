@@ -27,6 +27,11 @@
 //   const void *extension(const char *id);
 //   const std::vector<std::string> &output_names() const;  // outputs chosen by
 //                                    the config (a router); sets SLUICE_CAP_CONFIG_OUTPUTS
+//   std::string checkpoint() const;  void restore(std::string_view position);
+//                                    // extractors that can resume (sluice.checkpoint/1)
+//   bool durable_on_process() const; // true if records are durable when process
+//                                    // returns (sluice.delivery/1); without it,
+//                                    // only after flush
 // Extractors define `bool pull(sluice::Emitter &out, uint32_t max_records)`
 // instead of process; it returns true at end of input.
 //
@@ -243,6 +248,7 @@ struct Instance {
     explicit Instance(A &&...a) : stage(std::forward<A>(a)...) {}
     T stage;
     std::string last_error;
+    std::string last_position; // sluice.checkpoint/1
 };
 
 template <class T> concept HasStart = requires(T t) { t.start(); };
@@ -257,6 +263,13 @@ template <class T> concept HasExtension = requires(T t, const char *id) {
 };
 template <class T> concept HasConfigOutputs = requires(const T t) {
     { t.output_names() } -> std::convertible_to<const std::vector<std::string> &>;
+};
+template <class T> concept HasCheckpoint = requires(T t, const T ct, std::string_view p) {
+    { ct.checkpoint() } -> std::convertible_to<std::string>;
+    t.restore(p);
+};
+template <class T> concept HasDelivery = requires(const T t) {
+    { t.durable_on_process() } -> std::convertible_to<bool>;
 };
 template <class T> concept HasCapabilities = requires { T::capabilities; };
 template <class T> concept HasOutputs = requires { T::outputs; };
@@ -362,8 +375,39 @@ template <class T> const char *output_name(void *p, uint32_t i) noexcept {
 template <class T> inline constexpr sluice_outputs_ext outputs_ext = {sizeof(sluice_outputs_ext), 0, &output_count<T>,
                                                                      &output_name<T>};
 
+template <class T> const char *checkpoint_position(void *p) noexcept {
+    auto &i = self<T>(p);
+    try {
+        i.last_position = i.stage.checkpoint();
+    } catch (...) {
+        i.last_position.clear();
+    }
+    return i.last_position.c_str();
+}
+template <class T> sluice_status checkpoint_restore(void *p, const char *pos, size_t len) noexcept {
+    auto &i = self<T>(p);
+    return guarded(i.last_error, [&] { i.stage.restore(std::string_view(pos, len)); });
+}
+template <class T> inline constexpr sluice_checkpoint_ext checkpoint_ext = {
+    sizeof(sluice_checkpoint_ext), 0, &checkpoint_position<T>, &checkpoint_restore<T>};
+template <class T> int32_t durable_on_process(void *p) noexcept {
+    try {
+        return self<T>(p).stage.durable_on_process() ? 1 : 0;
+    } catch (...) {
+        return 0;
+    }
+}
+template <class T> inline constexpr sluice_delivery_ext delivery_ext = {sizeof(sluice_delivery_ext), 0,
+                                                                       &durable_on_process<T>};
+
 template <class T>
 const void *get_extension(void *p, const char *id) noexcept {
+    if constexpr (HasCheckpoint<T>) {
+        if (p && std::strcmp(id, SLUICE_EXT_CHECKPOINT) == 0) return &checkpoint_ext<T>;
+    }
+    if constexpr (HasDelivery<T>) {
+        if (p && std::strcmp(id, SLUICE_EXT_DELIVERY) == 0) return &delivery_ext<T>;
+    }
     if constexpr (HasConfigOutputs<T>) {
         if (p && std::strcmp(id, SLUICE_EXT_OUTPUTS) == 0) return &outputs_ext<T>;
     }

@@ -1,0 +1,86 @@
+// At-least-once delivery. Every extractor pull gets an AckToken holding the
+// extractor's position after that pull. The token rides (by shared_ptr) on
+// every batch made from the pull's records, on every branch, and on the
+// dead-letter path; a stage whose records are durable only after its flush
+// holds it until then. When the last holder lets go, every record of the pull
+// is safe and the token tells its AckTracker, which advances the position it
+// may save to the end of the longest run of completed pulls.
+#pragma once
+
+#include "pipeline_control.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace sluice {
+
+class AckTracker;
+
+class AckToken {
+public:
+    AckToken(std::shared_ptr<AckTracker> tracker, uint64_t seq, std::string position, uint64_t records);
+    ~AckToken(); // the pull is complete
+    AckToken(const AckToken &) = delete;
+    AckToken &operator=(const AckToken &) = delete;
+
+    // A record of the pull was not delivered (on_error "fail"): the position
+    // must never move past it.
+    void poison() { poisoned_.store(true, std::memory_order_relaxed); }
+
+private:
+    std::shared_ptr<AckTracker> tracker_;
+    uint64_t seq_;
+    std::string position_;
+    uint64_t records_;
+    std::atomic<bool> poisoned_{false};
+};
+
+using AckRef = std::shared_ptr<AckToken>;
+
+// The acknowledged position of one extractor instance. Tokens are issued by
+// the extractor's worker, completed from any thread.
+class AckTracker : public std::enable_shared_from_this<AckTracker> {
+public:
+    // `restored`: the position this run started from (kept until something
+    // newer is acknowledged).
+    AckTracker(const PipelineControl &control, std::optional<std::string> restored);
+
+    // [extractor worker] A token for a pull that produced `records` records
+    // (failed ones included), after which the extractor is at `position`.
+    AckRef issue(std::string position, uint64_t records);
+
+    struct Snapshot {
+        std::optional<std::string> position; // safe to resume from
+        uint64_t acknowledged = 0;           // records before it, this run
+        uint64_t unacknowledged = 0;         // read this run, not yet safe
+    };
+    Snapshot snapshot() const;
+    // Bumped whenever the snapshot changes (to skip needless writes).
+    uint64_t version() const;
+
+private:
+    friend class AckToken;
+    void complete(uint64_t seq, std::string &&position, uint64_t records, bool poisoned);
+
+    struct Done {
+        std::string position;
+        uint64_t records;
+    };
+
+    const PipelineControl &control_;
+    mutable std::mutex mutex_;
+    uint64_t next_seq_ = 0;   // next token to issue
+    uint64_t next_done_ = 0;  // first token not yet acknowledged in order
+    uint64_t blocked_at_ = UINT64_MAX; // first poisoned token: never passed
+    std::map<uint64_t, Done> done_; // completed out of order
+    std::optional<std::string> position_;
+    uint64_t issued_records_ = 0, acked_records_ = 0;
+    uint64_t version_ = 0;
+};
+
+} // namespace sluice
