@@ -71,4 +71,15 @@ double StageMetrics::seconds() const {
     return std::chrono::duration<double>(end - started_).count();
 }
 
+void StageMetrics::set_output_count(size_t n) {
+    outputs_ = std::make_unique<std::atomic<uint64_t>[]>(n);
+    output_count_ = n;
+}
+
+std::vector<uint64_t> StageMetrics::output_counts() const {
+    std::vector<uint64_t> v;
+    for (size_t i = 0; i < output_count_; ++i) v.push_back(outputs_[i].load(std::memory_order_relaxed));
+    return v;
+}
+
 } // namespace sluice

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -47,6 +48,12 @@ public:
     void reason(bool rejected, const std::string &reason, uint64_t n = 1);
     std::vector<std::pair<std::string, uint64_t>> top_reasons(bool rejected, size_t limit) const;
 
+    // Records emitted on each output (a validator's "fail": rejected records
+    // sent on to a reader). set_output_count before any output_add.
+    void set_output_count(size_t n);
+    void output_add(size_t output, uint64_t n) { outputs_[output].fetch_add(n, std::memory_order_relaxed); }
+    std::vector<uint64_t> output_counts() const;
+
     void mark_started();
     void mark_finished();
     double seconds() const; // first start to finish (or to now)
@@ -54,6 +61,8 @@ public:
 private:
     static constexpr size_t kMaxReasons = 256;
     std::vector<WorkerCounters> workers_;
+    std::unique_ptr<std::atomic<uint64_t>[]> outputs_;
+    size_t output_count_ = 0;
     mutable std::mutex mutex_;
     std::map<std::string, int64_t> counters_;
     std::map<std::string, uint64_t> reject_reasons_, error_reasons_;

@@ -63,12 +63,25 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
             o["queue_capacity"] = s.input()->capacity();
             o["queue_peak"] = s.input()->peak();
         }
+        bj::array inputs;
+        for (const InputRef &in : s.spec().inputs)
+            inputs.push_back(bj::value(in.output.empty() ? in.stage : in.stage + "." + in.output));
+        o["inputs"] = std::move(inputs);
+        if (s.spec().on_error.then == ErrorPolicy::Then::dead_letter)
+            o["dead_letter_to"] = s.spec().on_error.dead_letter;
         o["in"] = t.in;
         o["out"] = t.out;
         o["rejected"] = t.rejected;
         o["errors"] = t.errors;
         o["dropped"] = t.dropped;
         o["dead_lettered"] = t.dead_lettered;
+        // Records emitted on each output, read or not (so that, stage by
+        // stage, in = outputs + rejected + errors can be checked).
+        bj::object outputs;
+        std::vector<uint64_t> counts = s.metrics().output_counts();
+        for (size_t i = 0; i < counts.size() && i < s.plugin().output_names.size(); ++i)
+            outputs[s.plugin().output_names[i]] = counts[i];
+        o["outputs"] = std::move(outputs);
         o["retries"] = t.retries;
         o["on_error"] = std::string(then_name(s.spec().on_error.then));
         o["batches"] = t.batches;

@@ -217,6 +217,7 @@ void Stage::connect(uint32_t output, std::shared_ptr<BatchQueue> queue) {
 void Stage::launch() {
     const uint32_t workers = uint32_t(instances_.size() == 1 ? spec_.threads : instances_.size());
     held_.assign(instances_.size(), {});
+    metrics_.set_output_count(output_count());
     running_ = workers;
     draining_ = workers;
     metrics_.mark_started();
@@ -580,6 +581,7 @@ bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerC
     for (size_t o = 0; o < outputs.size(); ++o) {
         Batch &b = outputs[o];
         auto &queues = outputs_[o];
+        metrics_.output_add(o, b.records.size());
         if (queues.empty()) {
             if (int(o) != fail_output_) c.add(c.dropped, b.records.size());
             continue;

@@ -70,7 +70,17 @@ StateStore::StateStore(const std::string &dir, const std::string &pipeline) {
     // Leftover temp file of a save that was interrupted: the rename never
     // happened, so the state file itself is intact.
     fs::remove(path_ + ".tmp", ec);
+    try {
+        load();
+    } catch (...) {
+        ::close(lock_fd_); // no destructor runs for a constructor that throws
+        lock_fd_ = -1;
+        throw;
+    }
+}
 
+void StateStore::load() {
+    std::error_code ec;
     std::ifstream in(path_, std::ios::binary);
     if (!in) {
         if (fs::exists(path_, ec)) throw StateError(path_ + ": cannot read the state file");
@@ -79,11 +89,9 @@ StateStore::StateStore(const std::string &dir, const std::string &pipeline) {
     std::stringstream text;
     text << in.rdbuf();
     const std::string s = text.str();
-    bj::parser parser;
     boost::system::error_code jec;
-    parser.write(s.data(), s.size(), jec);
+    bj::value root = bj::parse(s, jec);
     if (jec) throw StateError(path_ + ": not a valid state file (" + jec.message() + "); move it away to start afresh");
-    bj::value root = parser.release();
     const bj::object *o = root.if_object();
     const bj::value *format = o ? o->if_contains("format") : nullptr;
     if (!format || !format->is_string() || format->get_string() != kFormat)

@@ -69,6 +69,7 @@ private:
         std::string plugin;
         std::vector<std::shared_ptr<AckTracker>> workers;
     };
+    void load(); // reads the saved state, checking its shape
     // Writes the file if anything changed. Returns an error message.
     std::string save(bool force);
     void writer_loop(std::chrono::milliseconds interval);

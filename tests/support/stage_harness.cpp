@@ -83,6 +83,32 @@ void StageHarness::start() {
     started_ = true;
 }
 
+std::optional<std::string> StageHarness::position() const {
+    auto *ext = stage_.desc->get_extension
+                    ? static_cast<const sluice_checkpoint_ext *>(stage_.desc->get_extension(instance_, SLUICE_EXT_CHECKPOINT))
+                    : nullptr;
+    if (!ext) return std::nullopt;
+    const char *p = ext->position(instance_);
+    return std::string(p ? p : "");
+}
+
+void StageHarness::restore(const std::string &position) {
+    auto *ext = stage_.desc->get_extension
+                    ? static_cast<const sluice_checkpoint_ext *>(stage_.desc->get_extension(instance_, SLUICE_EXT_CHECKPOINT))
+                    : nullptr;
+    if (!ext) throw std::runtime_error("the plugin has no " SLUICE_EXT_CHECKPOINT);
+    if (ext->restore(instance_, position.data(), position.size()) != SLUICE_OK)
+        throw std::runtime_error(stage_.desc->last_error(instance_));
+}
+
+std::optional<bool> StageHarness::durable_on_process() const {
+    auto *ext = stage_.desc->get_extension
+                    ? static_cast<const sluice_delivery_ext *>(stage_.desc->get_extension(instance_, SLUICE_EXT_DELIVERY))
+                    : nullptr;
+    if (!ext) return std::nullopt;
+    return ext->durable_on_process(instance_) != 0;
+}
+
 void StageHarness::stop() {
     if (started_ && stage_.desc->stop) stage_.desc->stop(instance_);
     started_ = false;

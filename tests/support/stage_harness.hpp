@@ -56,6 +56,13 @@ public:
     Emitted flush();
     void stop();
 
+    // sluice.checkpoint/1 (nullopt when the plugin lacks it): the position
+    // after the last pull; restore (before start) throws with the message.
+    std::optional<std::string> position() const;
+    void restore(const std::string &position);
+    // sluice.delivery/1 (nullopt when the plugin lacks it).
+    std::optional<bool> durable_on_process() const;
+
     std::map<std::string, int64_t> counters() const;
     std::vector<std::string> logs() const;
     const LoadedStage &stage() const { return stage_; }

@@ -87,3 +87,49 @@ TEST(FileLoader, UnwritableDirectoryFailsAtStart) {
     StageHarness l(SLUICE_KIND_LOADER, "file", R"({"path":"/proc/nope/o.ndjson"})");
     EXPECT_THROW(l.start(), std::runtime_error);
 }
+
+TEST(FileLoader, AppendModeIsDurablePerBatchAndRenameModeOnlyAfterFlush) {
+    TempDir dir;
+    StageHarness append(SLUICE_KIND_LOADER, "file", R"({"path":"a.ndjson","append":true})", dir.path());
+    EXPECT_EQ(append.durable_on_process(), true);
+    append.start();
+    append.process({"{\"n\":1}"});
+    // On disk as soon as process returns, without a flush.
+    EXPECT_EQ(read_file(dir / "a.ndjson"), "{\"n\":1}\n");
+    StageHarness replace(SLUICE_KIND_LOADER, "file", R"({"path":"r.ndjson"})", dir.path());
+    EXPECT_EQ(replace.durable_on_process(), false);
+}
+
+TEST(FileLoader, AppendModeCutsOffAPartialRecordLeftByACrash) {
+    TempDir dir;
+    dir.write("log.ndjson", "{\"n\":1}\n{\"n\":2}\n{\"n\":");
+    {
+        StageHarness l(SLUICE_KIND_LOADER, "file", R"({"path":"log.ndjson","append":true})", dir.path());
+        l.start();
+        l.process({"{\"n\":3}"});
+        l.flush();
+        bool warned = false;
+        for (const auto &line : l.logs()) warned |= line.find("cut off 5 bytes of a partial record") != std::string::npos;
+        EXPECT_TRUE(warned);
+    }
+    EXPECT_EQ(read_file(dir / "log.ndjson"), "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+
+    // CSV: a line break inside quotes is not a record boundary; no second header.
+    dir.write("t.csv", "a,b\n1,\"x\ny\"\n2,\"torn\nhal");
+    {
+        StageHarness l(SLUICE_KIND_LOADER, "file", R"({"path":"t.csv","append":true})", dir.path());
+        l.start();
+        l.process({R"({"a":3,"b":"z"})"});
+        l.flush();
+    }
+    EXPECT_EQ(read_file(dir / "t.csv"), "a,b\n1,\"x\ny\"\n3,z\n");
+    // A file with no complete record at all is emptied, and gets its header.
+    dir.write("e.csv", "a,b");
+    {
+        StageHarness l(SLUICE_KIND_LOADER, "file", R"({"path":"e.csv","append":true})", dir.path());
+        l.start();
+        l.process({R"({"a":1,"b":2})"});
+        l.flush();
+    }
+    EXPECT_EQ(read_file(dir / "e.csv"), "a,b\n1,2\n");
+}
