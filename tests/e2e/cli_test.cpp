@@ -19,16 +19,8 @@ const std::string kTestPlugins = SLUICE_TEST_PLUGIN_DIR;
 const std::string kBadPlugins = SLUICE_BAD_PLUGIN_DIR;
 const std::string kSource = SLUICE_SOURCE_DIR;
 
-// Every report a test reads is also checked for lost records (runs that did
-// not abort: an aborted run drops what was in flight by design).
-bj::object report_of(const std::string &path) {
-    bj::object report = bj::parse(read_file(path)).as_object();
-    if (report.at("status").as_string() != "failed" || !report.contains("error") ||
-        std::string(report.at("error").as_string()).find("on_error is fail") != std::string::npos) {
-        for (const std::string &problem : unaccounted_records(report)) ADD_FAILURE() << path << ": " << problem;
-    }
-    return report;
-}
+// Every report a test reads is also checked for lost records.
+bj::object report_of(const std::string &path) { return read_checked_report(path); }
 
 const bj::object &stage_of(const bj::object &report, const std::string &id) {
     for (const auto &s : report.at("stages").as_array())

@@ -1,5 +1,9 @@
 #include "record_accounting.hpp"
 
+#include "temp_dir.hpp"
+
+#include <gtest/gtest.h>
+
 #include <map>
 
 namespace sluice::test {
@@ -80,6 +84,16 @@ std::vector<std::string> unaccounted_records(const bj::object &report) {
                                std::to_string(expected));
     }
     return problems;
+}
+
+bj::object read_checked_report(const std::string &path) {
+    bj::object report = bj::parse(read_file(path)).as_object();
+    const bj::value *error = report.if_contains("error");
+    bool aborted = report.at("status").as_string() == "failed" && error &&
+                   std::string(error->as_string()).find("on_error is fail") == std::string::npos;
+    if (!aborted)
+        for (const std::string &problem : unaccounted_records(report)) ADD_FAILURE() << path << ": " << problem;
+    return report;
 }
 
 } // namespace sluice::test

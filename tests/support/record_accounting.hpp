@@ -18,4 +18,9 @@ namespace sluice::test {
 // One line per broken equation; empty when every record is accounted for.
 std::vector<std::string> unaccounted_records(const boost::json::object &report);
 
+// Reads a run report (--report FILE) and fails the current test for every
+// record it cannot account for (runs that did not abort: an aborted run
+// drops what was in flight by design).
+boost::json::object read_checked_report(const std::string &path);
+
 } // namespace sluice::test
