@@ -76,6 +76,11 @@
  * - flush    called once at end of input, on the normal and on the graceful
  *            stop path: emit anything buffered, make loaded data durable and
  *            visible (a file loader renames its temp file here).
+ *            For at-least-once delivery a loader's records count as
+ *            delivered only once flush returns SLUICE_OK, unless the stage
+ *            says they are durable when process returns (sluice.delivery/1);
+ *            extractors that can resume offer sluice.checkpoint/1. Both are
+ *            described with the extensions below.
  * - stop     releases resources. If flush was not called (the run failed),
  *            the plugin must not make partial output look complete.
  * - destroy  frees the instance. Always called after a successful create,
