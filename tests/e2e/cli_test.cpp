@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <set>
 #include <thread>
 
 using namespace sluice::test;
@@ -417,12 +418,20 @@ TEST(Cli, TheGraphExampleRuns) {
     auto rejects = read_lines(dir / "out/orders_graph/rejects.ndjson");
     EXPECT_EQ(rejects.size(), 9u);
     for (const auto &line : rejects) EXPECT_NE(line.find("\"reject_reason\":"), std::string::npos) << line;
+    // A CSV row with too many fields, a broken NDJSON line, an amount that
+    // is not a number: each in the dead-letter file with its stage and error.
+    auto dead = read_lines(dir / "out/orders_graph/dead_letters.ndjson");
+    ASSERT_EQ(dead.size(), 3u);
+    std::multiset<std::string> stages;
+    for (const auto &line : dead) stages.insert(std::string(bj::parse(line).at("stage").as_string()));
+    EXPECT_EQ(stages, (std::multiset<std::string>{"clean", "shop_csv", "web_ndjson"}));
     bj::object rep = report_of(dir / "r.json");
     const bj::object &rec = rep.at("records").as_object();
     EXPECT_EQ(num(rec, "extracted"), 22);
     EXPECT_EQ(num(rec, "unreadable"), 2);
     // Each record extracted is passed, rejected by a gate, or failed.
     EXPECT_EQ(num(stage_of(rep, "orders"), "in") + num(stage_of(rep, "rejects"), "in") + num(stage_of(rep, "clean"), "errors"), 22);
+    EXPECT_EQ(num(rep.at("records").as_object(), "dead_lettered"), 3);
     EXPECT_EQ(rep.at("quality").at("gates").as_array().size(), 2u);
 }
 

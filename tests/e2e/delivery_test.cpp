@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -247,4 +248,29 @@ TEST(Delivery, StateMismatchesAreOneLineErrors) {
                                  "{\"line\":3} is not one this extractor wrote: no \"file\""),
               std::string::npos)
         << r.err;
+}
+
+TEST(Delivery, TheResumableExampleReadsOnlyNewFilesOnItsNextRun) {
+    TempDir dir;
+    std::filesystem::copy(std::string(SLUICE_SOURCE_DIR) + "/pipelines", dir / "pipelines",
+                          std::filesystem::copy_options::recursive);
+    const std::string m = dir / "pipelines/orders_resumable.json";
+    ProcessResult first = run_sluice({"run", m, "--report", dir / "r1.json"});
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    bj::object r1 = read_checked_report(dir / "r1.json");
+    EXPECT_FALSE(r1.at("delivery").at("resumed").as_bool());
+    size_t orders = read_lines(dir / "out/orders_resumable/orders.ndjson").size();
+    EXPECT_EQ(orders, 6u);
+    EXPECT_EQ(read_lines(dir / "out/orders_resumable/dead_letters.ndjson").size(), 1u);
+
+    // A new file that sorts after the one already read.
+    dir.write("pipelines/data/z_more_orders.ndjson", "{\"order_id\": 3001, \"amount\": 5}\n");
+    ProcessResult second = run_sluice({"run", m, "--report", dir / "r2.json"});
+    ASSERT_EQ(second.exit_code, 0) << second.err;
+    bj::object r2 = read_checked_report(dir / "r2.json");
+    EXPECT_TRUE(r2.at("delivery").at("resumed").as_bool());
+    EXPECT_EQ(r2.at("records").at("extracted").to_number<int64_t>(), 1);
+    auto lines = read_lines(dir / "out/orders_resumable/orders.ndjson");
+    ASSERT_EQ(lines.size(), orders + 1);
+    EXPECT_EQ(lines.back(), "{\"order_id\": 3001, \"amount\": 5}");
 }
