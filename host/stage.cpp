@@ -465,6 +465,7 @@ sluice_status Stage::call_process(uint32_t worker, const Batch &input, uint32_t 
             // made durable yet (they are made so only by its flush): they
             // would be lost with it.
             message += " in a stage that keeps records until it flushes; the records it held cannot be saved";
+            inst = Instance{}; // the abandoned call's thread destroys it when the call returns
             return SLUICE_FATAL;
         }
         spdlog::warn("[{}] a call {}; replacing the instance (the old one is destroyed when the call returns)",

@@ -274,3 +274,17 @@ TEST(Delivery, TheResumableExampleReadsOnlyNewFilesOnItsNextRun) {
     ASSERT_EQ(lines.size(), orders + 1);
     EXPECT_EQ(lines.back(), "{\"order_id\": 3001, \"amount\": 5}");
 }
+
+TEST(Delivery, ATimeoutInALoaderThatHoldsRecordsUntilFlushFailsTheRun) {
+    // Replacing its instance would lose what the old one held unflushed.
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"name":"t","plugin_dirs":[")" + kTestPlugins + R"("],
+  "stages":[{"id":"in","kind":"extractor","plugin":"generate","batch_size":10,"config":{"count":100}},
+            {"id":"out","kind":"loader","plugin":"probe_sink","timeout_ms":100,"config":{"batch_delay_ms":400}}]})");
+    ProcessResult r = run_sluice({"run", m});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.err.find("stage 'out' (loader probe_sink): timed out after 100 ms in a stage that keeps records until "
+                         "it flushes; the records it held cannot be saved"),
+              std::string::npos)
+        << r.err;
+}
