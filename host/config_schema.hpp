@@ -10,11 +10,8 @@
 
 namespace sluice {
 
-// Supported keywords: type (string, integer, number, boolean, object, array,
-// null, or a list of them), properties, required, additionalProperties
-// (false unless true or a schema), items, enum, minimum, maximum, minLength.
-// Unknown keywords ("description", "default", "examples") are ignored.
-// Returns one message per problem: "<path>: <what>", path like
+// The keywords of sluice/json_schema.hpp; an object with "properties" refuses
+// other keys unless "additionalProperties" allows them. Returns one message per problem: "<path>: <what>", path like
 // "/stages/1/config/format".
 std::vector<std::string> check_against_schema(const boost::json::value &value,
                                               const boost::json::value &schema,
