@@ -14,8 +14,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   # peers for the benchmark (run side by side with sluice)
   miller jq
-  # plugins
-  libsqlite3-dev libre2-dev libsimdjson-dev
+  # plugins (llm: TLS for Boost.Beast, the response cache; text: language detection)
+  libsqlite3-dev libre2-dev libsimdjson-dev libssl-dev openssl libexttextcat-dev
   # benchmark measurement (peak RSS)
   time
 )
