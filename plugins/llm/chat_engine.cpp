@@ -249,17 +249,20 @@ asio::awaitable<ChatEngine::Reply> ChatEngine::send(const std::string &body, con
     const double estimate = double(body.size()) / 4.0 + double(settings_.max_tokens > 0 ? settings_.max_tokens : 256);
     std::string last_problem;
     for (int attempt = 0;; ++attempt) {
-        if (settings_.token_budget > 0 && tokens_spent_.load() >= settings_.token_budget) {
-            counters_.budget_refusals.fetch_add(1, std::memory_order_relaxed);
-            out.budget_spent = true;
-            out.error = "token budget spent (" + std::to_string(settings_.token_budget) + " tokens)";
-            co_return out;
-        }
         co_await acquire_slot();
         auto wait = std::max(request_rate_.take(1), token_rate_.take(estimate));
         if (wait.count() > 0) {
             asio::steady_timer t(client_->io(), wait);
             co_await t.async_wait(use_awaitable);
+        }
+        // Checked once the request may go: what the requests before it spent
+        // is known by then (the overshoot is at most what is in flight).
+        if (settings_.token_budget > 0 && tokens_spent_.load() >= settings_.token_budget) {
+            release_slot();
+            counters_.budget_refusals.fetch_add(1, std::memory_order_relaxed);
+            out.budget_spent = true;
+            out.error = "token budget spent (" + std::to_string(settings_.token_budget) + " tokens)";
+            co_return out;
         }
         counters_.requests.fetch_add(1, std::memory_order_relaxed);
         auto t0 = Clock::now();

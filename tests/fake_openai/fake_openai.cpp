@@ -8,8 +8,8 @@
 // with a JSON object built from the request's response_format schema (each
 // string property "fake-<hash of the prompt>", numbers the prompt's length,
 // booleans true, arrays empty; a top-level "results" array gets one item per
-// "index": N found in the prompt, for micro-batches). Markers in the last
-// user message script the reply:
+// "index": N found in the prompt, for micro-batches). Markers anywhere in
+// the conversation script the reply:
 //   [[fake:429]] [[fake:500]]      that status (429 with Retry-After)
 //   [[fake:429-once]] [[fake:500-once]]  that status the first time this
 //                                  prompt is seen, then a normal answer
@@ -185,10 +185,12 @@ public:
         int delay = options.latency_ms;
         static const std::regex slow_re("\\[\\[fake:slow=(\\d+)\\]\\]");
         std::smatch m;
-        if (std::regex_search(prompt, m, slow_re)) delay += std::stoi(m[1].str());
+        if (std::regex_search(conversation, m, slow_re)) delay += std::stoi(m[1].str());
         if (delay > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay));
 
-        auto has = [&](const char *marker) { return prompt.find(marker) != std::string::npos; };
+        // Markers count anywhere in the conversation (a repair request does
+        // not repeat them).
+        auto has = [&](const char *marker) { return conversation.find(marker) != std::string::npos; };
         if (has("[[fake:429]]") || (has("[[fake:429-once]]") && times == 1)) {
             res.set("Retry-After", std::to_string(options.retry_after));
             send_json(HTTPResponse::HTTP_TOO_MANY_REQUESTS, res, bj::object{{"error", {{"message", "rate limited"}}}});
@@ -206,7 +208,7 @@ public:
             if (const bj::value *rf = request.as_object().if_contains("response_format"))
                 if (const bj::value *js = rf->as_object().if_contains("json_schema")) schema = js->at("schema");
             bool violate = has("[[fake:violate]]") || (has("[[fake:violate-once]]") && !repairing);
-            content = bj::serialize(from_schema(schema, prompt, violate));
+            content = bj::serialize(from_schema(schema, conversation, violate));
         }
         int64_t prompt_tokens = int64_t(conversation.size() / 4 + 1), completion_tokens = int64_t(content.size() / 4 + 1);
         send_json(HTTPResponse::HTTP_OK, res,

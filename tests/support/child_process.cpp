@@ -56,6 +56,7 @@ ChildProcess::~ChildProcess() {
 void ChildProcess::signal(int sig) const { ::kill(pid_, sig); }
 
 std::string ChildProcess::err_so_far() const { return read_file(err_path_); }
+std::string ChildProcess::out_so_far() const { return read_file(out_path_); }
 
 ProcessResult ChildProcess::wait(std::chrono::milliseconds timeout) {
     ProcessResult r;

@@ -29,6 +29,7 @@ public:
     ProcessResult wait(std::chrono::milliseconds timeout = std::chrono::seconds(120));
     // What the child has written to stderr so far.
     std::string err_so_far() const;
+    std::string out_so_far() const;
 
 private:
     pid_t pid_ = -1;
