@@ -187,11 +187,12 @@ std::string format_report_table(const bj::object &report) {
         const bj::object &c = s.at("counters").as_object();
         auto n = [&](const char *k) { return c.contains(k) ? c.at(k).to_number<int64_t>() : int64_t(0); };
         if (const bj::value *rate = s.if_contains("enrichment_rate")) {
-            out += fmt::format("  {}: enrichment rate {:.3f} ({} of {}); {} requests, {} retries, {} cache hits, "
-                               "{} prompt + {} completion tokens",
-                               std::string(s.at("id").as_string()), rate->to_number<double>(), n("enriched"),
-                               n("received"), n("requests"), n("retries"), n("cache_hits"), n("prompt_tokens"),
-                               n("completion_tokens"));
+            out += fmt::format("  {}: enrichment rate {:.3f} ({} of {})", std::string(s.at("id").as_string()),
+                               rate->to_number<double>(), n("enriched"), n("received"));
+            if (c.contains("requests"))
+                out += fmt::format("; {} requests, {} retries, {} cache hits, {} prompt + {} completion tokens",
+                                   n("requests"), n("retries"), n("cache_hits"), n("prompt_tokens"),
+                                   n("completion_tokens"));
             if (c.contains("latency_p50_ms"))
                 out += fmt::format("; latency p50 {} ms, p90 {} ms, p99 {} ms", n("latency_p50_ms"), n("latency_p90_ms"),
                                    n("latency_p99_ms"));
