@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <ctime>
+#include <filesystem>
 #include <stdexcept>
 
 namespace sluice::plugins::llm {
@@ -22,6 +23,8 @@ void exec(sqlite3 *db, const char *sql, const std::string &path) {
 } // namespace
 
 ResponseCache::ResponseCache(const std::string &path) : path_(path) {
+    std::error_code ec;
+    if (auto dir = std::filesystem::path(path).parent_path(); !dir.empty()) std::filesystem::create_directories(dir, ec);
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         nullptr) != SQLITE_OK) {
         std::string m = db_ ? sqlite3_errmsg(db_) : "out of memory";

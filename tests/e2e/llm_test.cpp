@@ -9,6 +9,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
 
 using namespace sluice::test;
 namespace bj = boost::json;
@@ -263,4 +266,31 @@ TEST(Llm, SpeaksHttpsAndVerifiesTheCertificate) {
     auto dead = read_lines(dir / "dead.ndjson");
     ASSERT_EQ(dead.size(), 3u);
     EXPECT_NE(dead[0].find("certificate verify failed"), std::string::npos) << dead[0];
+}
+
+TEST(Llm, TheExamplesRun) {
+    TempDir dir;
+    std::filesystem::copy(std::string(SLUICE_SOURCE_DIR) + "/pipelines", dir / "pipelines",
+                          std::filesystem::copy_options::recursive);
+    // Offline: the text enricher.
+    ProcessResult text = run_sluice({"run", dir / "pipelines/tickets_text.json", "--report", dir / "t.json"});
+    ASSERT_EQ(text.exit_code, 0) << text.err;
+    auto enriched = read_lines(dir / "out/tickets_text/tickets.ndjson");
+    ASSERT_EQ(enriched.size(), 6u);
+    EXPECT_EQ(bj::parse(enriched[1]).at("facts").at("language"), "de");
+    read_checked_report(dir / "t.json");
+
+    // The Ollama example, pointed at the fake server instead.
+    FakeOpenAI fake;
+    std::string m = read_file(dir / "pipelines/tickets_llm.json");
+    m.replace(m.find("http://localhost:11434"), 22, fake.base_url());
+    dir.write("pipelines/tickets_llm.json", m);
+    ProcessResult llm = run_sluice({"run", dir / "pipelines/tickets_llm.json", "--report", dir / "l.json"});
+    ASSERT_EQ(llm.exit_code, 0) << llm.err;
+    auto triaged = read_lines(dir / "out/tickets_llm/tickets.ndjson");
+    ASSERT_EQ(triaged.size(), 6u);
+    bj::object t = bj::parse(triaged[0]).at("triage").as_object();
+    EXPECT_EQ(t.at("sentiment"), "positive") << "the schema's first choice, from the fake";
+    EXPECT_TRUE(std::filesystem::exists(dir / "out/tickets_llm/llm_cache.sqlite"));
+    read_checked_report(dir / "l.json");
 }
