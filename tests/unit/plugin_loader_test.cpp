@@ -93,7 +93,7 @@ TEST(PluginLoader, UnknownNameListsWhatThereIs) {
     PluginRegistry r(plugin_search_dirs({}));
     std::string e = find_error(r, SLUICE_KIND_TRANSFORMER, "mapp");
     EXPECT_EQ(e.rfind("no transformer named 'mapp' in ", 0), 0u) << e;
-    EXPECT_NE(e.find("(available transformers: map, route)"), std::string::npos) << e;
+    EXPECT_NE(e.find("(available transformers: llm_extract, map, route)"), std::string::npos) << e;
 }
 
 TEST(PluginLoader, ExplicitLibraryWithoutThatStage) {
