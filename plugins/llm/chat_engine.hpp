@@ -12,6 +12,7 @@
 //  - once token_budget is spent, nothing more is asked.
 #pragma once
 
+#include "answer_check.hpp"
 #include "chat_settings.hpp"
 #include "http_client.hpp"
 #include "latency_histogram.hpp"
@@ -99,9 +100,5 @@ private:
     Counters counters_;
     LatencyHistogram latency_;
 };
-
-// The answer's text as JSON (code fences around it are tolerated), checked
-// against `schema` (null: none). Returns the problem, or "" with `out` set.
-std::string parse_answer(const std::string &content, const boost::json::value &schema, boost::json::value &out);
 
 } // namespace sluice::plugins::llm

@@ -294,3 +294,14 @@ TEST(Llm, TheExamplesRun) {
     EXPECT_TRUE(std::filesystem::exists(dir / "out/tickets_llm/llm_cache.sqlite"));
     read_checked_report(dir / "l.json");
 }
+
+TEST(Llm, RequestsPerSecondPacesTheRequests) {
+    FakeOpenAI fake;
+    TempDir dir;
+    dir.write("in.ndjson", records(11, [](int) { return ""; }));
+    auto t0 = std::chrono::steady_clock::now();
+    ProcessResult r = run(dir, manifest(fake, R"("requests_per_second":20,"max_in_flight":8)"));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, 450ms) << "11 requests at 20 a second take half a second";
+    EXPECT_EQ(fake.stats().at("requests").to_number<int64_t>(), 11);
+}
