@@ -50,8 +50,10 @@ struct ChatEngine::Call {
 
 ChatEngine::ChatEngine(ChatSettings settings, Host host)
     : settings_(std::move(settings)), host_(host), free_slots_(settings_.max_in_flight),
-      request_rate_(settings_.requests_per_second, std::max(1.0, settings_.requests_per_second)),
-      token_rate_(settings_.tokens_per_minute / 60.0, settings_.tokens_per_minute) {
+      // Paced, with a burst of one request / one second's tokens: no window
+      // of a second (a minute) ever sees much more than the limit.
+      request_rate_(settings_.requests_per_second, 1.0),
+      token_rate_(settings_.tokens_per_minute / 60.0, std::max(1.0, settings_.tokens_per_minute / 60.0)) {
     if (!settings_.cache_path.empty()) cache_ = std::make_unique<ResponseCache>(settings_.cache_path);
     client_ = std::make_unique<HttpClient>(settings_.endpoint, settings_.tls, settings_.timeout);
 }

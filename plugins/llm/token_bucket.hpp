@@ -22,7 +22,7 @@ public:
     std::chrono::milliseconds take(double cost) {
         if (unlimited()) return std::chrono::milliseconds(0);
         refill();
-        tokens_ -= std::min(cost, capacity_); // a cost above capacity would wait for ever
+        tokens_ -= cost; // may go below zero: the wait covers it, and the next caller waits after
         if (tokens_ >= 0) return std::chrono::milliseconds(0);
         return std::chrono::milliseconds(int64_t(-tokens_ / rate_) + 1);
     }

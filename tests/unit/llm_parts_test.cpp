@@ -65,3 +65,13 @@ TEST(LlmLatency, PercentilesFromBuckets) {
     EXPECT_NEAR(h.percentile(0.99), 99, 4);
     EXPECT_EQ(h.count(), 100u);
 }
+
+TEST(LlmTokenBucket, ACostAboveCapacityWaitsInProportionAndCanBeCorrected) {
+    TokenBucket tpm(100, 100); // 100 tokens a second
+    EXPECT_EQ(tpm.take(100).count(), 0);
+    auto wait = tpm.take(300).count();
+    EXPECT_GE(wait, 2900);
+    EXPECT_LE(wait, 3001);
+    tpm.adjust(250); // it cost 50, not 300
+    EXPECT_LE(tpm.take(0).count(), 501);
+}
