@@ -233,30 +233,25 @@ RunResult Pipeline::run(const RunOptions &options) {
     auto started_wall = std::chrono::system_clock::now();
     auto started = std::chrono::steady_clock::now();
 
-    if (std::string problem = open_state(result); !problem.empty()) {
-        result.error = problem;
+    // A run that cannot start reads nothing and says why.
+    auto fail_before_running = [&](std::string error) {
+        result.error = std::move(error);
         spdlog::error("{}", result.error);
         for (auto &s : stages_) s->stop_and_destroy();
         result.status = "failed";
         result.exit_code = 1;
         result.report = build_report(*this, result, started_wall, 0);
         return result;
-    }
+    };
+    if (std::string problem = open_state(result); !problem.empty()) return fail_before_running(problem);
 
     // Start loaders first: a destination that cannot open fails the run
     // before anything is read.
     for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) {
         std::string problem = (*it)->start_instances();
-        if (!problem.empty()) {
-            result.error = "stage '" + (*it)->id() + "' (" + std::string(kind_name((*it)->kind())) + " " +
-                           (*it)->spec().plugin + ") failed to start: " + problem;
-            spdlog::error("{}", result.error);
-            for (auto &s : stages_) s->stop_and_destroy();
-            result.status = "failed";
-            result.exit_code = 1;
-            result.report = build_report(*this, result, started_wall, 0);
-            return result;
-        }
+        if (!problem.empty())
+            return fail_before_running("stage '" + (*it)->id() + "' (" + std::string(kind_name((*it)->kind())) + " " +
+                                       (*it)->spec().plugin + ") failed to start: " + problem);
     }
 
     control_.on_abort([this] {

@@ -187,6 +187,17 @@ void FileExtractor::restore(std::string_view position) {
     resume_pending_ = true;
 }
 
+void FileExtractor::set_columns_from_header(size_t count) {
+    // Column names from the header fields, made unique.
+    for (size_t i = 0; i < count; ++i) {
+        std::string name = fields_[i].empty() ? "column_" + std::to_string(i + 1) : fields_[i];
+        std::string unique = name;
+        for (int k = 2; std::find(columns_.begin(), columns_.end(), unique) != columns_.end(); ++k)
+            unique = name + "_" + std::to_string(k);
+        columns_.push_back(unique);
+    }
+}
+
 void FileExtractor::resume_in_file(Emitter &out) {
     Resume r = std::move(*resume_);
     resume_.reset();
@@ -207,13 +218,7 @@ void FileExtractor::resume_in_file(Emitter &out) {
             auto f = reader_->fill(err);
             if (f != SourceReader::Fill::more && f != SourceReader::Fill::eof) break;
         }
-        for (size_t i = 0; i < count; ++i) {
-            std::string name = fields_[i].empty() ? "column_" + std::to_string(i + 1) : fields_[i];
-            std::string unique = name;
-            for (int k = 2; std::find(columns_.begin(), columns_.end(), unique) != columns_.end(); ++k)
-                unique = name + "_" + std::to_string(k);
-            columns_.push_back(unique);
-        }
+        set_columns_from_header(count);
     }
     std::string err;
     if (!reader_->seek(r.offset, err)) {
@@ -438,14 +443,7 @@ uint32_t FileExtractor::pull_csv(Emitter &out, uint32_t max) {
             continue;
         }
         if (columns_.empty()) {
-            // The header: column names, made unique.
-            for (size_t i = 0; i < count; ++i) {
-                std::string name = fields_[i].empty() ? "column_" + std::to_string(i + 1) : fields_[i];
-                std::string unique = name;
-                for (int k = 2; std::find(columns_.begin(), columns_.end(), unique) != columns_.end(); ++k)
-                    unique = name + "_" + std::to_string(k);
-                columns_.push_back(unique);
-            }
+            set_columns_from_header(count);
             reader_->consume(scan.consumed);
             continue;
         }

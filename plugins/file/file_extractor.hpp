@@ -56,6 +56,8 @@ private:
     enum class Format { auto_detect, ndjson, csv, json };
 
     bool open_next(Emitter &out);
+    // CSV: columns_ from the first `count` fields_ (the header).
+    void set_columns_from_header(size_t count);
     // Moves the file just opened to the restored position.
     void resume_in_file(Emitter &out);
     void finish_file();

@@ -58,6 +58,14 @@ ChatEngine::ChatEngine(ChatSettings settings, Host host)
     client_ = std::make_unique<HttpClient>(settings_.endpoint, settings_.tls, settings_.timeout);
 }
 
+std::unique_ptr<ChatEngine> ChatEngine::start(const ChatSettings &settings, Host host) {
+    try {
+        return std::make_unique<ChatEngine>(settings, host);
+    } catch (const std::exception &e) {
+        throw Error(e.what());
+    }
+}
+
 ChatEngine::~ChatEngine() {
     client_->stop(); // nothing runs on the state below after this
     waiting_.clear(); // timers go before the I/O context they belong to

@@ -49,6 +49,8 @@ public:
     // Opens the cache and starts the HTTP client. Throws std::runtime_error.
     ChatEngine(ChatSettings settings, Host host);
     ~ChatEngine();
+    // For a stage's start(): the engine, or sluice::Error with the reason.
+    static std::unique_ptr<ChatEngine> start(const ChatSettings &settings, Host host);
 
     // [any thread] The answer to `user_message`. `schema`: a schema for this
     // request instead of the settings' one (micro-batches); it implies JSON.

@@ -56,13 +56,7 @@ LlmEnricher::LlmEnricher(const Context &ctx) : host_(ctx.host) {
     }
 }
 
-void LlmEnricher::start() {
-    try {
-        engine_ = std::make_unique<ChatEngine>(settings_, host_);
-    } catch (const std::exception &e) {
-        throw Error(e.what());
-    }
-}
+void LlmEnricher::start() { engine_ = ChatEngine::start(settings_, host_); }
 
 void LlmEnricher::stop() { engine_.reset(); }
 

@@ -27,13 +27,7 @@ LlmExtract::LlmExtract(const Context &ctx) : host_(ctx.host) {
     drop_text_ = c.boolean("drop_text", false);
 }
 
-void LlmExtract::start() {
-    try {
-        engine_ = std::make_unique<ChatEngine>(settings_, host_);
-    } catch (const std::exception &e) {
-        throw Error(e.what());
-    }
-}
+void LlmExtract::start() { engine_ = ChatEngine::start(settings_, host_); }
 
 void LlmExtract::stop() { engine_.reset(); }
 
