@@ -1,0 +1,156 @@
+#include "sqlite_loader.hpp"
+
+#include <algorithm>
+
+namespace sluice::plugins::sqlite {
+
+namespace bj = boost::json;
+
+SqliteLoader::SqliteLoader(const Context &ctx) : host_(ctx.host) {
+    json::Config c(ctx.config_json);
+    path_ = ctx.resolve_path(c.required_string("path"));
+    table_ = c.required_string("table");
+    std::string mode = c.string("mode", "insert");
+    if (mode != "insert" && mode != "upsert") c.fail("mode", "expected insert or upsert");
+    upsert_ = mode == "upsert";
+    key_ = c.strings("key");
+    if (upsert_ && key_.empty()) c.fail("key", "required with mode upsert: the key columns");
+    if (const bj::value *cols = c.find("columns"); cols && cols->is_array()) {
+        for (const bj::value &v : cols->get_array()) {
+            if (v.is_string()) {
+                columns_.push_back({std::string(v.get_string()), ""});
+            } else if (v.is_object() && v.get_object().contains("name") && v.get_object().at("name").is_string()) {
+                const bj::value *t = v.get_object().if_contains("type");
+                columns_.push_back({std::string(v.get_object().at("name").get_string()),
+                                    t && t->is_string() ? std::string(t->get_string()) : ""});
+            } else {
+                c.fail("columns", "each column is a name or {\"name\": ..., \"type\": ...}");
+            }
+        }
+    }
+    create_ = c.boolean("create_table", false);
+    if (create_ && columns_.empty()) c.fail("create_table", "needs columns to create the table from");
+    full_sync_ = c.string("synchronous", "full") == "full";
+}
+
+void SqliteLoader::start() {
+    db_ = std::make_unique<Database>(path_, false);
+    db_->exec("PRAGMA journal_mode=WAL");
+    db_->exec(full_sync_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    const std::string table = quote_identifier(table_);
+    if (create_) {
+        std::string sql = "CREATE TABLE IF NOT EXISTS " + table + " (";
+        for (size_t i = 0; i < columns_.size(); ++i)
+            sql += (i ? ", " : "") + quote_identifier(columns_[i].name) + (columns_[i].type.empty() ? "" : " " + columns_[i].type);
+        if (!key_.empty()) {
+            sql += ", PRIMARY KEY (";
+            for (size_t i = 0; i < key_.size(); ++i) sql += (i ? ", " : "") + quote_identifier(key_[i]);
+            sql += ")";
+        }
+        db_->exec(sql + ")");
+    }
+    // The table's columns: what may be written.
+    std::vector<std::string> existing;
+    {
+        Statement info = db_->prepare("SELECT name FROM pragma_table_info(?)");
+        sqlite3_bind_text(info.raw(), 1, table_.c_str(), -1, SQLITE_TRANSIENT);
+        while (info.step() == SQLITE_ROW) existing.emplace_back(reinterpret_cast<const char *>(sqlite3_column_text(info.raw(), 0)));
+    }
+    if (existing.empty())
+        throw Error("table '" + table_ + "' does not exist in " + path_ + " (set create_table and columns to create it)");
+    if (columns_.empty()) {
+        for (const auto &n : existing) columns_.push_back({n, ""});
+    } else {
+        for (const Column &col : columns_)
+            if (std::find(existing.begin(), existing.end(), col.name) == existing.end())
+                throw Error("column '" + col.name + "' is not in table '" + table_ + "'");
+    }
+    std::string sql = "INSERT INTO " + table + " (", values;
+    for (size_t i = 0; i < columns_.size(); ++i) {
+        sql += (i ? ", " : "") + quote_identifier(columns_[i].name);
+        values += i ? ", ?" : "?";
+    }
+    sql += ") VALUES (" + values + ")";
+    if (upsert_) {
+        sql += " ON CONFLICT (";
+        for (size_t i = 0; i < key_.size(); ++i) sql += (i ? ", " : "") + quote_identifier(key_[i]);
+        sql += ") DO ";
+        std::string set;
+        for (const Column &col : columns_)
+            if (std::find(key_.begin(), key_.end(), col.name) == key_.end())
+                set += (set.empty() ? "" : ", ") + quote_identifier(col.name) + " = excluded." + quote_identifier(col.name);
+        sql += set.empty() ? "NOTHING" : "UPDATE SET " + set;
+    }
+    insert_.emplace(db_->prepare(sql));
+}
+
+void SqliteLoader::stop() {
+    insert_.reset();
+    db_.reset();
+}
+
+void SqliteLoader::process(Input in, Emitter &out) {
+    sqlite3_stmt *st = insert_->raw();
+    db_->exec("BEGIN IMMEDIATE");
+    std::string error;
+    int64_t written = 0, refused = 0;
+    for (uint32_t i = 0; i < in.size(); ++i) {
+        bj::object *record = in[i].is_json() ? parser_.parse_object(in[i].payload(), error) : nullptr;
+        if (!record) {
+            out.fail(i, "sqlite: " + (in[i].is_json() ? error : "the record is not JSON"));
+            ++refused;
+            continue;
+        }
+        insert_->reset();
+        size_t matched = 0;
+        for (size_t c = 0; c < columns_.size(); ++c) {
+            const int p = int(c) + 1;
+            const bj::value *v = record->if_contains(columns_[c].name);
+            if (!v) {
+                sqlite3_bind_null(st, p);
+                continue;
+            }
+            ++matched;
+            switch (v->kind()) {
+            case bj::kind::int64: sqlite3_bind_int64(st, p, v->get_int64()); break;
+            case bj::kind::uint64: sqlite3_bind_double(st, p, double(v->get_uint64())); break;
+            case bj::kind::double_: sqlite3_bind_double(st, p, v->get_double()); break;
+            case bj::kind::bool_: sqlite3_bind_int(st, p, v->get_bool() ? 1 : 0); break;
+            case bj::kind::string:
+                sqlite3_bind_text(st, p, v->get_string().data(), int(v->get_string().size()), SQLITE_TRANSIENT);
+                break;
+            case bj::kind::null: sqlite3_bind_null(st, p); break;
+            default: { // objects and arrays as JSON text
+                std::string_view text = writer_.write(*v);
+                sqlite3_bind_text(st, p, text.data(), int(text.size()), SQLITE_TRANSIENT);
+            }
+            }
+        }
+        if (record->size() > matched) ++extra_fields_;
+        // A refused row (constraint, type) is undone alone; the rest of the
+        // batch goes on in the same transaction.
+        if (insert_->step() != SQLITE_DONE) {
+            out.fail(i, "sqlite: " + db_->error());
+            ++refused;
+            continue;
+        }
+        ++written;
+    }
+    insert_->reset();
+    try {
+        db_->exec("COMMIT");
+    } catch (...) {
+        sqlite3_exec(db_->raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+    }
+    written_ += written;
+    refused_ += refused;
+}
+
+void SqliteLoader::flush(Emitter &) {
+    host_.counter("rows_written", written_);
+    host_.counter("rows_refused", refused_);
+    if (extra_fields_) host_.counter("records_with_fields_not_in_table", extra_fields_);
+}
+
+} // namespace sluice::plugins::sqlite

@@ -1,0 +1,69 @@
+// Loader "sqlite": inserts or upserts records as rows, one transaction per
+// batch. The embedded default destination. See README.md.
+#pragma once
+
+#include "sqlite_db.hpp"
+
+#include <sluice/json.hpp>
+#include <sluice/plugin.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::plugins::sqlite {
+
+class SqliteLoader {
+public:
+    static constexpr sluice_kind kind = SLUICE_KIND_LOADER;
+    static constexpr const char *name = "sqlite";
+    static constexpr const char *version = "1.0.0";
+    static constexpr const char *description =
+        "Inserts or upserts JSON records into a SQLite table (WAL), one transaction per batch; refused rows go to "
+        "the error path with SQLite's message.";
+    static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
+    static constexpr const char *config_schema = R"json({
+  "type": "object",
+  "required": ["path", "table"],
+  "properties": {
+    "path": {"type": "string", "minLength": 1, "description": "Database file, relative to the manifest (created if missing)"},
+    "table": {"type": "string", "minLength": 1, "description": "Table to write"},
+    "mode": {"type": "string", "enum": ["insert", "upsert"], "default": "insert",
+             "description": "upsert: INSERT ... ON CONFLICT(key) DO UPDATE (key must be the primary key or unique)"},
+    "key": {"type": "array", "items": {"type": "string"}, "description": "upsert: the key columns"},
+    "columns": {"type": "array", "items": {"type": ["string", "object"]},
+                "description": "Columns to write: names, or {\"name\", \"type\"} (SQLite type: INTEGER, REAL, TEXT, BLOB, JSON, BOOLEAN ...) for create_table. Default: every column of the table"},
+    "create_table": {"type": "boolean", "default": false,
+                     "description": "CREATE TABLE IF NOT EXISTS from columns (with key as primary key)"},
+    "synchronous": {"type": "string", "enum": ["full", "normal"], "default": "full",
+                    "description": "full: a committed batch survives a power cut; normal: only a process crash (faster)"}
+  }
+})json";
+
+    explicit SqliteLoader(const Context &ctx);
+    void start();
+    void process(Input in, Emitter &out);
+    void flush(Emitter &out);
+    void stop();
+    // sluice.delivery/1: a batch is committed when process returns.
+    bool durable_on_process() const { return true; }
+
+private:
+    struct Column {
+        std::string name, type;
+    };
+
+    Host host_;
+    std::string path_, table_;
+    bool upsert_ = false, create_ = false, full_sync_ = true;
+    std::vector<std::string> key_;
+    std::vector<Column> columns_;
+    std::unique_ptr<Database> db_;
+    std::optional<Statement> insert_;
+    json::RecordParser parser_;
+    json::RecordWriter writer_;
+    int64_t written_ = 0, refused_ = 0, extra_fields_ = 0;
+};
+
+} // namespace sluice::plugins::sqlite
