@@ -15,7 +15,9 @@ packages=(
   # peers for the benchmark (run side by side with sluice)
   miller jq
   # plugins (llm: TLS for Boost.Beast, the response cache; text: language detection)
-  libsqlite3-dev libre2-dev libsimdjson-dev libssl-dev openssl libexttextcat-dev
+  libsqlite3-dev libre2-dev libsimdjson-dev libssl-dev openssl libexttextcat-dev libpq-dev
+  # a real PostgreSQL server for the postgres connector's tests (started per test)
+  postgresql
   # benchmark measurement (peak RSS)
   time
 )

@@ -1,0 +1,87 @@
+#include "pg_connection.hpp"
+
+namespace sluice::plugins::postgres {
+
+std::string clean_message(const char *message) {
+    std::string m = message ? message : "";
+    if (m.rfind("ERROR:  ", 0) == 0) m.erase(0, 8);
+    // Only the first line: DETAIL and HINT follow on their own lines.
+    if (auto nl = m.find('\n'); nl != std::string::npos) m.resize(nl);
+    return m;
+}
+
+Connection::Connection(const std::string &conninfo, const std::string &password) {
+    std::vector<const char *> keys{"dbname", "application_name"}, values{conninfo.c_str(), "sluice"};
+    if (!password.empty()) {
+        keys.push_back("password");
+        values.push_back(password.c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    // expand_dbname: the first "dbname" is a whole connection string.
+    conn_ = PQconnectdbParams(keys.data(), values.data(), 1);
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+        std::string m = conn_ ? clean_message(PQerrorMessage(conn_)) : "out of memory";
+        PQfinish(conn_);
+        conn_ = nullptr;
+        throw Error("cannot connect to PostgreSQL: " + m);
+    }
+    PQsetClientEncoding(conn_, "UTF8");
+}
+
+Connection::~Connection() { PQfinish(conn_); }
+
+std::string Connection::error() const { return clean_message(PQerrorMessage(conn_)); }
+
+Result Connection::exec(const std::string &sql) { return exec(sql, {}); }
+
+Result Connection::exec(const std::string &sql, const std::vector<std::optional<std::string>> &params) {
+    std::vector<const char *> values;
+    for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
+    Result r(PQexecParams(conn_, sql.c_str(), int(values.size()), nullptr, values.data(), nullptr, nullptr, 0), &PQclear);
+    ExecStatusType s = PQresultStatus(r.get());
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) throw Error("PostgreSQL: " + error());
+    return r;
+}
+
+std::string Connection::try_exec(const std::string &sql, const std::vector<std::optional<std::string>> &params) {
+    try {
+        exec(sql, params);
+        return {};
+    } catch (const Error &) {
+        return error();
+    }
+}
+
+std::string Connection::copy_in(const std::string &copy_sql, const std::string &data) {
+    Result start(PQexec(conn_, copy_sql.c_str()), &PQclear);
+    if (PQresultStatus(start.get()) != PGRES_COPY_IN) return error();
+    if (PQputCopyData(conn_, data.data(), int(data.size())) != 1 || PQputCopyEnd(conn_, nullptr) != 1) return error();
+    std::string problem;
+    while (PGresult *r = PQgetResult(conn_)) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && problem.empty()) problem = clean_message(PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    return problem;
+}
+
+std::string quote_identifier(const std::string &name) {
+    std::string out;
+    size_t start = 0;
+    while (true) {
+        size_t dot = name.find('.', start);
+        std::string part = name.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+        out += '"';
+        for (char c : part) {
+            if (c == '"') out += '"';
+            out += c;
+        }
+        out += '"';
+        if (dot == std::string::npos) break;
+        out += '.';
+        start = dot + 1;
+    }
+    return out;
+}
+
+} // namespace sluice::plugins::postgres

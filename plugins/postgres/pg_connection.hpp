@@ -1,0 +1,49 @@
+// A libpq connection with results as RAII values and errors as
+// sluice::Error carrying the server's message.
+#pragma once
+
+#include <sluice/plugin.hpp>
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::plugins::postgres {
+
+using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
+
+class Connection {
+public:
+    // Connects (a password can come from an environment variable, so it is
+    // never in the manifest). Throws Error.
+    Connection(const std::string &conninfo, const std::string &password);
+    ~Connection();
+    Connection(const Connection &) = delete;
+    Connection &operator=(const Connection &) = delete;
+
+    // Runs a statement that returns no rows or some; throws Error on failure.
+    Result exec(const std::string &sql);
+    // With text parameters (nullopt: NULL); throws Error on failure.
+    Result exec(const std::string &sql, const std::vector<std::optional<std::string>> &params);
+    // As exec, but returns the error message instead of throwing ("" = ok).
+    std::string try_exec(const std::string &sql, const std::vector<std::optional<std::string>> &params = {});
+
+    // COPY ... FROM STDIN with `data` (CSV); returns the server's message, "" = ok.
+    std::string copy_in(const std::string &copy_sql, const std::string &data);
+
+    PGconn *raw() const { return conn_; }
+    std::string error() const;
+
+private:
+    PGconn *conn_ = nullptr;
+};
+
+// A name quoted as an SQL identifier; "schema.table" is quoted per part.
+std::string quote_identifier(const std::string &name);
+// The server's primary message without "ERROR:  " and trailing newlines.
+std::string clean_message(const char *message);
+
+} // namespace sluice::plugins::postgres

@@ -1,0 +1,191 @@
+#include "pg_loader.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+
+namespace sluice::plugins::postgres {
+
+namespace bj = boost::json;
+
+namespace {
+
+void append_csv(std::string &out, const std::optional<std::string> &v) {
+    if (!v) return; // an unquoted empty field is NULL in COPY's CSV
+    out += '"';
+    for (char c : *v) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    out += '"';
+}
+
+} // namespace
+
+PgLoader::PgLoader(const Context &ctx) : host_(ctx.host) {
+    json::Config c(ctx.config_json);
+    conninfo_ = c.required_string("conninfo");
+    if (std::string env = c.string("password_env"); !env.empty()) {
+        const char *p = std::getenv(env.c_str());
+        if (!p) c.fail("password_env", "environment variable " + env + " is not set");
+        password_ = p;
+    }
+    table_ = c.required_string("table");
+    std::string mode = c.string("mode", "insert");
+    if (mode != "insert" && mode != "upsert") c.fail("mode", "expected insert or upsert");
+    upsert_ = mode == "upsert";
+    key_ = c.strings("key");
+    if (upsert_ && key_.empty()) c.fail("key", "required with mode upsert: the key columns");
+    if (const bj::value *cols = c.find("columns"); cols && cols->is_array()) {
+        for (const bj::value &v : cols->get_array()) {
+            if (v.is_string()) {
+                columns_.push_back({std::string(v.get_string()), ""});
+            } else if (v.is_object() && v.get_object().contains("name") && v.get_object().at("name").is_string()) {
+                const bj::value *t = v.get_object().if_contains("type");
+                columns_.push_back({std::string(v.get_object().at("name").get_string()),
+                                    t && t->is_string() ? std::string(t->get_string()) : ""});
+            } else {
+                c.fail("columns", "each column is a name or {\"name\": ..., \"type\": ...}");
+            }
+        }
+    }
+    create_ = c.boolean("create_table", false);
+    if (create_) {
+        if (columns_.empty()) c.fail("create_table", "needs columns to create the table from");
+        for (const Column &col : columns_)
+            if (col.type.empty()) c.fail("columns", "create_table needs a type for column '" + col.name + "'");
+    }
+}
+
+void PgLoader::start() {
+    conn_ = std::make_unique<Connection>(conninfo_, password_);
+    const std::string table = quote_identifier(table_);
+    if (create_) {
+        std::string sql = "CREATE TABLE IF NOT EXISTS " + table + " (";
+        for (size_t i = 0; i < columns_.size(); ++i)
+            sql += (i ? ", " : "") + quote_identifier(columns_[i].name) + " " + columns_[i].type;
+        if (!key_.empty()) {
+            sql += ", PRIMARY KEY (";
+            for (size_t i = 0; i < key_.size(); ++i) sql += (i ? ", " : "") + quote_identifier(key_[i]);
+            sql += ")";
+        }
+        conn_->exec(sql + ")");
+    }
+    std::vector<std::string> existing;
+    {
+        std::string problem = conn_->try_exec("SELECT 1 FROM " + table + " LIMIT 0");
+        if (!problem.empty()) throw Error("table '" + table_ + "': " + problem);
+        Result r = conn_->exec("SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND "
+                               "NOT attisdropped ORDER BY attnum",
+                               {table});
+        for (int i = 0; i < PQntuples(r.get()); ++i) existing.emplace_back(PQgetvalue(r.get(), i, 0));
+    }
+    if (columns_.empty()) {
+        for (const auto &n : existing) columns_.push_back({n, ""});
+    } else {
+        for (const Column &col : columns_)
+            if (std::find(existing.begin(), existing.end(), col.name) == existing.end())
+                throw Error("column '" + col.name + "' is not in table '" + table_ + "'");
+    }
+    std::string placeholders;
+    for (size_t i = 0; i < columns_.size(); ++i) {
+        column_list_ += (i ? ", " : "") + quote_identifier(columns_[i].name);
+        placeholders += (i ? ", $" : "$") + std::to_string(i + 1);
+    }
+    insert_sql_ = "INSERT INTO " + table + " (" + column_list_ + ") VALUES (" + placeholders + ")";
+    if (upsert_) {
+        upsert_suffix_ = " ON CONFLICT (";
+        for (size_t i = 0; i < key_.size(); ++i) upsert_suffix_ += (i ? ", " : "") + quote_identifier(key_[i]);
+        upsert_suffix_ += ") DO ";
+        std::string set;
+        for (const Column &col : columns_)
+            if (std::find(key_.begin(), key_.end(), col.name) == key_.end())
+                set += (set.empty() ? "" : ", ") + quote_identifier(col.name) + " = EXCLUDED." + quote_identifier(col.name);
+        upsert_suffix_ += set.empty() ? "NOTHING" : "UPDATE SET " + set;
+        // Batches are copied here first, then merged in one statement.
+        conn_->exec("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE " + table +
+                    " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
+    }
+}
+
+void PgLoader::stop() { conn_.reset(); }
+
+std::optional<std::string> PgLoader::text_of(const bj::object &record, const std::string &column) {
+    const bj::value *v = record.if_contains(column);
+    if (!v || v->is_null()) return std::nullopt;
+    if (v->is_string()) return std::string(v->get_string());
+    if (v->is_bool()) return std::string(v->get_bool() ? "true" : "false");
+    return std::string(writer_.write(*v)); // numbers as written; objects and arrays as JSON
+}
+
+std::string PgLoader::copy_batch(const std::vector<std::vector<std::optional<std::string>>> &rows) {
+    std::string data;
+    for (const auto &row : rows) {
+        for (size_t c = 0; c < row.size(); ++c) {
+            if (c) data += ',';
+            append_csv(data, row[c]);
+        }
+        data += '\n';
+    }
+    const std::string target = upsert_ ? "sluice_staging" : quote_identifier(table_);
+    std::string problem = conn_->copy_in("COPY " + target + " (" + column_list_ + ") FROM STDIN (FORMAT csv)", data);
+    if (!problem.empty() || !upsert_) return problem;
+    return conn_->try_exec("INSERT INTO " + quote_identifier(table_) + " (" + column_list_ + ") SELECT " + column_list_ +
+                           " FROM sluice_staging" + upsert_suffix_);
+}
+
+void PgLoader::process(Input in, Emitter &out) {
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    std::vector<uint32_t> index; // input record of each row
+    std::string error;
+    for (uint32_t i = 0; i < in.size(); ++i) {
+        bj::object *record = in[i].is_json() ? parser_.parse_object(in[i].payload(), error) : nullptr;
+        if (!record) {
+            out.fail(i, "postgres: " + (in[i].is_json() ? error : std::string("the record is not JSON")));
+            ++refused_;
+            continue;
+        }
+        std::vector<std::optional<std::string>> row;
+        for (const Column &col : columns_) row.push_back(text_of(*record, col.name));
+        rows.push_back(std::move(row));
+        index.push_back(i);
+    }
+    if (rows.empty()) return;
+    // A batch that failed half-way (the connection dropped, say) may have
+    // left a transaction open: start clean.
+    if (PQtransactionStatus(conn_->raw()) != PQTRANS_IDLE) conn_->try_exec("ROLLBACK");
+    // Fast path: the whole batch in one COPY.
+    conn_->exec("BEGIN");
+    if (copy_batch(rows).empty()) {
+        conn_->exec("COMMIT");
+        written_ += int64_t(rows.size());
+        return;
+    }
+    // Some row was refused: again, row by row, each behind a savepoint, so
+    // that only the refused rows fail and the rest of the batch loads.
+    conn_->exec("ROLLBACK");
+    ++row_by_row_batches_;
+    conn_->exec("BEGIN");
+    const std::string sql = insert_sql_ + upsert_suffix_;
+    for (size_t k = 0; k < rows.size(); ++k) {
+        conn_->exec("SAVEPOINT sluice_row");
+        std::string problem = conn_->try_exec(sql, rows[k]);
+        if (problem.empty()) {
+            conn_->exec("RELEASE SAVEPOINT sluice_row");
+            ++written_;
+        } else {
+            conn_->exec("ROLLBACK TO SAVEPOINT sluice_row");
+            out.fail(index[k], "postgres: " + problem);
+            ++refused_;
+        }
+    }
+    conn_->exec("COMMIT");
+}
+
+void PgLoader::flush(Emitter &) {
+    host_.counter("rows_written", written_);
+    host_.counter("rows_refused", refused_);
+    if (row_by_row_batches_) host_.counter("batches_loaded_row_by_row", row_by_row_batches_);
+}
+
+} // namespace sluice::plugins::postgres

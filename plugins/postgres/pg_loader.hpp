@@ -1,0 +1,72 @@
+// Loader "postgres": COPY in batches, one transaction per batch, insert or
+// upsert; rows the server refuses go to the error path. See README.md.
+#pragma once
+
+#include "pg_connection.hpp"
+
+#include <sluice/json.hpp>
+#include <sluice/plugin.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sluice::plugins::postgres {
+
+class PgLoader {
+public:
+    static constexpr sluice_kind kind = SLUICE_KIND_LOADER;
+    static constexpr const char *name = "postgres";
+    static constexpr const char *version = "1.0.0";
+    static constexpr const char *description =
+        "Loads JSON records into a PostgreSQL table with COPY, one transaction per batch, insert or upsert; refused "
+        "rows go to the error path with the server's message while the rest loads.";
+    static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
+    static constexpr const char *config_schema = R"json({
+  "type": "object",
+  "required": ["conninfo", "table"],
+  "properties": {
+    "conninfo": {"type": "string", "minLength": 1, "description": "libpq connection string or URI"},
+    "password_env": {"type": "string", "minLength": 1, "description": "Environment variable holding the password"},
+    "table": {"type": "string", "minLength": 1, "description": "Table to load (schema.table allowed)"},
+    "mode": {"type": "string", "enum": ["insert", "upsert"], "default": "insert",
+             "description": "upsert: through a staging table, INSERT ... ON CONFLICT (key) DO UPDATE"},
+    "key": {"type": "array", "items": {"type": "string"}, "description": "upsert: the key columns (a primary key or unique constraint)"},
+    "columns": {"type": "array", "items": {"type": ["string", "object"]},
+                "description": "Columns to write: names, or {\"name\", \"type\"} (a PostgreSQL type: bigint, text, numeric(10,2), jsonb, timestamptz ...) for create_table. Default: every column of the table"},
+    "create_table": {"type": "boolean", "default": false,
+                     "description": "CREATE TABLE IF NOT EXISTS from columns (with key as primary key)"}
+  }
+})json";
+
+    explicit PgLoader(const Context &ctx);
+    void start();
+    void process(Input in, Emitter &out);
+    void flush(Emitter &out);
+    void stop();
+    // sluice.delivery/1: each batch is committed before process returns.
+    bool durable_on_process() const { return true; }
+
+private:
+    struct Column {
+        std::string name, type;
+    };
+    // The value of `column` in `record` as PostgreSQL text (nullopt: NULL).
+    std::optional<std::string> text_of(const boost::json::object &record, const std::string &column);
+    // The whole batch in one COPY (and, for upsert, one INSERT ... SELECT);
+    // "" on success, else the server's message (the transaction is open and failed).
+    std::string copy_batch(const std::vector<std::vector<std::optional<std::string>>> &rows);
+
+    Host host_;
+    std::string conninfo_, password_, table_;
+    bool upsert_ = false, create_ = false;
+    std::vector<std::string> key_;
+    std::vector<Column> columns_;
+    std::string column_list_, insert_sql_, upsert_suffix_;
+    std::unique_ptr<Connection> conn_;
+    json::RecordParser parser_;
+    json::RecordWriter writer_;
+    int64_t written_ = 0, refused_ = 0, row_by_row_batches_ = 0;
+};
+
+} // namespace sluice::plugins::postgres

@@ -1,0 +1,129 @@
+// The PostgreSQL extractor and loader against a real server started for
+// these tests (initdb into a temp dir; Debian's postgresql package).
+#include "postgres_server.hpp"
+#include "stage_harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+using namespace sluice;
+using namespace sluice::test;
+
+class Postgres : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() { server_ = std::make_unique<PostgresServer>(); }
+    static void TearDownTestSuite() { server_.reset(); }
+
+    static std::string with_conninfo(const std::string &config_rest) {
+        return R"({"conninfo":")" + server_->conninfo() + "\"," + config_rest + "}";
+    }
+    static std::vector<std::string> read_all(const std::string &config, std::string *position = nullptr,
+                                             const std::string &restore = "") {
+        StageHarness h(SLUICE_KIND_EXTRACTOR, "postgres", with_conninfo(config));
+        if (!restore.empty()) h.restore(restore);
+        h.start();
+        Emitted e = h.pull_all(2);
+        EXPECT_EQ(e.status, SLUICE_OK) << e.error;
+        if (position) *position = h.position().value_or("");
+        return e.out();
+    }
+
+    static std::unique_ptr<PostgresServer> server_;
+};
+
+std::unique_ptr<PostgresServer> Postgres::server_;
+
+TEST_F(Postgres, SqlTypesBecomeJson) {
+    server_->exec(R"(CREATE TABLE types (id bigint, price numeric(10,2), ratio double precision, ok boolean,
+        name text, tags jsonb, meta json, at timestamp, at_tz timestamptz, day date, nothing text);
+      SET TIME ZONE 'UTC';
+      INSERT INTO types VALUES (1, 19.99, 0.5, true, 'Ann "A"', '{"a": [1, 2]}', '{"b":null}',
+        '2026-03-01 10:00:00', '2026-03-01 10:00:00+00', '2026-03-01', NULL);)");
+    EXPECT_EQ(read_all(R"("table":"types")"),
+              std::vector<std::string>{
+                  R"({"id":1,"price":19.99,"ratio":0.5,"ok":true,"name":"Ann \"A\"","tags":{"a": [1, 2]},"meta":{"b":null},)"
+                  R"("at":"2026-03-01T10:00:00","at_tz":"2026-03-01T10:00:00+00:00","day":"2026-03-01","nothing":null})"});
+}
+
+TEST_F(Postgres, IncrementalReadsResumeAfterTheSavedCursor) {
+    server_->exec("CREATE TABLE events (id serial PRIMARY KEY, v text);"
+                  "INSERT INTO events (v) SELECT 'e' || i FROM generate_series(1, 5) i;");
+    std::string position;
+    EXPECT_EQ(read_all(R"("table":"events","cursor_column":"id")", &position).size(), 5u);
+    EXPECT_EQ(position, "{\"cursor\":5}");
+    server_->exec("INSERT INTO events (v) VALUES ('f'), ('g');");
+    EXPECT_EQ(read_all(R"("table":"events","cursor_column":"id")", &position, "{\"cursor\":5}"),
+              (std::vector<std::string>{R"({"id":6,"v":"f"})", R"({"id":7,"v":"g"})"}));
+    EXPECT_EQ(position, "{\"cursor\":7}");
+    EXPECT_EQ(read_all(R"("cursor_column":"id","cursor_start":5,
+                          "query":"SELECT id FROM events WHERE (:cursor IS NULL OR id > :cursor) ORDER BY id")"),
+              (std::vector<std::string>{R"({"id":6})", R"({"id":7})"}));
+}
+
+TEST_F(Postgres, ATimestampCursorWorksToo) {
+    server_->exec("CREATE TABLE changes (k text, updated_at timestamp);"
+                  "INSERT INTO changes VALUES ('a', '2026-01-01 10:00'), ('b', '2026-01-02 10:00');");
+    std::string position;
+    EXPECT_EQ(read_all(R"("table":"changes","cursor_column":"updated_at")", &position).size(), 2u);
+    EXPECT_EQ(position, R"({"cursor":"2026-01-02 10:00:00"})");
+    server_->exec("INSERT INTO changes VALUES ('c', '2026-01-03 09:00');");
+    EXPECT_EQ(read_all(R"("table":"changes","cursor_column":"updated_at")", nullptr, position),
+              std::vector<std::string>{R"({"k":"c","updated_at":"2026-01-03T09:00:00"})"});
+}
+
+TEST_F(Postgres, LoaderCopiesAndRefusedRowsTakeTheErrorPath) {
+    StageHarness l(SLUICE_KIND_LOADER, "postgres", with_conninfo(R"j("table":"orders","create_table":true,"key":["id"],
+        "columns":[{"name":"id","type":"bigint"},{"name":"name","type":"text NOT NULL"},
+                   {"name":"amount","type":"numeric(10,2) CHECK (amount >= 0)"},{"name":"paid","type":"boolean"},
+                   {"name":"tags","type":"jsonb"}])j"));
+    EXPECT_EQ(l.durable_on_process(), true);
+    l.start();
+    Emitted fast = l.process({R"({"id":1,"name":"a","amount":1.5,"paid":true,"tags":["x"]})",
+                              R"({"id":2,"name":"b, \"quoted\"\nline","amount":0})"});
+    EXPECT_TRUE(fast.failures.empty());
+    Emitted slow = l.process({R"({"id":3,"name":"ok","amount":3})", R"({"id":4,"amount":1})",
+                              R"({"id":5,"name":"neg","amount":-1})", R"({"id":"six","name":"x","amount":1})",
+                              R"({"id":1,"name":"dup","amount":1})", R"({"id":7,"name":"ok too","amount":7})"});
+    ASSERT_EQ(slow.failures.size(), 4u);
+    EXPECT_EQ(slow.failures[0].message, R"(postgres: null value in column "name" of relation "orders" violates not-null constraint)");
+    EXPECT_EQ(slow.failures[1].message, R"(postgres: new row for relation "orders" violates check constraint "orders_amount_check")");
+    EXPECT_EQ(slow.failures[2].message, R"(postgres: invalid input syntax for type bigint: "six")");
+    EXPECT_EQ(slow.failures[3].message, R"(postgres: duplicate key value violates unique constraint "orders_pkey")");
+    l.flush();
+    EXPECT_EQ(l.counters().at("rows_written"), 4);
+    EXPECT_EQ(l.counters().at("batches_loaded_row_by_row"), 1);
+    EXPECT_EQ(server_->scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders"), "1,2,3,7");
+    EXPECT_EQ(server_->scalar("SELECT name FROM orders WHERE id = 2"), "b, \"quoted\"\nline");
+    EXPECT_EQ(server_->scalar("SELECT tags::text FROM orders WHERE id = 1"), "[\"x\"]");
+}
+
+TEST_F(Postgres, UpsertUpdatesByKeyEvenWithinOneBatch) {
+    server_->exec("CREATE TABLE stock (sku text PRIMARY KEY, qty int, note text DEFAULT 'n/a');");
+    StageHarness l(SLUICE_KIND_LOADER, "postgres",
+                   with_conninfo(R"("table":"stock","mode":"upsert","key":["sku"],"columns":["sku","qty"])"));
+    l.start();
+    EXPECT_TRUE(l.process({R"({"sku":"a","qty":1})", R"({"sku":"b","qty":2})"}).failures.empty());
+    EXPECT_TRUE(l.process({R"({"sku":"a","qty":10})", R"({"sku":"a","qty":11})", R"({"sku":"c","qty":3})"}).failures.empty());
+    EXPECT_EQ(server_->scalar("SELECT string_agg(sku || '=' || qty || ':' || note, ',' ORDER BY sku) FROM stock"),
+              "a=11:n/a,b=2:n/a,c=3:n/a");
+}
+
+TEST_F(Postgres, SetupMistakesAreOneLine) {
+    StageHarness missing(SLUICE_KIND_LOADER, "postgres", with_conninfo(R"("table":"nope")"));
+    try {
+        missing.start();
+        FAIL();
+    } catch (const std::runtime_error &e) {
+        EXPECT_EQ(std::string(e.what()), R"(table 'nope': relation "nope" does not exist)");
+    }
+    StageHarness refused(SLUICE_KIND_EXTRACTOR, "postgres", R"({"conninfo":"host=127.0.0.1 port=1 connect_timeout=2","table":"t"})");
+    try {
+        refused.start();
+        FAIL();
+    } catch (const std::runtime_error &e) {
+        EXPECT_EQ(std::string(e.what()).rfind("cannot connect to PostgreSQL: ", 0), 0u) << e.what();
+    }
+    EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_LOADER, "postgres", R"({"conninfo":"x","table":"t","create_table":true,"columns":["a"]})"),
+              "config.columns: create_table needs a type for column 'a'");
+}
