@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -247,7 +248,15 @@ TEST(Cli, SigtermStopsExtractionDrainsFlushesAndExitsZero) {
                                                       R"({"id":"map","kind":"transformer","plugin":"map","threads":2,"config":{"set":{"k":1}}})",
                                                       R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})"));
     ChildProcess child({sluice_binary(), "run", m, "--report", dir / "r.json"});
-    std::this_thread::sleep_for(500ms);
+    // Signal once records are flowing (the temp file has some), however
+    // slow the machine is to start.
+    auto flowing = [&] {
+        for (const auto &f : std::filesystem::directory_iterator(dir.path()))
+            if (f.path().filename().string().rfind("o.ndjson.tmp-", 0) == 0 && f.file_size() > 0) return true;
+        return false;
+    };
+    for (int i = 0; i < 400 && !flowing(); ++i) std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(flowing()) << child.err_so_far();
     EXPECT_FALSE(exists(dir / "o.ndjson")) << "not complete yet";
     child.signal(SIGTERM);
     ProcessResult r = child.wait(20s);
@@ -266,7 +275,8 @@ TEST(Cli, ASecondSignalExitsAtOnce) {
     TempDir dir;
     std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"probe_source","batch_size":10,"config":{"count":1000000000}})",
                                                       "", R"({"id":"out","kind":"loader","plugin":"probe_sink","queue_capacity":64,"config":{"batch_delay_ms":500}})"));
-    ChildProcess child({sluice_binary(), "run", m});
+    ChildProcess child({sluice_binary(), "run", m, "--log-level", "info"});
+    ASSERT_TRUE(child.wait_for_err(": running ")) << child.err_so_far();
     std::this_thread::sleep_for(300ms);
     child.signal(SIGINT);
     std::this_thread::sleep_for(200ms);

@@ -151,7 +151,8 @@ TEST(Delivery, AGracefulStopAcknowledgesEverythingInFlight) {
   "stages":[{"id":"in","kind":"extractor","plugin":"file","batch_size":200,"config":{"path":"in.ndjson"}},
             {"id":"slow","kind":"transformer","plugin":"fault","config":{"slow_ms":10}},
             {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson","append":true}}]})");
-    ChildProcess child({sluice_binary(), "run", m, "--report", dir / "r1.json"});
+    ChildProcess child({sluice_binary(), "run", m, "--report", dir / "r1.json", "--log-level", "info"});
+    ASSERT_TRUE(child.wait_for_err(": running ")) << child.err_so_far();
     std::this_thread::sleep_for(500ms);
     child.signal(SIGTERM);
     ProcessResult r = child.wait(20s);
@@ -180,7 +181,11 @@ TEST(Delivery, ALoaderThatCommitsAtTheEndAcknowledgesOnlyThen) {
             {"id":"slow","kind":"transformer","plugin":"fault","config":{"slow_ms":10}},
             {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson"}}]})");
     ChildProcess child({sluice_binary(), "run", m});
-    std::this_thread::sleep_for(600ms);
+    // Kill it once it has saved state with records read but not acknowledged.
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline &&
+           !(exists(dir / "st/e.state.json") && saved_unacknowledged(dir / "st/e.state.json") > 0))
+        std::this_thread::sleep_for(20ms);
     child.signal(SIGKILL);
     child.wait(10s);
     ASSERT_TRUE(exists(dir / "st/e.state.json")) << "saved while running";

@@ -58,6 +58,15 @@ void ChildProcess::signal(int sig) const { ::kill(pid_, sig); }
 std::string ChildProcess::err_so_far() const { return read_file(err_path_); }
 std::string ChildProcess::out_so_far() const { return read_file(out_path_); }
 
+bool ChildProcess::wait_for_err(const std::string &text, std::chrono::milliseconds timeout) const {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (err_so_far().find(text) == std::string::npos) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+}
+
 ProcessResult ChildProcess::wait(std::chrono::milliseconds timeout) {
     ProcessResult r;
     auto deadline = std::chrono::steady_clock::now() + timeout;

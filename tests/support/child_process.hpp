@@ -30,6 +30,10 @@ public:
     // What the child has written to stderr so far.
     std::string err_so_far() const;
     std::string out_so_far() const;
+    // Waits until stderr contains `text` (true) or `timeout` passes (false):
+    // for tests that must act once the process is really under way, however
+    // slow the machine.
+    bool wait_for_err(const std::string &text, std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
 
 private:
     pid_t pid_ = -1;
