@@ -1,6 +1,7 @@
 // Connectors end to end: SQLite as a destination and as an incremental
 // source, and reading a large table in bounded memory.
 #include "child_process.hpp"
+#include "postgres_server.hpp"
 #include "record_accounting.hpp"
 #include "temp_dir.hpp"
 
@@ -88,4 +89,51 @@ TEST(Connectors, ALargeTableIsReadInBoundedMemory) {
     ASSERT_NE(pos, std::string::npos) << timed.err;
     int64_t peak_mb = std::stoll(timed.err.substr(pos + 8)) / 1024;
     EXPECT_LT(peak_mb, 60) << "an 80+ MB table streamed through bounded queues";
+}
+
+TEST(Connectors, PostgresExampleLoadsSqliteAndPostgresAndReadsOnlyNewRows) {
+    PostgresServer pg;
+    pg.exec("CREATE TABLE orders (id serial PRIMARY KEY, email text, amount numeric(10,2), country text,"
+            " created_at timestamptz DEFAULT now());"
+            "INSERT INTO orders (email, amount, country) VALUES ('a@example.com', 10, 'DE'), ('b@example.com', 0, 'FR'),"
+            " ('not-an-email', 5, 'US'), ('c@example.com', 7.5, NULL);");
+    TempDir dir;
+    std::filesystem::copy(std::string(SLUICE_SOURCE_DIR) + "/pipelines", dir / "pipelines",
+                          std::filesystem::copy_options::recursive);
+    std::string m = read_file(dir / "pipelines/postgres_orders.json");
+    for (size_t p; (p = m.find("postgresql://etl@localhost:5432/shop")) != std::string::npos;)
+        m.replace(p, 36, pg.conninfo());
+    dir.write("pipelines/postgres_orders.json", m);
+    setenv("SHOP_DB_PASSWORD", "unused-with-trust-auth", 1);
+    ProcessResult r = run_sluice({"run", dir / "pipelines/postgres_orders.json", "--report", dir / "r1.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    read_checked_report(dir / "r1.json");
+    EXPECT_EQ(scalar(dir / "out/postgres_orders/orders.db", "SELECT count(*) FROM orders"), 2);
+    EXPECT_EQ(pg.scalar("SELECT count(*) FROM reporting_orders"), "2");
+    EXPECT_EQ(pg.scalar("SELECT country FROM reporting_orders WHERE order_id = 4"), "unknown");
+    EXPECT_EQ(read_lines(dir / "out/postgres_orders/rejects.ndjson").size(), 2u);
+
+    pg.exec("INSERT INTO orders (email, amount, country) VALUES ('d@example.com', 3, 'NL');");
+    ProcessResult again = run_sluice({"run", dir / "pipelines/postgres_orders.json", "--report", dir / "r2.json"});
+    unsetenv("SHOP_DB_PASSWORD");
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    EXPECT_EQ(read_checked_report(dir / "r2.json").at("records").at("extracted").to_number<int64_t>(), 1);
+    EXPECT_EQ(pg.scalar("SELECT count(*) FROM reporting_orders"), "3");
+    EXPECT_EQ(scalar(dir / "out/postgres_orders/orders.db", "SELECT count(*) FROM orders"), 3);
+}
+
+TEST(Connectors, ALargePostgresTableIsReadInBoundedMemory) {
+    PostgresServer pg;
+    pg.exec("CREATE TABLE big AS SELECT i AS id, lpad(i::text, 200, '0') AS payload FROM generate_series(1, 400000) i;");
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"name":"bigpg","stages":[
+  {"id":"in","kind":"extractor","plugin":"postgres","config":{"conninfo":")" + pg.conninfo() + R"(","table":"big"}},
+  {"id":"out","kind":"loader","plugin":"null"}]})");
+    ChildProcess c({"/usr/bin/time", "-f", "peak_kb=%M", sluice_binary(), "run", m, "--report", dir / "r.json"});
+    ProcessResult timed = c.wait();
+    ASSERT_EQ(timed.exit_code, 0) << timed.err;
+    EXPECT_EQ(read_checked_report(dir / "r.json").at("records").at("extracted").to_number<int64_t>(), 400000);
+    auto pos = timed.err.find("peak_kb=");
+    ASSERT_NE(pos, std::string::npos) << timed.err;
+    EXPECT_LT(std::stoll(timed.err.substr(pos + 8)) / 1024, 60) << "90 MB of rows through a server-side cursor";
 }
