@@ -16,6 +16,7 @@ packages=(
   miller jq
   # plugins (llm: TLS for Boost.Beast, the response cache; text: language detection)
   libsqlite3-dev libre2-dev libsimdjson-dev libssl-dev openssl libexttextcat-dev libpq-dev
+  libgumbo-dev libpoppler-cpp-dev libmagic-dev
   # a real PostgreSQL server for the postgres connector's tests (started per test)
   postgresql
   # benchmark measurement (peak RSS)

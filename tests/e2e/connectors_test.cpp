@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <set>
 
 using namespace sluice::test;
 namespace bj = boost::json;
@@ -144,4 +145,28 @@ TEST(Connectors, ALargePostgresTableIsReadInBoundedMemory) {
     ASSERT_NE(pos, std::string::npos) << timed.err;
     if (kSanitized) GTEST_SKIP() << "AddressSanitizer's shadow memory makes RSS meaningless";
     EXPECT_LT(std::stoll(timed.err.substr(pos + 8)) / 1024, 60) << "90 MB of rows through a server-side cursor";
+}
+
+TEST(Connectors, TheDocumentsExampleChunksAndEnrichesEveryDocument) {
+    TempDir dir;
+    std::filesystem::copy(std::string(SLUICE_SOURCE_DIR) + "/pipelines", dir / "pipelines",
+                          std::filesystem::copy_options::recursive);
+    dir.write("pipelines/data/docs/broken.pdf", "%PDF-1.4 not really");
+    ProcessResult r = run_sluice({"run", dir / "pipelines/documents_text.json", "--report", dir / "r.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    read_checked_report(dir / "r.json");
+    std::set<std::string> types;
+    size_t chunks = 0;
+    for (const auto &line : read_lines(dir / "out/documents_text/chunks.ndjson")) {
+        bj::object o = bj::parse(line).as_object();
+        types.insert(std::string(o.at("content_type").as_string()));
+        EXPECT_TRUE(o.at("facts").as_object().contains("language")) << line;
+        EXPECT_LE(o.at("text").as_string().size(), 220u) << "chunks of about 200 characters";
+        ++chunks;
+    }
+    EXPECT_EQ(types, (std::set<std::string>{"application/pdf", "text/html", "text/markdown", "text/plain"}));
+    EXPECT_GT(chunks, 4u) << "the longer documents are split";
+    auto dead = read_lines(dir / "out/documents_text/unreadable.ndjson");
+    ASSERT_EQ(dead.size(), 1u);
+    EXPECT_NE(dead[0].find("application/pdf: not a readable PDF"), std::string::npos) << dead[0];
 }
