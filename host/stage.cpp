@@ -320,6 +320,10 @@ void Stage::run_extractor(uint32_t worker) {
                 seq = next_seq_.fetch_add(1);
             }
             for (auto &b : outputs) b.seq = seq;
+        } else {
+            // Nothing read this time (a real-time source between messages):
+            // no batch to number, none to send.
+            for (auto &b : outputs) b.seq = BatchQueue::kTailSeq;
         }
         if (!deliver(outputs, failures, c, 0, acks)) return;
         if (end) break;

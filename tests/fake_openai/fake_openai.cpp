@@ -18,6 +18,7 @@
 //   [[fake:violate-once]]          breaks it unless the conversation already
 //                                  has a repair request in it
 //   [[fake:slow=MS]]               answers after MS ms more
+// POST /hook... is a webhook receiver (?status=N, ?fail_first=K).
 // GET /stats gives {"requests", "max_in_flight", "in_flight", "authorization"
 // (distinct Authorization headers), "prompts" (distinct)}; POST /reset
 // clears them.
@@ -63,6 +64,10 @@ struct Stats {
     int in_flight = 0, max_in_flight = 0;
     std::set<std::string> authorization, prompts;
     std::map<std::string, int> seen; // prompt -> times
+    // Webhook side (POST /hook...): requests, records received, per-URI count.
+    uint64_t hook_requests = 0, hook_records = 0;
+    std::set<std::string> hook_content_types;
+    std::map<std::string, int> hook_seen;
 };
 
 Options options;
@@ -130,7 +135,11 @@ public:
                                  {"max_in_flight", stats.max_in_flight},
                                  {"in_flight", stats.in_flight},
                                  {"authorization", std::move(auth)},
-                                 {"prompts", stats.prompts.size()}});
+                                 {"prompts", stats.prompts.size()},
+                                 {"hook_requests", stats.hook_requests},
+                                 {"hook_records", stats.hook_records},
+                                 {"hook_content_types", bj::array(stats.hook_content_types.begin(),
+                                                                  stats.hook_content_types.end())}});
             return;
         }
         if (req.getURI() == "/reset") {
@@ -140,7 +149,42 @@ public:
             stats.authorization.clear();
             stats.prompts.clear();
             stats.seen.clear();
+            stats.hook_requests = stats.hook_records = 0;
+            stats.hook_content_types.clear();
+            stats.hook_seen.clear();
             send_json(HTTPResponse::HTTP_OK, res, bj::object{});
+            return;
+        }
+        if (req.getURI().rfind("/hook", 0) == 0 && req.getMethod() == "POST") {
+            // A webhook receiver: ?status=N answers N always; ?fail_first=K
+            // answers 503 (Retry-After: 0) to the first K requests to this URI.
+            std::stringstream in;
+            in << req.stream().rdbuf();
+            std::string uri = req.getURI(), body = in.str();
+            int status = 200, times;
+            {
+                std::lock_guard lock(stats.mutex);
+                times = ++stats.hook_seen[uri];
+            }
+            std::smatch q;
+            static const std::regex status_re("status=(\\d+)"), fail_re("fail_first=(\\d+)");
+            if (std::regex_search(uri, q, status_re)) status = std::stoi(q[1].str());
+            else if (std::regex_search(uri, q, fail_re) && times <= std::stoi(q[1].str())) status = 503;
+            if (status == 503) res.set("Retry-After", "0");
+            if (status >= 200 && status < 300) {
+                uint64_t n = 0;
+                boost::system::error_code jec;
+                bj::value arr = body.size() && body[0] == '[' ? bj::parse(body, jec) : bj::value();
+                if (arr.is_array()) n = arr.as_array().size();
+                else
+                    for (char c : body) n += c == '\n';
+                std::lock_guard lock(stats.mutex);
+                ++stats.hook_requests;
+                stats.hook_records += n;
+                stats.hook_content_types.insert(req.getContentType());
+                if (req.has("Authorization")) stats.authorization.insert(req.get("Authorization"));
+            }
+            send_json(HTTPResponse::HTTPStatus(status), res, bj::object{{"status", status}});
             return;
         }
         if (req.getURI() != "/v1/chat/completions" || req.getMethod() != "POST") {

@@ -1,0 +1,192 @@
+#include "http_ingest.hpp"
+
+#include <sluice/json.hpp>
+
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/ThreadPool.h>
+#include <Poco/URI.h>
+
+#include <cstdlib>
+
+namespace sluice::plugins::http {
+
+namespace bj = boost::json;
+using Poco::Net::HTTPResponse;
+
+namespace {
+
+void answer(Poco::Net::HTTPServerResponse &res, HTTPResponse::HTTPStatus status, const std::string &json) {
+    res.setStatus(status);
+    res.setContentType("application/json");
+    res.setContentLength(std::streamsize(json.size()));
+    res.send() << json;
+}
+
+std::string error_json(const std::string &message) {
+    std::string out = "{\"error\":";
+    json::append_string(out, message);
+    return out + "}";
+}
+
+// The records of a body: a JSON array of objects, one object, or NDJSON.
+// Returns the problem (naming the line or element), or "".
+std::string parse_body(const std::string &body, std::vector<std::string> &records) {
+    size_t first = body.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos) return "empty body";
+    boost::system::error_code ec;
+    if (body[first] == '[') {
+        bj::value v = bj::parse(body, ec);
+        if (ec) return "invalid JSON array (" + ec.message() + ")";
+        size_t i = 0;
+        for (const bj::value &e : v.as_array()) {
+            if (!e.is_object()) return "element " + std::to_string(i) + ": expected a JSON object";
+            records.push_back(bj::serialize(e));
+            ++i;
+        }
+        return {};
+    }
+    size_t line_no = 0, pos = 0;
+    while (pos < body.size()) {
+        size_t nl = body.find('\n', pos);
+        std::string_view line(body.data() + pos, (nl == std::string::npos ? body.size() : nl) - pos);
+        pos = nl == std::string::npos ? body.size() : nl + 1;
+        ++line_no;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+        bj::value v = bj::parse(line, ec);
+        if (ec) return "line " + std::to_string(line_no) + ": invalid JSON (" + ec.message() + ")";
+        if (!v.is_object()) return "line " + std::to_string(line_no) + ": expected a JSON object";
+        records.emplace_back(line);
+    }
+    return {};
+}
+
+class IngestHandler : public Poco::Net::HTTPRequestHandler {
+public:
+    IngestHandler(std::shared_ptr<IngestBuffer> buffer, const IngestSettings &s) : buffer_(std::move(buffer)), s_(s) {}
+
+    void handleRequest(Poco::Net::HTTPServerRequest &req, Poco::Net::HTTPServerResponse &res) override {
+        if (Poco::URI(req.getURI()).getPath() != s_.path) return answer(res, HTTPResponse::HTTP_NOT_FOUND, error_json("not found"));
+        if (req.getMethod() != Poco::Net::HTTPRequest::HTTP_POST) {
+            res.set("Allow", "POST");
+            return answer(res, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, error_json("use POST"));
+        }
+        if (!s_.token.empty() && req.get("Authorization", "") != "Bearer " + s_.token) {
+            res.set("WWW-Authenticate", "Bearer");
+            return answer(res, HTTPResponse::HTTP_UNAUTHORIZED, error_json("a valid bearer token is required"));
+        }
+        const std::string too_large = "the body is larger than " + std::to_string(s_.max_body_bytes) + " bytes";
+        if (req.hasContentLength() && req.getContentLength64() > Poco::Int64(s_.max_body_bytes))
+            return answer(res, HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, error_json(too_large));
+        std::string body;
+        std::istream &in = req.stream();
+        char chunk[65536];
+        while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+            body.append(chunk, size_t(in.gcount()));
+            if (body.size() > s_.max_body_bytes)
+                return answer(res, HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, error_json(too_large));
+        }
+        std::vector<std::string> records;
+        if (std::string problem = parse_body(body, records); !problem.empty())
+            return answer(res, HTTPResponse::HTTP_BAD_REQUEST, error_json(problem)); // nothing of it is taken
+        const size_t n = records.size();
+        switch (buffer_->push_all(std::move(records))) {
+        case IngestBuffer::Push::accepted:
+            return answer(res, HTTPResponse::HTTP_ACCEPTED, "{\"accepted\":" + std::to_string(n) + "}");
+        case IngestBuffer::Push::full:
+            res.set("Retry-After", std::to_string(s_.retry_after_seconds));
+            return answer(res, HTTPResponse::HTTP_TOO_MANY_REQUESTS, error_json("the pipeline is behind; send again later"));
+        case IngestBuffer::Push::closed:
+            return answer(res, HTTPResponse::HTTP_SERVICE_UNAVAILABLE, error_json("the pipeline is stopping"));
+        }
+    }
+
+private:
+    std::shared_ptr<IngestBuffer> buffer_;
+    const IngestSettings &s_;
+};
+
+class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+public:
+    Factory(std::shared_ptr<IngestBuffer> buffer, const IngestSettings &s) : buffer_(std::move(buffer)), s_(s) {}
+    Poco::Net::HTTPRequestHandler *createRequestHandler(const Poco::Net::HTTPServerRequest &) override {
+        return new IngestHandler(buffer_, s_);
+    }
+
+private:
+    std::shared_ptr<IngestBuffer> buffer_;
+    const IngestSettings &s_;
+};
+
+} // namespace
+
+HttpIngest::HttpIngest(const Context &ctx) : host_(ctx.host) {
+    json::Config c(ctx.config_json);
+    address_ = c.string("address", "127.0.0.1");
+    if (!c.has("port")) c.fail("port", "required: the port to listen on (0 for any)");
+    port_ = int(c.integer("port", 0));
+    if (port_ < 0 || port_ > 65535) c.fail("port", "expected 0 to 65535");
+    settings_.path = c.string("path", "/ingest");
+    if (settings_.path.empty() || settings_.path[0] != '/') c.fail("path", "expected a path starting with /");
+    settings_.max_body_bytes = size_t(std::max<int64_t>(1, c.integer("max_body_bytes", 10 << 20)));
+    buffer_records_ = size_t(std::max<int64_t>(1, c.integer("buffer_records", 10000)));
+    server_threads_ = int(std::max<int64_t>(1, c.integer("server_threads", 16)));
+    settings_.retry_after_seconds = int(std::max<int64_t>(1, c.integer("retry_after_s", 1)));
+    if (std::string env = c.string("bearer_token_env"); !env.empty()) {
+        const char *t = std::getenv(env.c_str());
+        if (!t || !*t) c.fail("bearer_token_env", "environment variable " + env + " is not set");
+        settings_.token = t;
+    }
+}
+
+HttpIngest::~HttpIngest() { shut_down(); }
+
+void HttpIngest::start() {
+    buffer_ = std::make_shared<IngestBuffer>(buffer_records_);
+    try {
+        Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(address_, Poco::UInt16(port_)), 256);
+        auto *params = new Poco::Net::HTTPServerParams;
+        params->setMaxThreads(server_threads_);
+        params->setMaxQueued(256);
+        params->setKeepAlive(true);
+        pool_ = std::make_unique<Poco::ThreadPool>(2, server_threads_ + 1);
+        server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(buffer_, settings_), *pool_, socket, params);
+        server_->start();
+        port_ = socket.address().port();
+    } catch (const Poco::Exception &e) {
+        throw Error("cannot listen on " + address_ + ":" + std::to_string(port_) + ": " + e.displayText());
+    }
+    host_.info("listening on http://" + address_ + ":" + std::to_string(port_) + settings_.path);
+}
+
+bool HttpIngest::pull(Emitter &out, uint32_t max_records) {
+    for (const std::string &r : buffer_->take(max_records)) out.emit_new(r, {attr(SLUICE_ATTR_SOURCE, "http")});
+    return false; // runs until the pipeline is stopped
+}
+
+void HttpIngest::shut_down() {
+    if (buffer_) buffer_->close(); // late requests get 503
+    if (server_) {
+        server_->stopAll(false); // waits for the requests being handled
+        server_.reset();
+    }
+    if (pool_) {
+        pool_->joinAll();
+        pool_.reset();
+    }
+}
+
+void HttpIngest::flush(Emitter &out) {
+    shut_down();
+    // Everything already answered 202 goes into the pipeline.
+    for (const std::string &r : buffer_->take(SIZE_MAX)) out.emit_new(r, {attr(SLUICE_ATTR_SOURCE, "http")});
+}
+
+void HttpIngest::stop() { shut_down(); }
+
+} // namespace sluice::plugins::http

@@ -1,0 +1,71 @@
+// Extractor "http" (real time): an HTTP server that takes records POSTed as
+// NDJSON or a JSON array. A pipeline with it runs until it is signalled.
+// See README.md.
+#pragma once
+
+#include "ingest_buffer.hpp"
+
+#include <sluice/plugin.hpp>
+
+#include <Poco/Net/HTTPServer.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+namespace sluice::plugins::http {
+
+struct IngestSettings {
+    std::string path = "/ingest";
+    size_t max_body_bytes = 10u << 20;
+    std::string token; // "" = no authentication
+    int retry_after_seconds = 1;
+};
+
+class HttpIngest {
+public:
+    static constexpr sluice_kind kind = SLUICE_KIND_EXTRACTOR;
+    static constexpr const char *name = "http";
+    static constexpr const char *version = "1.0.0";
+    static constexpr const char *description =
+        "Receives records over HTTP: POST NDJSON or a JSON array; 202 once accepted, 429 when the pipeline is "
+        "behind, 400 with the line of a bad record, 413 over the size limit, 401 without the token.";
+    static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
+    static constexpr const char *config_schema = R"json({
+  "type": "object",
+  "required": ["port"],
+  "properties": {
+    "address": {"type": "string", "minLength": 1, "default": "127.0.0.1", "description": "Address to listen on (0.0.0.0 for every interface)"},
+    "port": {"type": "integer", "minimum": 0, "maximum": 65535, "description": "Port to listen on (0: any free port, logged at start)"},
+    "path": {"type": "string", "minLength": 1, "default": "/ingest", "description": "The path records are POSTed to"},
+    "max_body_bytes": {"type": "integer", "minimum": 1, "default": 10485760, "description": "Larger requests get 413"},
+    "buffer_records": {"type": "integer", "minimum": 1, "default": 10000, "description": "Records accepted but not yet in the pipeline; when full, requests get 429 with Retry-After"},
+    "bearer_token_env": {"type": "string", "minLength": 1, "description": "Environment variable holding the token clients must send as 'Authorization: Bearer ...' (otherwise 401)"},
+    "server_threads": {"type": "integer", "minimum": 1, "default": 16, "description": "Requests handled at once"},
+    "retry_after_s": {"type": "integer", "minimum": 1, "default": 1, "description": "Retry-After sent with 429"}
+  }
+})json";
+
+    explicit HttpIngest(const Context &ctx);
+    ~HttpIngest();
+    void start();
+    bool pull(Emitter &out, uint32_t max_records);
+    // End of the run: stops taking requests, then passes on what was accepted.
+    void flush(Emitter &out);
+    void stop();
+
+private:
+    void shut_down();
+
+    Host host_;
+    std::string address_;
+    int port_ = 0;
+    size_t buffer_records_ = 10000;
+    int server_threads_ = 16;
+    IngestSettings settings_;
+    std::shared_ptr<IngestBuffer> buffer_;
+    std::unique_ptr<Poco::ThreadPool> pool_;
+    std::unique_ptr<Poco::Net::HTTPServer> server_;
+};
+
+} // namespace sluice::plugins::http

@@ -1,0 +1,143 @@
+#include "http_loader.hpp"
+
+#include <sluice/json.hpp>
+
+#include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/StreamCopier.h>
+
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+namespace sluice::plugins::http {
+
+HttpLoader::HttpLoader(const Context &ctx) : host_(ctx.host) {
+    json::Config c(ctx.config_json);
+    try {
+        uri_ = Poco::URI(c.required_string("url"));
+    } catch (const Poco::Exception &e) {
+        c.fail("url", e.displayText());
+    }
+    if (uri_.getScheme() != "http" && uri_.getScheme() != "https") c.fail("url", "expected an http:// or https:// URL");
+    if (uri_.getHost().empty()) c.fail("url", "no host name");
+    std::string format = c.string("format", "ndjson");
+    if (format != "ndjson" && format != "json") c.fail("format", "expected ndjson or json");
+    json_array_ = format == "json";
+    if (const auto *h = c.find("headers"); h && h->is_object())
+        for (const auto &kv : h->get_object())
+            if (kv.value().is_string()) headers_.emplace_back(std::string(kv.key()), std::string(kv.value().get_string()));
+    if (std::string env = c.string("bearer_token_env"); !env.empty()) {
+        const char *t = std::getenv(env.c_str());
+        if (!t || !*t) c.fail("bearer_token_env", "environment variable " + env + " is not set");
+        token_ = t;
+    }
+    timeout_ = std::chrono::milliseconds(std::max<int64_t>(1, c.integer("timeout_ms", 30000)));
+    json::Config retry = c.child("retry");
+    max_attempts_ = int(std::max<int64_t>(1, retry.integer("max_attempts", 5)));
+    backoff_ = std::chrono::milliseconds(std::max<int64_t>(1, retry.integer("backoff_ms", 500)));
+    max_backoff_ = std::chrono::milliseconds(std::max<int64_t>(1, retry.integer("max_backoff_ms", 30000)));
+    tls_verify_ = c.boolean("tls_verify", true);
+    ca_file_ = c.string("ca_file");
+    if (!ca_file_.empty()) ca_file_ = ctx.resolve_path(ca_file_);
+}
+
+void HttpLoader::start() {
+    if (uri_.getScheme() == "https") {
+        Poco::Net::Context::Ptr context = new Poco::Net::Context(
+            Poco::Net::Context::TLS_CLIENT_USE, "", "", ca_file_,
+            tls_verify_ ? Poco::Net::Context::VERIFY_RELAXED : Poco::Net::Context::VERIFY_NONE, 9,
+            ca_file_.empty());
+        session_ = std::make_unique<Poco::Net::HTTPSClientSession>(uri_.getHost(), uri_.getPort(), context);
+    } else {
+        session_ = std::make_unique<Poco::Net::HTTPClientSession>(uri_.getHost(), uri_.getPort());
+    }
+    session_->setKeepAlive(true);
+    session_->setTimeout(Poco::Timespan(Poco::Timespan::TimeDiff(timeout_.count()) * 1000));
+}
+
+HttpLoader::Reply HttpLoader::post(const std::string &body) {
+    Reply r;
+    try {
+        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, uri_.getPathAndQuery(),
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+        req.setContentType(json_array_ ? "application/json" : "application/x-ndjson");
+        req.setContentLength(std::streamsize(body.size()));
+        req.setKeepAlive(true);
+        if (!token_.empty()) req.set("Authorization", "Bearer " + token_);
+        for (const auto &[k, v] : headers_) req.set(k, v);
+        session_->sendRequest(req) << body;
+        Poco::Net::HTTPResponse res;
+        std::istream &in = session_->receiveResponse(res);
+        Poco::StreamCopier::copyToString(in, r.body);
+        r.status = int(res.getStatus());
+        if (res.has("Retry-After")) r.retry_after = res.get("Retry-After");
+    } catch (const Poco::TimeoutException &) {
+        r.error = "no answer within " + std::to_string(timeout_.count()) + " ms";
+        session_->reset();
+    } catch (const Poco::Exception &e) {
+        r.error = e.displayText();
+        session_->reset();
+    } catch (const std::exception &e) {
+        r.error = e.what();
+        session_->reset();
+    }
+    return r;
+}
+
+void HttpLoader::process(Input in, Emitter &out) {
+    std::string body;
+    std::vector<uint32_t> sent;
+    if (json_array_) body += '[';
+    for (uint32_t i = 0; i < in.size(); ++i) {
+        if (!in[i].is_json()) {
+            out.fail(i, "http: the record is not JSON (" + std::string(in[i].content_type()) + ")");
+            continue;
+        }
+        if (json_array_ && !sent.empty()) body += ',';
+        body.append(in[i].payload());
+        if (!json_array_) body += '\n';
+        sent.push_back(i);
+    }
+    if (json_array_) body += ']';
+    if (sent.empty()) return;
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    std::string problem;
+    for (int attempt = 0; attempt < max_attempts_; ++attempt) {
+        if (attempt > 0) {
+            auto d = backoff_ * (int64_t(1) << std::min(attempt - 1, 20));
+            if (d > max_backoff_) d = max_backoff_;
+            d += std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, d.count() / 2)(rng));
+            std::this_thread::sleep_for(d);
+            ++retries_;
+        }
+        ++requests_;
+        Reply r = post(body);
+        if (r.status >= 200 && r.status < 300) {
+            bytes_ += int64_t(body.size());
+            return;
+        }
+        std::string excerpt = r.body.substr(0, 200);
+        for (char &c : excerpt)
+            if (c == '\n' || c == '\r') c = ' ';
+        problem = r.status ? "HTTP " + std::to_string(r.status) + (excerpt.empty() ? "" : ": " + excerpt) : r.error;
+        const bool retryable = r.status == 0 || r.status == 408 || r.status == 429 || r.status >= 500;
+        if (!retryable) break;
+        if (!r.retry_after.empty() && r.retry_after.find_first_not_of("0123456789") == std::string::npos &&
+            r.retry_after.size() < 6 && attempt + 1 < max_attempts_)
+            std::this_thread::sleep_for(std::chrono::seconds(std::stoi(r.retry_after)));
+        if (attempt + 1 == max_attempts_) problem = "gave up after " + std::to_string(max_attempts_) + " attempts: " + problem;
+    }
+    for (uint32_t i : sent) out.fail(i, "http: " + problem);
+}
+
+void HttpLoader::flush(Emitter &) {
+    host_.counter("requests", requests_);
+    host_.counter("retries", retries_);
+    host_.counter("bytes_sent", bytes_);
+}
+
+} // namespace sluice::plugins::http

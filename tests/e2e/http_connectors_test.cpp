@@ -1,0 +1,189 @@
+// The HTTP connectors end to end: the ingest extractor answering real
+// clients, and the webhook loader posting to a real server.
+#include "child_process.hpp"
+#include "fake_openai_server.hpp"
+#include "record_accounting.hpp"
+#include "temp_dir.hpp"
+
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/StreamCopier.h>
+
+#include <boost/json.hpp>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <csignal>
+#include <thread>
+
+using namespace sluice::test;
+namespace bj = boost::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+int free_port() {
+    Poco::Net::ServerSocket s(Poco::Net::SocketAddress("127.0.0.1", 0));
+    return s.address().port();
+}
+
+struct Response {
+    int status = 0;
+    std::string body, retry_after, www_authenticate;
+};
+
+Response post(int port, const std::string &path, const std::string &body, const std::string &type = "application/x-ndjson",
+              const std::string &auth = "") {
+    Response r;
+    try {
+    Poco::Net::HTTPClientSession s("127.0.0.1", Poco::UInt16(port));
+    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, path, Poco::Net::HTTPMessage::HTTP_1_1);
+    req.setContentType(type);
+    req.setContentLength(std::streamsize(body.size()));
+    if (!auth.empty()) req.set("Authorization", auth);
+    s.sendRequest(req) << body;
+    Poco::Net::HTTPResponse res;
+    Poco::StreamCopier::copyToString(s.receiveResponse(res), r.body);
+    r.status = int(res.getStatus());
+    r.retry_after = res.get("Retry-After", "");
+    r.www_authenticate = res.get("WWW-Authenticate", "");
+    } catch (const Poco::Exception &e) {
+        r.status = -1; // no answer: the assertion on the status says so
+        r.body = e.displayText();
+    }
+    return r;
+}
+
+} // namespace
+
+TEST(HttpIngest, ConcurrentClientsEveryAcceptedRecordIsLoaded) {
+    TempDir dir;
+    const int port = free_port();
+    setenv("SLUICE_TEST_INGEST_TOKEN", "s3cret", 1);
+    std::string m = dir.write("m.json", R"({"name":"ingest","stages":[
+  {"id":"in","kind":"extractor","plugin":"http","batch_size":200,
+   "config":{"port":)" + std::to_string(port) + R"(,"bearer_token_env":"SLUICE_TEST_INGEST_TOKEN","max_body_bytes":20000}},
+  {"id":"valid","kind":"validator","plugin":"rules","config":{"rules":[{"field":"n","required":true,"type":"integer"}]}},
+  {"id":"out","kind":"loader","plugin":"file","inputs":["valid.pass"],"config":{"path":"out.ndjson","append":true}}]})");
+    ChildProcess sluice({sluice_binary(), "run", m, "--report", dir / "r.json", "--log-level", "info"});
+    unsetenv("SLUICE_TEST_INGEST_TOKEN");
+    ASSERT_TRUE(sluice.wait_for_err("listening on http://127.0.0.1:")) << sluice.err_so_far();
+    const std::string auth = "Bearer s3cret";
+
+    // The refusals first: each with its status and a reason.
+    Response bad = post(port, "/ingest", "{\"n\":1}\n{\"n\":2}\n{\"n\": oops}\n", "application/x-ndjson", auth);
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_NE(bad.body.find("line 3: invalid JSON"), std::string::npos) << bad.body;
+    Response unauthorized = post(port, "/ingest", "{\"n\":1}\n");
+    EXPECT_EQ(unauthorized.status, 401);
+    EXPECT_EQ(unauthorized.www_authenticate, "Bearer");
+    EXPECT_EQ(post(port, "/ingest", "{\"n\":1}\n", "application/x-ndjson", "Bearer wrong").status, 401);
+    EXPECT_EQ(post(port, "/ingest", std::string(30000, ' '), "application/x-ndjson", auth).status, 413);
+    EXPECT_EQ(post(port, "/elsewhere", "{\"n\":1}\n", "application/x-ndjson", auth).status, 404);
+    EXPECT_EQ(post(port, "/ingest", "[{\"n\":1}, 2]", "application/json", auth).status, 400);
+
+    // 8 clients x 25 requests x 20 records, NDJSON and JSON arrays.
+    std::atomic<int> accepted{0}, other{0};
+    std::vector<std::thread> clients;
+    for (int c = 0; c < 8; ++c) {
+        clients.emplace_back([&, c] {
+            for (int r = 0; r < 25; ++r) {
+                std::string body;
+                bool array = (c + r) % 2 == 0;
+                if (array) body = "[";
+                for (int k = 0; k < 20; ++k) {
+                    std::string rec = "{\"n\":" + std::to_string((c * 25 + r) * 20 + k) + "}";
+                    if (array) body += (k ? "," : "") + rec;
+                    else body += rec + "\n";
+                }
+                if (array) body += "]";
+                for (;;) {
+                    Response resp = post(port, "/ingest", body, array ? "application/json" : "application/x-ndjson", auth);
+                    if (resp.status == 202) {
+                        ++accepted;
+                        break;
+                    }
+                    if (resp.status != 429) {
+                        ++other;
+                        break;
+                    }
+                    std::this_thread::sleep_for(50ms); // told to come back later
+                }
+            }
+        });
+    }
+    for (auto &t : clients) t.join();
+    EXPECT_EQ(accepted.load(), 200);
+    EXPECT_EQ(other.load(), 0);
+    // It runs until signalled; a graceful stop passes on everything accepted.
+    sluice.signal(SIGTERM);
+    ProcessResult r = sluice.wait(30s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    bj::object rep = read_checked_report(dir / "r.json");
+    EXPECT_EQ(rep.at("records").at("extracted").to_number<int64_t>(), 4000);
+    auto lines = read_lines(dir / "out.ndjson");
+    ASSERT_EQ(lines.size(), 4000u);
+    std::vector<bool> seen(4000, false);
+    for (const auto &l : lines) seen[size_t(bj::parse(l).at("n").as_int64())] = true;
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), true), 4000);
+}
+
+TEST(HttpIngest, ABackedUpPipelineAnswers429WithRetryAfter) {
+    TempDir dir;
+    const int port = free_port();
+    std::string m = dir.write("m.json", R"({"name":"slow","plugin_dirs":[")" + std::string(SLUICE_TEST_PLUGIN_DIR) + R"("],
+  "stages":[
+  {"id":"in","kind":"extractor","plugin":"http","batch_size":10,"config":{"port":)" + std::to_string(port) +
+                                            R"(,"buffer_records":20,"retry_after_s":2}},
+  {"id":"out","kind":"loader","plugin":"probe_sink","queue_capacity":1,"config":{"batch_delay_ms":300}}]})");
+    ChildProcess sluice({sluice_binary(), "run", m, "--log-level", "info"});
+    ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
+    std::string body;
+    for (int k = 0; k < 20; ++k) body += "{\"k\":" + std::to_string(k) + "}\n";
+    Response last;
+    for (int i = 0; i < 20 && last.status != 429; ++i) last = post(port, "/ingest", body);
+    EXPECT_EQ(last.status, 429);
+    EXPECT_EQ(last.retry_after, "2");
+    sluice.signal(SIGTERM);
+    EXPECT_EQ(sluice.wait(30s).exit_code, 0);
+}
+
+TEST(HttpLoader, PostsBatchesRetriesAndFailsTheRestToTheErrorPath) {
+    FakeOpenAI server;
+    TempDir dir;
+    std::string records;
+    for (int i = 0; i < 50; ++i) records += "{\"i\":" + std::to_string(i) + "}\n";
+    dir.write("in.ndjson", records);
+    auto manifest = [&](const std::string &path, const std::string &format) {
+        return R"({"name":"hook","stages":[
+  {"id":"in","kind":"extractor","plugin":"file","batch_size":10,"config":{"path":"in.ndjson"}},
+  {"id":"out","kind":"loader","plugin":"http","on_error":{"dead_letter":"dead"},
+   "config":{"url":")" + std::string("http://127.0.0.1:") + std::to_string(server.port()) + path + R"(","format":")" + format +
+               R"(","headers":{"X-Source":"sluice"},"retry":{"max_attempts":3,"backoff_ms":10}}},
+  {"id":"dead","kind":"loader","plugin":"file","config":{"path":"dead.ndjson"}}]})";
+    };
+    // Two 503s on the first request, then fine: everything arrives.
+    ProcessResult ok = run_sluice({"run", dir.write("m.json", manifest("/hook/a?fail_first=2", "ndjson")), "--report", dir / "r.json"});
+    ASSERT_EQ(ok.exit_code, 0) << ok.err;
+    bj::object stats = server.stats();
+    EXPECT_EQ(stats.at("hook_records").to_number<int64_t>(), 50);
+    EXPECT_EQ(stats.at("hook_requests").to_number<int64_t>(), 5) << "one per batch";
+    bj::object rep = read_checked_report(dir / "r.json");
+    EXPECT_EQ(rep.at("stages").as_array()[1].at("counters").at("retries").to_number<int64_t>(), 2);
+
+    // As a JSON array.
+    server.reset();
+    ASSERT_EQ(run_sluice({"run", dir.write("m.json", manifest("/hook/b", "json"))}).exit_code, 0);
+    EXPECT_EQ(server.stats().at("hook_records").to_number<int64_t>(), 50);
+    EXPECT_EQ(server.stats().at("hook_content_types").as_array()[0].as_string(), "application/json");
+
+    // A server that refuses: every record dead-lettered with the status.
+    ProcessResult refused = run_sluice({"run", dir.write("m.json", manifest("/hook/c?status=422", "ndjson")), "--report", dir / "r3.json"});
+    ASSERT_EQ(refused.exit_code, 0) << refused.err;
+    auto dead = read_lines(dir / "dead.ndjson");
+    ASSERT_EQ(dead.size(), 50u);
+    EXPECT_NE(dead[0].find("\"error\":\"http: HTTP 422"), std::string::npos) << dead[0];
+    read_checked_report(dir / "r3.json");
+}
