@@ -2,6 +2,7 @@
 // clients, and the webhook loader posting to a real server.
 #include "child_process.hpp"
 #include "fake_openai_server.hpp"
+#include "postgres_server.hpp"
 #include "record_accounting.hpp"
 #include "temp_dir.hpp"
 
@@ -15,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <csignal>
 #include <thread>
 
@@ -186,4 +188,31 @@ TEST(HttpLoader, PostsBatchesRetriesAndFailsTheRestToTheErrorPath) {
     ASSERT_EQ(dead.size(), 50u);
     EXPECT_NE(dead[0].find("\"error\":\"http: HTTP 422"), std::string::npos) << dead[0];
     read_checked_report(dir / "r3.json");
+}
+
+TEST(HttpIngest, TheHttpToPostgresExampleLoadsWhatItIsSent) {
+    PostgresServer pg;
+    TempDir dir;
+    std::filesystem::copy(std::string(SLUICE_SOURCE_DIR) + "/pipelines", dir / "pipelines",
+                          std::filesystem::copy_options::recursive);
+    const int port = free_port();
+    std::string m = read_file(dir / "pipelines/http_to_postgres.json");
+    for (size_t p; (p = m.find("postgresql://etl@localhost:5432/shop")) != std::string::npos;) m.replace(p, 36, pg.conninfo());
+    m.replace(m.find("\"port\": 8088"), 12, "\"port\": " + std::to_string(port));
+    dir.write("pipelines/http_to_postgres.json", m);
+    setenv("SHOP_DB_PASSWORD", "unused-with-trust-auth", 1);
+    ChildProcess sluice({sluice_binary(), "run", dir / "pipelines/http_to_postgres.json", "--report", dir / "r.json",
+                         "--log-level", "info"});
+    unsetenv("SHOP_DB_PASSWORD");
+    ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
+    EXPECT_EQ(post(port, "/ingest", "{\"event\":\"view\",\"user_id\":1,\"sku\":\"A\"}\n{\"event\":\"purchase\",\"user_id\":2}\n"
+                                    "{\"event\":\"teleport\",\"user_id\":3}\n").status, 202);
+    EXPECT_EQ(post(port, "/ingest", "[{\"event\":\"cart\",\"user_id\":4}]", "application/json").status, 202);
+    sluice.signal(SIGTERM);
+    ProcessResult r = sluice.wait(30s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    read_checked_report(dir / "r.json");
+    EXPECT_EQ(pg.scalar("SELECT string_agg(event || ':' || user_id, ',' ORDER BY user_id) FROM events"),
+              "view:1,purchase:2,cart:4");
+    EXPECT_EQ(read_lines(dir / "out/http_to_postgres/rejects.ndjson").size(), 1u);
 }
