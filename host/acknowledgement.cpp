@@ -21,7 +21,11 @@ void AckTracker::complete(uint64_t seq, std::string &&position, uint64_t records
     // Once the run is aborting, batches are dropped from queues unloaded:
     // their tokens going away says nothing about delivery.
     if (control_.aborted()) return;
-    std::lock_guard lock(mutex_);
+    // The notify lock is taken first and held across the callback, so
+    // callbacks see positions in the order they were committed.
+    std::unique_lock notify(notify_mutex_, std::defer_lock);
+    if (on_commit_) notify.lock();
+    std::unique_lock lock(mutex_);
     if (poisoned && seq < blocked_at_) blocked_at_ = seq;
     done_.emplace(seq, Done{std::move(position), records});
     bool moved = false;
@@ -33,7 +37,13 @@ void AckTracker::complete(uint64_t seq, std::string &&position, uint64_t records
         ++next_done_;
         moved = true;
     }
-    if (moved) ++version_;
+    if (!moved) return;
+    ++version_;
+    if (on_commit_ && position_) {
+        std::string committed = *position_;
+        lock.unlock();
+        on_commit_(committed);
+    }
 }
 
 AckTracker::Snapshot AckTracker::snapshot() const {

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,6 +51,10 @@ public:
     // newer is acknowledged).
     AckTracker(const PipelineControl &control, std::optional<std::string> restored);
 
+    // Called (outside the tracker's lock, in order) each time the
+    // acknowledged position moves. Set before the run starts.
+    void on_commit(std::function<void(const std::string &)> fn) { on_commit_ = std::move(fn); }
+
     // [extractor worker] A token for a pull that produced `records` records
     // (failed ones included), after which the extractor is at `position`.
     AckRef issue(std::string position, uint64_t records);
@@ -81,6 +86,8 @@ private:
     std::optional<std::string> position_;
     uint64_t issued_records_ = 0, acked_records_ = 0;
     uint64_t version_ = 0;
+    std::function<void(const std::string &)> on_commit_;
+    std::mutex notify_mutex_; // keeps the callbacks in order
 };
 
 } // namespace sluice

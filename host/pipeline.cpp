@@ -180,7 +180,15 @@ std::string Pipeline::dot() const {
 }
 
 std::string Pipeline::open_state(RunResult &result) {
-    if (manifest_.state_dir.empty()) return {};
+    if (manifest_.state_dir.empty()) {
+        // No state to keep, but sources that confirm delivery to their
+        // clients still hear of it.
+        for (auto &st : stages_)
+            if (st->kind() == SLUICE_KIND_EXTRACTOR && st->wants_acknowledgements())
+                if (std::string problem = st->restore_and_track({}); !problem.empty())
+                    return "stage '" + st->id() + "': " + problem;
+        return {};
+    }
     try {
         state_ = std::make_unique<StateStore>(manifest_.state_dir, manifest_.name);
     } catch (const StateError &e) {

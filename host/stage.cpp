@@ -156,9 +156,24 @@ std::string Stage::restore_and_track(const std::vector<std::string> &positions) 
                 return "cannot resume from the saved position " + p + ": " + plugin_message(instances_[i]);
             restored = p;
         }
-        trackers_.push_back(std::make_shared<AckTracker>(control_, std::move(restored)));
+        auto tracker = std::make_shared<AckTracker>(control_, std::move(restored));
+        const sluice_checkpoint_ext *cp = instances_[i].checkpoint;
+        if (cp->struct_size >= sizeof(sluice_checkpoint_ext) && cp->acknowledged) {
+            void *handle = instances_[i].handle;
+            tracker->on_commit([cp, handle](const std::string &position) {
+                cp->acknowledged(handle, position.data(), position.size());
+            });
+        }
+        trackers_.push_back(std::move(tracker));
     }
     return {};
+}
+
+bool Stage::wants_acknowledgements() const {
+    if (!can_resume()) return false;
+    for (const Instance &inst : instances_)
+        if (inst.checkpoint->struct_size < sizeof(sluice_checkpoint_ext) || !inst.checkpoint->acknowledged) return false;
+    return true;
 }
 
 std::string Stage::resolve_config_outputs() {
@@ -600,6 +615,10 @@ bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerC
             if (!queues[q]->push(last ? std::move(b) : Batch(b))) return false;
         }
     }
+    // A batch that stayed behind (an output nothing reads) must not hold its
+    // acknowledgements until the worker's next batch: a quiet real-time
+    // source would wait that long to hear its records are delivered.
+    for (auto &b : outputs) b.acks.clear();
     // A loader's output is what it accepted: everything it did not reject
     // or fail.
     if (spec_.kind == SLUICE_KIND_LOADER && input_count >= rejected + failed)

@@ -52,6 +52,9 @@ public:
     // instance.
     bool can_resume() const;
     size_t instance_count() const { return instances_.size(); }
+    // [control, created] Whether the plugin wants to hear when its records
+    // are delivered (sluice.checkpoint/1 acknowledged), state or not.
+    bool wants_acknowledgements() const;
     // [control, created] Hands each instance its saved position (empty: none)
     // and starts tracking acknowledgements from there. Returns a message on
     // failure.

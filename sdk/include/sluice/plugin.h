@@ -447,6 +447,14 @@ typedef struct sluice_checkpoint_ext {
      * when it cannot (the text is not one it understands); the run then
      * stops with that message rather than silently reading from the start. */
     sluice_status (*restore)(void *instance, const char *position, size_t position_len);
+    /* [any thread, started; may be NULL] Everything up to `position` (a text
+     * position() returned) has been delivered: loaded, dead-lettered or
+     * dropped by rule on every branch. Called in order of positions, at most
+     * once for each, while the instance is started, also when the run keeps
+     * no state (a source that confirms to its clients, such as an HTTP
+     * endpoint answering only once its records are safe, uses this). Must be
+     * quick and thread-safe; it must not call the host. */
+    void (*acknowledged)(void *instance, const char *position, size_t position_len);
 } sluice_checkpoint_ext;
 
 /* "sluice.delivery/1": when the records a loader (or any stage that keeps
@@ -492,7 +500,7 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_stage_descriptor) == 136,
                      "sluice_stage_descriptor layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_entry) == 24, "sluice_entry layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_outputs_ext) == 24, "sluice_outputs_ext layout changed");
-SLUICE_STATIC_ASSERT(sizeof(sluice_checkpoint_ext) == 24, "sluice_checkpoint_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_checkpoint_ext) == 32, "sluice_checkpoint_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_delivery_ext) == 16, "sluice_delivery_ext layout changed");
 #endif
 

@@ -29,6 +29,8 @@
 //                                    the config (a router); sets SLUICE_CAP_CONFIG_OUTPUTS
 //   std::string checkpoint() const;  void restore(std::string_view position);
 //                                    // extractors that can resume (sluice.checkpoint/1)
+//   void acknowledged(std::string_view position); // [any thread] with checkpoint:
+//                                    // everything up to position is delivered
 //   bool durable_on_process() const; // true if records are durable when process
 //                                    // returns (sluice.delivery/1); without it,
 //                                    // only after flush
@@ -268,6 +270,7 @@ template <class T> concept HasCheckpoint = requires(T t, const T ct, std::string
     { ct.checkpoint() } -> std::convertible_to<std::string>;
     t.restore(p);
 };
+template <class T> concept HasAcknowledged = requires(T t, std::string_view p) { t.acknowledged(p); };
 template <class T> concept HasDelivery = requires(const T t) {
     { t.durable_on_process() } -> std::convertible_to<bool>;
 };
@@ -388,8 +391,19 @@ template <class T> sluice_status checkpoint_restore(void *p, const char *pos, si
     auto &i = self<T>(p);
     return guarded(i.last_error, [&] { i.stage.restore(std::string_view(pos, len)); });
 }
+template <class T> void checkpoint_acknowledged(void *p, const char *pos, size_t len) noexcept {
+    try {
+        self<T>(p).stage.acknowledged(std::string_view(pos, len));
+    } catch (...) {
+        // Nothing to report it to: an acknowledgement cannot fail.
+    }
+}
+template <class T> constexpr auto acknowledged_fn() {
+    if constexpr (HasAcknowledged<T>) return &checkpoint_acknowledged<T>;
+    else return static_cast<void (*)(void *, const char *, size_t)>(nullptr);
+}
 template <class T> inline constexpr sluice_checkpoint_ext checkpoint_ext = {
-    sizeof(sluice_checkpoint_ext), 0, &checkpoint_position<T>, &checkpoint_restore<T>};
+    sizeof(sluice_checkpoint_ext), 0, &checkpoint_position<T>, &checkpoint_restore<T>, acknowledged_fn<T>()};
 template <class T> int32_t durable_on_process(void *p) noexcept {
     try {
         return self<T>(p).stage.durable_on_process() ? 1 : 0;
