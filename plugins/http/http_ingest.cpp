@@ -66,6 +66,10 @@ std::string parse_body(const std::string &body, std::vector<std::string> &record
     return {};
 }
 
+// How much of an oversized body is read and thrown away so that the client
+// hears the 413; past it, the connection is simply closed.
+constexpr size_t kMaxDiscardBytes = 16u << 20;
+
 class IngestHandler : public Poco::Net::HTTPRequestHandler {
 public:
     IngestHandler(std::shared_ptr<IngestBuffer> buffer, const IngestSettings &s) : buffer_(std::move(buffer)), s_(s) {}
@@ -81,22 +85,42 @@ public:
             return answer(res, HTTPResponse::HTTP_UNAUTHORIZED, error_json("a valid bearer token is required"));
         }
         const std::string too_large = "the body is larger than " + std::to_string(s_.max_body_bytes) + " bytes";
-        if (req.hasContentLength() && req.getContentLength64() > Poco::Int64(s_.max_body_bytes))
-            return answer(res, HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, error_json(too_large));
-        std::string body;
         std::istream &in = req.stream();
         char chunk[65536];
+        auto refuse_too_large = [&] {
+            // Read (a bounded amount of) what the client is still sending:
+            // closing on unread data resets the connection, and the client
+            // would see that instead of the 413.
+            size_t discarded = 0;
+            while (discarded < kMaxDiscardBytes && (in.read(chunk, sizeof chunk) || in.gcount() > 0))
+                discarded += size_t(in.gcount());
+            res.setKeepAlive(false);
+            answer(res, HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, error_json(too_large));
+        };
+        if (req.hasContentLength() && req.getContentLength64() > Poco::Int64(s_.max_body_bytes)) return refuse_too_large();
+        std::string body;
         while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
             body.append(chunk, size_t(in.gcount()));
-            if (body.size() > s_.max_body_bytes)
-                return answer(res, HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, error_json(too_large));
+            if (body.size() > s_.max_body_bytes) return refuse_too_large();
         }
         std::vector<std::string> records;
         if (std::string problem = parse_body(body, records); !problem.empty())
             return answer(res, HTTPResponse::HTTP_BAD_REQUEST, error_json(problem)); // nothing of it is taken
         const size_t n = records.size();
-        switch (buffer_->push_all(std::move(records))) {
+        uint64_t last = 0;
+        switch (buffer_->push_all(std::move(records), last)) {
         case IngestBuffer::Push::accepted:
+            if (s_.wait_for_delivery) {
+                switch (buffer_->wait_delivered(last, s_.delivery_timeout)) {
+                case IngestBuffer::Wait::delivered: break;
+                case IngestBuffer::Wait::timed_out:
+                    return answer(res, HTTPResponse::HTTP_GATEWAY_TIMEOUT,
+                                  error_json("accepted but not yet delivered; the records may still arrive"));
+                case IngestBuffer::Wait::gave_up:
+                    return answer(res, HTTPResponse::HTTP_SERVICE_UNAVAILABLE,
+                                  error_json("the pipeline stopped before confirming delivery; the records may have arrived"));
+                }
+            }
             return answer(res, HTTPResponse::HTTP_ACCEPTED, "{\"accepted\":" + std::to_string(n) + "}");
         case IngestBuffer::Push::full:
             res.set("Retry-After", std::to_string(s_.retry_after_seconds));
@@ -135,8 +159,12 @@ HttpIngest::HttpIngest(const Context &ctx) : host_(ctx.host) {
     if (settings_.path.empty() || settings_.path[0] != '/') c.fail("path", "expected a path starting with /");
     settings_.max_body_bytes = size_t(std::max<int64_t>(1, c.integer("max_body_bytes", 10 << 20)));
     buffer_records_ = size_t(std::max<int64_t>(1, c.integer("buffer_records", 10000)));
-    server_threads_ = int(std::max<int64_t>(1, c.integer("server_threads", 16)));
+    server_threads_ = int(std::max<int64_t>(1, c.integer("server_threads", 64)));
     settings_.retry_after_seconds = int(std::max<int64_t>(1, c.integer("retry_after_s", 1)));
+    std::string respond = c.string("respond", "delivered");
+    if (respond != "delivered" && respond != "accepted") c.fail("respond", "expected delivered or accepted");
+    settings_.wait_for_delivery = respond == "delivered";
+    settings_.delivery_timeout = std::chrono::milliseconds(std::max<int64_t>(1, c.integer("delivery_timeout_ms", 30000)));
     if (std::string env = c.string("bearer_token_env"); !env.empty()) {
         const char *t = std::getenv(env.c_str());
         if (!t || !*t) c.fail("bearer_token_env", "environment variable " + env + " is not set");
@@ -169,10 +197,24 @@ bool HttpIngest::pull(Emitter &out, uint32_t max_records) {
     return false; // runs until the pipeline is stopped
 }
 
+std::string HttpIngest::checkpoint() const { return buffer_ ? std::to_string(buffer_->taken()) : std::string(); }
+
+void HttpIngest::acknowledged(std::string_view position) {
+    uint64_t n = 0;
+    for (char c : position) {
+        if (c < '0' || c > '9') return;
+        n = n * 10 + uint64_t(c - '0');
+    }
+    buffer_->delivered(n);
+}
+
 void HttpIngest::shut_down() {
-    if (buffer_) buffer_->close(); // late requests get 503
+    if (buffer_) {
+        buffer_->close();    // late requests get 503
+        buffer_->give_up();  // no more acknowledgements will come
+    }
     if (server_) {
-        server_->stopAll(false); // waits for the requests being handled
+        server_->stopAll(false); // waits for the requests being answered
         server_.reset();
     }
     if (pool_) {
@@ -182,8 +224,10 @@ void HttpIngest::shut_down() {
 }
 
 void HttpIngest::flush(Emitter &out) {
-    shut_down();
-    // Everything already answered 202 goes into the pipeline.
+    // No new requests; everything already accepted goes into the pipeline.
+    // The server keeps running until stop(), so the requests waiting for
+    // these records get their answer once they are delivered.
+    buffer_->close();
     for (const std::string &r : buffer_->take(SIZE_MAX)) out.emit_new(r, {attr(SLUICE_ATTR_SOURCE, "http")});
 }
 

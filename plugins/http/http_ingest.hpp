@@ -10,6 +10,7 @@
 #include <Poco/Net/HTTPServer.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,8 @@ struct IngestSettings {
     size_t max_body_bytes = 10u << 20;
     std::string token; // "" = no authentication
     int retry_after_seconds = 1;
+    bool wait_for_delivery = true;
+    std::chrono::milliseconds delivery_timeout{30000};
 };
 
 class HttpIngest {
@@ -28,8 +31,8 @@ public:
     static constexpr const char *name = "http";
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description =
-        "Receives records over HTTP: POST NDJSON or a JSON array; 202 once accepted, 429 when the pipeline is "
-        "behind, 400 with the line of a bad record, 413 over the size limit, 401 without the token.";
+        "Receives records over HTTP: POST NDJSON or a JSON array; 202 once they are delivered (or accepted), 429 "
+        "when the pipeline is behind, 400 with the line of a bad record, 413 over the size limit, 401 without the token.";
     static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
     static constexpr const char *config_schema = R"json({
   "type": "object",
@@ -41,8 +44,12 @@ public:
     "max_body_bytes": {"type": "integer", "minimum": 1, "default": 10485760, "description": "Larger requests get 413"},
     "buffer_records": {"type": "integer", "minimum": 1, "default": 10000, "description": "Records accepted but not yet in the pipeline; when full, requests get 429 with Retry-After"},
     "bearer_token_env": {"type": "string", "minLength": 1, "description": "Environment variable holding the token clients must send as 'Authorization: Bearer ...' (otherwise 401)"},
-    "server_threads": {"type": "integer", "minimum": 1, "default": 16, "description": "Requests handled at once"},
-    "retry_after_s": {"type": "integer", "minimum": 1, "default": 1, "description": "Retry-After sent with 429"}
+    "server_threads": {"type": "integer", "minimum": 1, "default": 64, "description": "Requests handled at once (each waits for its records' delivery)"},
+    "retry_after_s": {"type": "integer", "minimum": 1, "default": 1, "description": "Retry-After sent with 429"},
+    "respond": {"type": "string", "enum": ["delivered", "accepted"], "default": "delivered",
+                "description": "delivered: answer 202 only once every record of the request is loaded, dead-lettered or dropped by rule downstream (at-least-once for the client); accepted: as soon as they are buffered"},
+    "delivery_timeout_ms": {"type": "integer", "minimum": 1, "default": 30000,
+                            "description": "delivered: longest wait before answering 504 (the records may still arrive; a client retry may duplicate them)"}
   }
 })json";
 
@@ -53,6 +60,11 @@ public:
     // End of the run: stops taking requests, then passes on what was accepted.
     void flush(Emitter &out);
     void stop();
+    // sluice.checkpoint/1: the number of the last record pulled; a stream
+    // cannot be resumed, so restore ignores old positions.
+    std::string checkpoint() const;
+    void restore(std::string_view) {}
+    void acknowledged(std::string_view position);
 
 private:
     void shut_down();
@@ -61,7 +73,7 @@ private:
     std::string address_;
     int port_ = 0;
     size_t buffer_records_ = 10000;
-    int server_threads_ = 16;
+    int server_threads_ = 64;
     IngestSettings settings_;
     std::shared_ptr<IngestBuffer> buffer_;
     std::unique_ptr<Poco::ThreadPool> pool_;

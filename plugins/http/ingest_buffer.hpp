@@ -1,9 +1,14 @@
 // Records accepted over HTTP and not yet pulled into the pipeline: a bounded
 // buffer filled by the server's threads and drained by the extractor.
 // Whole requests go in or none of their records do (then the client gets
-// 429 and sends them again).
+// 429 and sends them again). Records are numbered as they go in; the
+// pipeline's acknowledgements (by number) wake the requests waiting for
+// their records to be delivered.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <string>
@@ -16,15 +21,19 @@ public:
     explicit IngestBuffer(size_t capacity) : capacity_(capacity) {}
 
     enum class Push { accepted, full, closed };
-    Push push_all(std::vector<std::string> &&records) {
+    // On accepted, `last` is the number of the request's last record.
+    Push push_all(std::vector<std::string> &&records, uint64_t &last) {
         std::lock_guard lock(mutex_);
         if (closed_) return Push::closed;
         // A request bigger than the whole buffer still fits into an empty one.
         if (!records_.empty() && records_.size() + records.size() > capacity_) return Push::full;
         for (auto &r : records) records_.push_back(std::move(r));
+        pushed_ += records.size();
+        last = pushed_;
         return Push::accepted;
     }
-    // Up to `max` records, oldest first.
+    // Up to `max` records, oldest first; `taken()` is then the number of the
+    // last one.
     std::vector<std::string> take(size_t max) {
         std::lock_guard lock(mutex_);
         std::vector<std::string> out;
@@ -32,7 +41,12 @@ public:
             out.push_back(std::move(records_.front()));
             records_.pop_front();
         }
+        taken_ += out.size();
         return out;
+    }
+    uint64_t taken() const {
+        std::lock_guard lock(mutex_);
+        return taken_;
     }
     void close() {
         std::lock_guard lock(mutex_);
@@ -43,11 +57,37 @@ public:
         return records_.size();
     }
 
+    // Every record up to number `n` has been delivered.
+    void delivered(uint64_t n) {
+        {
+            std::lock_guard lock(mutex_);
+            if (n > delivered_) delivered_ = n;
+        }
+        wake_.notify_all();
+    }
+    // No more acknowledgements will come: waiters give up.
+    void give_up() {
+        {
+            std::lock_guard lock(mutex_);
+            given_up_ = true;
+        }
+        wake_.notify_all();
+    }
+    enum class Wait { delivered, timed_out, gave_up };
+    Wait wait_delivered(uint64_t n, std::chrono::milliseconds timeout) {
+        std::unique_lock lock(mutex_);
+        bool done = wake_.wait_for(lock, timeout, [&] { return delivered_ >= n || given_up_; });
+        if (delivered_ >= n) return Wait::delivered;
+        return done ? Wait::gave_up : Wait::timed_out;
+    }
+
 private:
     const size_t capacity_;
     mutable std::mutex mutex_;
     std::deque<std::string> records_;
-    bool closed_ = false;
+    bool closed_ = false, given_up_ = false;
+    uint64_t pushed_ = 0, taken_ = 0, delivered_ = 0;
+    std::condition_variable wake_;
 };
 
 } // namespace sluice::plugins::http

@@ -119,6 +119,9 @@ TEST(HttpIngest, ConcurrentClientsEveryAcceptedRecordIsLoaded) {
     for (auto &t : clients) t.join();
     EXPECT_EQ(accepted.load(), 200);
     EXPECT_EQ(other.load(), 0);
+    // 202 means delivered (respond: delivered, the default): every record is
+    // in the file before the pipeline is even asked to stop.
+    EXPECT_EQ(read_lines(dir / "out.ndjson").size(), 4000u);
     // It runs until signalled; a graceful stop passes on everything accepted.
     sluice.signal(SIGTERM);
     ProcessResult r = sluice.wait(30s);
@@ -139,17 +142,84 @@ TEST(HttpIngest, ABackedUpPipelineAnswers429WithRetryAfter) {
   "stages":[
   {"id":"in","kind":"extractor","plugin":"http","batch_size":10,"config":{"port":)" + std::to_string(port) +
                                             R"(,"buffer_records":20,"retry_after_s":2}},
-  {"id":"out","kind":"loader","plugin":"probe_sink","queue_capacity":1,"config":{"batch_delay_ms":300}}]})");
+  {"id":"out","kind":"loader","plugin":"probe_sink","queue_capacity":1,"config":{"batch_delay_ms":300,"durable":true}}]})");
     ChildProcess sluice({sluice_binary(), "run", m, "--log-level", "info"});
     ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
     std::string body;
     for (int k = 0; k < 20; ++k) body += "{\"k\":" + std::to_string(k) + "}\n";
-    Response last;
-    for (int i = 0; i < 20 && last.status != 429; ++i) last = post(port, "/ingest", body);
-    EXPECT_EQ(last.status, 429);
-    EXPECT_EQ(last.retry_after, "2");
+    // Eight clients at once against a buffer of 20 records and a loader
+    // taking 300 ms a batch: some must be told to come back later.
+    std::vector<Response> answers(8);
+    std::vector<std::thread> clients;
+    for (size_t i = 0; i < answers.size(); ++i)
+        clients.emplace_back([&, i] { answers[i] = post(port, "/ingest", body); });
+    for (auto &t : clients) t.join();
+    int refused = 0, accepted = 0;
+    for (const Response &a : answers) {
+        if (a.status == 429) {
+            ++refused;
+            EXPECT_EQ(a.retry_after, "2");
+        } else {
+            EXPECT_EQ(a.status, 202) << a.body;
+            ++accepted;
+        }
+    }
+    EXPECT_GE(refused, 1);
+    EXPECT_GE(accepted, 1);
     sluice.signal(SIGTERM);
     EXPECT_EQ(sluice.wait(30s).exit_code, 0);
+}
+
+TEST(HttpIngest, AnswersOnlyOnceDeliveredOrSaysItCouldNotConfirm) {
+    TempDir dir;
+    auto manifest = [&](int port, const std::string &extra, int delay_ms) {
+        return dir.write("m.json", R"({"name":"confirm","plugin_dirs":[")" + std::string(SLUICE_TEST_PLUGIN_DIR) + R"("],
+  "stages":[
+  {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + extra + R"(}},
+  {"id":"gate","kind":"validator","plugin":"rules","config":{"rules":[{"field":"k","type":"integer"}]}},
+  {"id":"out","kind":"loader","plugin":"file","inputs":["gate.pass"],"config":{"path":"out.ndjson","append":true}},
+  {"id":"slow","kind":"loader","plugin":"probe_sink","inputs":["gate.pass"],"config":{"durable":true,"batch_delay_ms":)" +
+                                             std::to_string(delay_ms) + "}}]}");
+    };
+    {
+        // Delivered: the 202 comes after both branches loaded the records,
+        // rejected ones (dropped by rule) included in what is confirmed.
+        const int port = free_port();
+        ChildProcess sluice({sluice_binary(), "run", manifest(port, "", 200), "--log-level", "info"});
+        ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
+        Response r = post(port, "/ingest", "{\"k\":1}\n{\"k\":\"two\"}\n{\"k\":3}\n");
+        EXPECT_EQ(r.status, 202) << r.body;
+        EXPECT_EQ(read_lines(dir / "out.ndjson").size(), 2u);
+        sluice.signal(SIGTERM);
+        EXPECT_EQ(sluice.wait(30s).exit_code, 0);
+    }
+    {
+        // A branch slower than the client will wait: 504, and the records
+        // still arrive.
+        const int port = free_port();
+        ChildProcess sluice({sluice_binary(), "run", manifest(port, R"(,"delivery_timeout_ms":100)", 1500), "--log-level", "info"});
+        ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
+        Response r = post(port, "/ingest", "{\"k\":4}\n");
+        EXPECT_EQ(r.status, 504) << r.body;
+        EXPECT_NE(r.body.find("not yet delivered"), std::string::npos) << r.body;
+        sluice.signal(SIGTERM);
+        EXPECT_EQ(sluice.wait(30s).exit_code, 0);
+        EXPECT_EQ(read_lines(dir / "out.ndjson").size(), 3u);
+    }
+    {
+        // Accepted: the 202 comes once the records are queued, before the
+        // slow branch has them.
+        const int port = free_port();
+        ChildProcess sluice({sluice_binary(), "run", manifest(port, R"(,"respond":"accepted")", 1500), "--log-level", "info"});
+        ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
+        auto t0 = std::chrono::steady_clock::now();
+        Response r = post(port, "/ingest", "{\"k\":5}\n");
+        EXPECT_EQ(r.status, 202) << r.body;
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+        sluice.signal(SIGTERM);
+        EXPECT_EQ(sluice.wait(30s).exit_code, 0);
+        EXPECT_EQ(read_lines(dir / "out.ndjson").size(), 4u);
+    }
 }
 
 TEST(HttpLoader, PostsBatchesRetriesAndFailsTheRestToTheErrorPath) {

@@ -60,12 +60,16 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description = "test: slow counting sink";
     static constexpr const char *config_schema =
-        R"json({"type":"object","properties":{"batch_delay_ms":{"type":"integer"}}})json";
+        R"json({"type":"object","properties":{"batch_delay_ms":{"type":"integer"},"durable":{"type":"boolean"}}})json";
 
     explicit ProbeSink(const sluice::Context &ctx) : host_(ctx.host) {
         sluice::json::Config c(ctx.config_json);
         delay_ = c.integer("batch_delay_ms", 0);
+        durable_ = c.boolean("durable", false);
     }
+    // Whether records count as delivered once process returns (they are
+    // only counted, so it is the test's choice).
+    bool durable_on_process() const { return durable_; }
     void process(sluice::Input in, sluice::Emitter &) {
         int64_t in_flight = produced.load() - consumed.load();
         int64_t seen = max_in_flight.load();
@@ -78,6 +82,7 @@ public:
 private:
     sluice::Host host_;
     int64_t delay_;
+    bool durable_;
 };
 
 class Fault {
