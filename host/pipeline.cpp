@@ -236,6 +236,21 @@ std::string Pipeline::open_state(RunResult &result) {
     return {};
 }
 
+void Pipeline::warn_about_late_confirmations() const {
+    auto reach = extractors_reaching(manifest_);
+    for (size_t i = 0; i < stages_.size(); ++i) {
+        const Stage &loader = *stages_[i];
+        if (loader.kind() != SLUICE_KIND_LOADER || loader.durable_on_process()) continue;
+        for (size_t e : reach[i]) {
+            if (!stages_[e]->wants_acknowledgements()) continue;
+            spdlog::warn("[{}] confirms delivery to its clients, but loader '{}' ({}) makes records durable only "
+                         "when the run ends: every confirmation waits until then{}",
+                         stages_[e]->id(), loader.id(), loader.spec().plugin,
+                         loader.spec().plugin == "file" ? " (set \"append\": true)" : "");
+        }
+    }
+}
+
 RunResult Pipeline::run(const RunOptions &options) {
     RunResult result;
     auto started_wall = std::chrono::system_clock::now();
@@ -252,6 +267,7 @@ RunResult Pipeline::run(const RunOptions &options) {
         return result;
     };
     if (std::string problem = open_state(result); !problem.empty()) return fail_before_running(problem);
+    warn_about_late_confirmations();
 
     // Start loaders first: a destination that cannot open fails the run
     // before anything is read.

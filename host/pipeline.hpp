@@ -70,6 +70,9 @@ private:
     // Opens the state, restores resumable extractors and starts tracking
     // their acknowledgements. Returns a message on failure.
     std::string open_state(RunResult &result);
+    // Warns when a source that confirms delivery to its clients feeds a
+    // loader that makes records durable only at the end of the run.
+    void warn_about_late_confirmations() const;
 
     Manifest manifest_;
     PipelineControl control_;

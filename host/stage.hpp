@@ -55,6 +55,9 @@ public:
     // [control, created] Whether the plugin wants to hear when its records
     // are delivered (sluice.checkpoint/1 acknowledged), state or not.
     bool wants_acknowledgements() const;
+    // [control, created] Whether records are durable once process returns
+    // (otherwise only after flush, at the end of the run).
+    bool durable_on_process() const { return durable_on_process_; }
     // [control, created] Hands each instance its saved position (empty: none)
     // and starts tracking acknowledgements from there. Returns a message on
     // failure.

@@ -126,6 +126,7 @@ TEST(HttpIngest, ConcurrentClientsEveryAcceptedRecordIsLoaded) {
     sluice.signal(SIGTERM);
     ProcessResult r = sluice.wait(30s);
     ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.err.find("durable only when the run ends"), std::string::npos) << r.err;
     bj::object rep = read_checked_report(dir / "r.json");
     EXPECT_EQ(rep.at("records").at("extracted").to_number<int64_t>(), 4000);
     auto lines = read_lines(dir / "out.ndjson");
@@ -220,6 +221,23 @@ TEST(HttpIngest, AnswersOnlyOnceDeliveredOrSaysItCouldNotConfirm) {
         EXPECT_EQ(sluice.wait(30s).exit_code, 0);
         EXPECT_EQ(read_lines(dir / "out.ndjson").size(), 4u);
     }
+}
+
+TEST(HttpIngest, WarnsAtStartWhenALoaderConfirmsOnlyAtTheEnd) {
+    TempDir dir;
+    const int port = free_port();
+    std::string m = dir.write("m.json", R"({"name":"late","stages":[
+  {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + R"(}},
+  {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson"}}]})");
+    ChildProcess sluice({sluice_binary(), "run", m, "--log-level", "info"});
+    ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
+    EXPECT_NE(sluice.err_so_far().find("[in] confirms delivery to its clients, but loader 'out' (file) makes records "
+                                       "durable only when the run ends: every confirmation waits until then (set "
+                                       "\"append\": true)"),
+              std::string::npos)
+        << sluice.err_so_far();
+    sluice.signal(SIGTERM);
+    EXPECT_EQ(sluice.wait(30s).exit_code, 0);
 }
 
 TEST(HttpLoader, PostsBatchesRetriesAndFailsTheRestToTheErrorPath) {
