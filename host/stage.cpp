@@ -112,6 +112,9 @@ std::string Stage::create_instance(uint32_t index, uint32_t count, Instance &ins
     const void *ext = plugin_.desc->get_extension ? plugin_.desc->get_extension(handle, SLUICE_EXT_CHECKPOINT) : nullptr;
     const auto *cp = static_cast<const sluice_checkpoint_ext *>(ext);
     inst.checkpoint = cp && cp->struct_size >= sizeof(sluice_checkpoint_ext) && cp->position && cp->restore ? cp : nullptr;
+    ext = plugin_.desc->get_extension ? plugin_.desc->get_extension(handle, SLUICE_EXT_ACKNOWLEDGED) : nullptr;
+    const auto *ack = static_cast<const sluice_acknowledged_ext *>(ext);
+    inst.acknowledged = ack && ack->struct_size >= sizeof(sluice_acknowledged_ext) && ack->acknowledged ? ack : nullptr;
     return {};
 }
 
@@ -157,11 +160,10 @@ std::string Stage::restore_and_track(const std::vector<std::string> &positions) 
             restored = p;
         }
         auto tracker = std::make_shared<AckTracker>(control_, std::move(restored));
-        const sluice_checkpoint_ext *cp = instances_[i].checkpoint;
-        if (cp->struct_size >= sizeof(sluice_checkpoint_ext) && cp->acknowledged) {
+        if (const sluice_acknowledged_ext *ack = instances_[i].acknowledged) {
             void *handle = instances_[i].handle;
-            tracker->on_commit([cp, handle](const std::string &position) {
-                cp->acknowledged(handle, position.data(), position.size());
+            tracker->on_commit([ack, handle](const std::string &position) {
+                ack->acknowledged(handle, position.data(), position.size());
             });
         }
         trackers_.push_back(std::move(tracker));
@@ -172,7 +174,7 @@ std::string Stage::restore_and_track(const std::vector<std::string> &positions) 
 bool Stage::wants_acknowledgements() const {
     if (!can_resume()) return false;
     for (const Instance &inst : instances_)
-        if (inst.checkpoint->struct_size < sizeof(sluice_checkpoint_ext) || !inst.checkpoint->acknowledged) return false;
+        if (!inst.acknowledged) return false;
     return true;
 }
 

@@ -53,7 +53,7 @@ public:
     bool can_resume() const;
     size_t instance_count() const { return instances_.size(); }
     // [control, created] Whether the plugin wants to hear when its records
-    // are delivered (sluice.checkpoint/1 acknowledged), state or not.
+    // are delivered (sluice.acknowledged/1), state or not.
     bool wants_acknowledgements() const;
     // [control, created] Whether records are durable once process returns
     // (otherwise only after flush, at the end of the run).
@@ -90,6 +90,7 @@ private:
         bool created = false;
         bool started = false;
         const sluice_checkpoint_ext *checkpoint = nullptr;
+        const sluice_acknowledged_ext *acknowledged = nullptr;
     };
 
     Instance &instance_for(uint32_t worker) { return instances_[instances_.size() == 1 ? 0 : worker]; }

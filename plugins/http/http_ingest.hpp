@@ -64,6 +64,8 @@ public:
     // cannot be resumed, so restore ignores old positions.
     std::string checkpoint() const;
     void restore(std::string_view) {}
+    // sluice.acknowledged/1: records up to that number are delivered; wakes
+    // the requests waiting for them.
     void acknowledged(std::string_view position);
 
 private:

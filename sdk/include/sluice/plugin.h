@@ -39,6 +39,10 @@
  *     host side:    host->get_extension(host, "sluice.metrics/1")
  *
  * An extension that is not known returns NULL; callers must cope with that.
+ * A minor version adds extensions and nothing else:
+ *     1.0  the first
+ *     1.1  sluice.acknowledged/1 (a plugin built against 1.1 needs a host
+ *          that speaks 1.1, which will call it)
  *
  * ---------------------------------------------------------------------------
  * 3. Data model
@@ -157,7 +161,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 0
+#define SLUICE_ABI_MINOR 1
 
 /* The one symbol a plugin exports. */
 #define SLUICE_ENTRY_SYMBOL "sluice_plugin_entry"
@@ -447,15 +451,28 @@ typedef struct sluice_checkpoint_ext {
      * when it cannot (the text is not one it understands); the run then
      * stops with that message rather than silently reading from the start. */
     sluice_status (*restore)(void *instance, const char *position, size_t position_len);
-    /* [any thread, started; may be NULL] Everything up to `position` (a text
-     * position() returned) has been delivered: loaded, dead-lettered or
-     * dropped by rule on every branch. Called in order of positions, at most
-     * once for each, while the instance is started, also when the run keeps
-     * no state (a source that confirms to its clients, such as an HTTP
-     * endpoint answering only once its records are safe, uses this). Must be
-     * quick and thread-safe; it must not call the host. */
-    void (*acknowledged)(void *instance, const char *position, size_t position_len);
 } sluice_checkpoint_ext;
+
+/* "sluice.acknowledged/1" (since ABI 1.1): an extractor that wants to hear
+ * when its records are delivered, for instance to confirm them to the
+ * client that sent them (an HTTP endpoint answering only once its records
+ * are safe). Needs sluice.checkpoint/1: positions are the texts its
+ * position() returned.
+ *
+ * acknowledged(position) says that everything the instance emitted up to
+ * `position` has been loaded, dead-lettered or dropped by rule on every
+ * branch it went down (the same rule as for saving state). The host calls it
+ * whether or not the run keeps state, in order of positions, at most once
+ * for each, possibly skipping some (several pulls completing at once give
+ * only the last position), from any thread, between start and stop. It must
+ * be quick and thread-safe and must not call the host. A position whose
+ * records failed under the `fail` policy is never acknowledged. */
+#define SLUICE_EXT_ACKNOWLEDGED "sluice.acknowledged/1"
+typedef struct sluice_acknowledged_ext {
+    uint32_t struct_size; /* sizeof(sluice_acknowledged_ext) */
+    uint32_t reserved;
+    void (*acknowledged)(void *instance, const char *position, size_t position_len);
+} sluice_acknowledged_ext;
 
 /* "sluice.delivery/1": when the records a loader (or any stage that keeps
  * records across calls) has accepted are durable.
@@ -500,7 +517,8 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_stage_descriptor) == 136,
                      "sluice_stage_descriptor layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_entry) == 24, "sluice_entry layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_outputs_ext) == 24, "sluice_outputs_ext layout changed");
-SLUICE_STATIC_ASSERT(sizeof(sluice_checkpoint_ext) == 32, "sluice_checkpoint_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_checkpoint_ext) == 24, "sluice_checkpoint_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_acknowledged_ext) == 16, "sluice_acknowledged_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_delivery_ext) == 16, "sluice_delivery_ext layout changed");
 #endif
 

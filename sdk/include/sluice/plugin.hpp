@@ -31,6 +31,7 @@
 //                                    // extractors that can resume (sluice.checkpoint/1)
 //   void acknowledged(std::string_view position); // [any thread] with checkpoint:
 //                                    // everything up to position is delivered
+//                                    // (sluice.acknowledged/1)
 //   bool durable_on_process() const; // true if records are durable when process
 //                                    // returns (sluice.delivery/1); without it,
 //                                    // only after flush
@@ -391,19 +392,17 @@ template <class T> sluice_status checkpoint_restore(void *p, const char *pos, si
     auto &i = self<T>(p);
     return guarded(i.last_error, [&] { i.stage.restore(std::string_view(pos, len)); });
 }
-template <class T> void checkpoint_acknowledged(void *p, const char *pos, size_t len) noexcept {
+template <class T> inline constexpr sluice_checkpoint_ext checkpoint_ext = {
+    sizeof(sluice_checkpoint_ext), 0, &checkpoint_position<T>, &checkpoint_restore<T>};
+template <class T> void acknowledged(void *p, const char *pos, size_t len) noexcept {
     try {
         self<T>(p).stage.acknowledged(std::string_view(pos, len));
     } catch (...) {
         // Nothing to report it to: an acknowledgement cannot fail.
     }
 }
-template <class T> constexpr auto acknowledged_fn() {
-    if constexpr (HasAcknowledged<T>) return &checkpoint_acknowledged<T>;
-    else return static_cast<void (*)(void *, const char *, size_t)>(nullptr);
-}
-template <class T> inline constexpr sluice_checkpoint_ext checkpoint_ext = {
-    sizeof(sluice_checkpoint_ext), 0, &checkpoint_position<T>, &checkpoint_restore<T>, acknowledged_fn<T>()};
+template <class T> inline constexpr sluice_acknowledged_ext acknowledged_ext = {sizeof(sluice_acknowledged_ext), 0,
+                                                                               &acknowledged<T>};
 template <class T> int32_t durable_on_process(void *p) noexcept {
     try {
         return self<T>(p).stage.durable_on_process() ? 1 : 0;
@@ -418,6 +417,9 @@ template <class T>
 const void *get_extension(void *p, const char *id) noexcept {
     if constexpr (HasCheckpoint<T>) {
         if (p && std::strcmp(id, SLUICE_EXT_CHECKPOINT) == 0) return &checkpoint_ext<T>;
+    }
+    if constexpr (HasCheckpoint<T> && HasAcknowledged<T>) {
+        if (p && std::strcmp(id, SLUICE_EXT_ACKNOWLEDGED) == 0) return &acknowledged_ext<T>;
     }
     if constexpr (HasDelivery<T>) {
         if (p && std::strcmp(id, SLUICE_EXT_DELIVERY) == 0) return &delivery_ext<T>;
