@@ -8,10 +8,13 @@
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/InflatingStream.h>
+#include <Poco/String.h>
 #include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
 
 #include <cstdlib>
+#include <optional>
 
 namespace sluice::plugins::http {
 
@@ -98,10 +101,29 @@ public:
             answer(res, HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, error_json(too_large));
         };
         if (req.hasContentLength() && req.getContentLength64() > Poco::Int64(s_.max_body_bytes)) return refuse_too_large();
+        // Compressed bodies (what log shippers send) are inflated as they
+        // are read; the size limit applies to the inflated bytes too, so a
+        // small bomb cannot blow up memory.
+        const std::string encoding = Poco::toLower(req.get("Content-Encoding", "identity"));
+        std::optional<Poco::InflatingInputStream> inflated;
+        if (encoding == "gzip" || encoding == "x-gzip") inflated.emplace(in, Poco::InflatingStreamBuf::STREAM_GZIP);
+        else if (encoding == "deflate") inflated.emplace(in, Poco::InflatingStreamBuf::STREAM_ZLIB);
+        else if (encoding != "identity")
+            return answer(res, HTTPResponse::HTTP_UNSUPPORTED_MEDIA_TYPE,
+                          error_json("unsupported Content-Encoding '" + encoding + "' (use gzip, deflate or none)"));
+        // A corrupt stream must throw rather than look like the end of the body.
+        if (inflated) inflated->exceptions(std::ios::badbit);
+        std::istream &source = inflated ? static_cast<std::istream &>(*inflated) : in;
         std::string body;
-        while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
-            body.append(chunk, size_t(in.gcount()));
-            if (body.size() > s_.max_body_bytes) return refuse_too_large();
+        try {
+            while (source.read(chunk, sizeof chunk) || source.gcount() > 0) {
+                body.append(chunk, size_t(source.gcount()));
+                if (body.size() > s_.max_body_bytes) return refuse_too_large();
+            }
+        } catch (const Poco::Exception &e) {
+            if (!inflated) throw; // the connection, not the body
+            return answer(res, HTTPResponse::HTTP_BAD_REQUEST,
+                          error_json("the body is not valid " + encoding + ": " + e.displayText()));
         }
         std::vector<std::string> records;
         if (std::string problem = parse_body(body, records); !problem.empty())

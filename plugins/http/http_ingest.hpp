@@ -31,7 +31,7 @@ public:
     static constexpr const char *name = "http";
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description =
-        "Receives records over HTTP: POST NDJSON or a JSON array; 202 once they are delivered (or accepted), 429 "
+        "Receives records over HTTP: POST NDJSON or a JSON array (plain, gzip or deflate); 202 once they are delivered (or accepted), 429 "
         "when the pipeline is behind, 400 with the line of a bad record, 413 over the size limit, 401 without the token.";
     static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
     static constexpr const char *config_schema = R"json({
@@ -41,7 +41,7 @@ public:
     "address": {"type": "string", "minLength": 1, "default": "127.0.0.1", "description": "Address to listen on (0.0.0.0 for every interface)"},
     "port": {"type": "integer", "minimum": 0, "maximum": 65535, "description": "Port to listen on (0: any free port, logged at start)"},
     "path": {"type": "string", "minLength": 1, "default": "/ingest", "description": "The path records are POSTed to"},
-    "max_body_bytes": {"type": "integer", "minimum": 1, "default": 10485760, "description": "Larger requests get 413"},
+    "max_body_bytes": {"type": "integer", "minimum": 1, "default": 10485760, "description": "Larger requests get 413 (compressed ones: also once inflated past it)"},
     "buffer_records": {"type": "integer", "minimum": 1, "default": 10000, "description": "Records accepted but not yet in the pipeline; when full, requests get 429 with Retry-After"},
     "bearer_token_env": {"type": "string", "minLength": 1, "description": "Environment variable holding the token clients must send as 'Authorization: Bearer ...' (otherwise 401)"},
     "server_threads": {"type": "integer", "minimum": 1, "default": 64, "description": "Requests handled at once (each waits for its records' delivery)"},

@@ -6,6 +6,7 @@
 #include "record_accounting.hpp"
 #include "temp_dir.hpp"
 
+#include <Poco/DeflatingStream.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
@@ -18,6 +19,7 @@
 #include <atomic>
 #include <filesystem>
 #include <csignal>
+#include <sstream>
 #include <thread>
 
 using namespace sluice::test;
@@ -37,7 +39,7 @@ struct Response {
 };
 
 Response post(int port, const std::string &path, const std::string &body, const std::string &type = "application/x-ndjson",
-              const std::string &auth = "") {
+              const std::string &auth = "", const std::string &encoding = "") {
     Response r;
     try {
     Poco::Net::HTTPClientSession s("127.0.0.1", Poco::UInt16(port));
@@ -45,6 +47,7 @@ Response post(int port, const std::string &path, const std::string &body, const 
     req.setContentType(type);
     req.setContentLength(std::streamsize(body.size()));
     if (!auth.empty()) req.set("Authorization", auth);
+    if (!encoding.empty()) req.set("Content-Encoding", encoding);
     s.sendRequest(req) << body;
     Poco::Net::HTTPResponse res;
     Poco::StreamCopier::copyToString(s.receiveResponse(res), r.body);
@@ -56,6 +59,14 @@ Response post(int port, const std::string &path, const std::string &body, const 
         r.body = e.displayText();
     }
     return r;
+}
+
+std::string gzip(const std::string &text) {
+    std::ostringstream out;
+    Poco::DeflatingOutputStream z(out, Poco::DeflatingStreamBuf::STREAM_GZIP);
+    z << text;
+    z.close();
+    return out.str();
 }
 
 } // namespace
@@ -238,6 +249,35 @@ TEST(HttpIngest, WarnsAtStartWhenALoaderConfirmsOnlyAtTheEnd) {
         << sluice.err_so_far();
     sluice.signal(SIGTERM);
     EXPECT_EQ(sluice.wait(30s).exit_code, 0);
+}
+
+TEST(HttpIngest, TakesGzipBodiesAndBoundsWhatTheyInflateTo) {
+    TempDir dir;
+    const int port = free_port();
+    std::string m = dir.write("m.json", R"({"name":"gz","stages":[
+  {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + R"(,"max_body_bytes":20000}},
+  {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson","append":true}}]})");
+    ChildProcess sluice({sluice_binary(), "run", m, "--log-level", "info"});
+    ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
+    std::string ndjson;
+    for (int i = 0; i < 100; ++i) ndjson += "{\"i\":" + std::to_string(i) + "}\n";
+    Response ok = post(port, "/ingest", gzip(ndjson), "application/x-ndjson", "", "gzip");
+    EXPECT_EQ(ok.status, 202) << ok.body;
+    EXPECT_EQ(ok.body, "{\"accepted\":100}");
+    EXPECT_EQ(read_lines(dir / "out.ndjson").size(), 100u);
+    // 1 MB of spaces is a few KB gzipped, under the limit; inflated, it is not.
+    std::string bomb = gzip(std::string(1 << 20, ' '));
+    ASSERT_LT(bomb.size(), 20000u);
+    EXPECT_EQ(post(port, "/ingest", bomb, "application/x-ndjson", "", "gzip").status, 413);
+    Response bad = post(port, "/ingest", "not gzip at all", "application/x-ndjson", "", "gzip");
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_NE(bad.body.find("the body is not valid gzip"), std::string::npos) << bad.body;
+    Response br = post(port, "/ingest", ndjson, "application/x-ndjson", "", "br");
+    EXPECT_EQ(br.status, 415);
+    EXPECT_NE(br.body.find("unsupported Content-Encoding 'br'"), std::string::npos) << br.body;
+    sluice.signal(SIGTERM);
+    EXPECT_EQ(sluice.wait(30s).exit_code, 0);
+    EXPECT_EQ(read_lines(dir / "out.ndjson").size(), 100u);
 }
 
 TEST(HttpLoader, PostsBatchesRetriesAndFailsTheRestToTheErrorPath) {
