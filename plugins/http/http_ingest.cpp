@@ -7,6 +7,7 @@
 #include <Poco/Net/HTTPServerParams.h>
 #include <Poco/Net/HTTPServerRequest.h>
 #include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/InflatingStream.h>
 #include <Poco/String.h>
@@ -187,6 +188,27 @@ HttpIngest::HttpIngest(const Context &ctx) : host_(ctx.host) {
     if (respond != "delivered" && respond != "accepted") c.fail("respond", "expected delivered or accepted");
     settings_.wait_for_delivery = respond == "delivered";
     settings_.delivery_timeout = std::chrono::milliseconds(std::max<int64_t>(1, c.integer("delivery_timeout_ms", 30000)));
+    tls_cert_ = c.string("tls_cert_file");
+    tls_key_ = c.string("tls_key_file");
+    tls_client_ca_ = c.string("tls_client_ca_file");
+    if (tls_cert_.empty() != tls_key_.empty())
+        c.fail(tls_cert_.empty() ? "tls_cert_file" : "tls_key_file", "HTTPS needs both tls_cert_file and tls_key_file");
+    if (!tls_client_ca_.empty() && tls_cert_.empty()) c.fail("tls_client_ca_file", "needs tls_cert_file and tls_key_file");
+    for (std::string *f : {&tls_cert_, &tls_key_, &tls_client_ca_})
+        if (!f->empty()) *f = ctx.resolve_path(*f);
+    if (!tls_cert_.empty()) {
+        // Loaded now, so that `sluice validate` finds a bad file. With a
+        // client CA, a client without a certificate it signed is refused
+        // during the handshake.
+        try {
+            tls_ = new Poco::Net::Context(
+                Poco::Net::Context::TLS_SERVER_USE, tls_key_, tls_cert_, tls_client_ca_,
+                tls_client_ca_.empty() ? Poco::Net::Context::VERIFY_NONE : Poco::Net::Context::VERIFY_STRICT, 9, false);
+        } catch (const Poco::Exception &e) {
+            c.fail("tls_cert_file", "cannot load " + tls_cert_ + " / " + tls_key_ +
+                                        (tls_client_ca_.empty() ? "" : " / " + tls_client_ca_) + ": " + e.displayText());
+        }
+    }
     if (std::string env = c.string("bearer_token_env"); !env.empty()) {
         const char *t = std::getenv(env.c_str());
         if (!t || !*t) c.fail("bearer_token_env", "environment variable " + env + " is not set");
@@ -199,7 +221,10 @@ HttpIngest::~HttpIngest() { shut_down(); }
 void HttpIngest::start() {
     buffer_ = std::make_shared<IngestBuffer>(buffer_records_);
     try {
-        Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(address_, Poco::UInt16(port_)), 256);
+        const Poco::Net::SocketAddress where(address_, Poco::UInt16(port_));
+        Poco::Net::ServerSocket socket;
+        if (tls_) socket = Poco::Net::SecureServerSocket(where, 256, tls_);
+        else socket = Poco::Net::ServerSocket(where, 256);
         auto *params = new Poco::Net::HTTPServerParams;
         params->setMaxThreads(server_threads_);
         params->setMaxQueued(256);
@@ -211,7 +236,7 @@ void HttpIngest::start() {
     } catch (const Poco::Exception &e) {
         throw Error("cannot listen on " + address_ + ":" + std::to_string(port_) + ": " + e.displayText());
     }
-    host_.info("listening on http://" + address_ + ":" + std::to_string(port_) + settings_.path);
+    host_.info("listening on " + std::string(tls_ ? "https" : "http") + "://" + address_ + ":" + std::to_string(port_) + settings_.path);
 }
 
 bool HttpIngest::pull(Emitter &out, uint32_t max_records) {

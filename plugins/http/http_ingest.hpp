@@ -7,6 +7,7 @@
 
 #include <sluice/plugin.hpp>
 
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPServer.h>
 
 #include <atomic>
@@ -49,7 +50,10 @@ public:
     "respond": {"type": "string", "enum": ["delivered", "accepted"], "default": "delivered",
                 "description": "delivered: answer 202 only once every record of the request is loaded, dead-lettered or dropped by rule downstream (at-least-once for the client); accepted: as soon as they are buffered"},
     "delivery_timeout_ms": {"type": "integer", "minimum": 1, "default": 30000,
-                            "description": "delivered: longest wait before answering 504 (the records may still arrive; a client retry may duplicate them)"}
+                            "description": "delivered: longest wait before answering 504 (the records may still arrive; a client retry may duplicate them)"},
+    "tls_cert_file": {"type": "string", "minLength": 1, "description": "HTTPS: the server certificate (PEM, chain included); needs tls_key_file"},
+    "tls_key_file": {"type": "string", "minLength": 1, "description": "HTTPS: the certificate's private key (PEM)"},
+    "tls_client_ca_file": {"type": "string", "minLength": 1, "description": "HTTPS: require client certificates signed by these CAs (PEM; mutual TLS)"}
   }
 })json";
 
@@ -76,6 +80,8 @@ private:
     int port_ = 0;
     size_t buffer_records_ = 10000;
     int server_threads_ = 64;
+    std::string tls_cert_, tls_key_, tls_client_ca_;
+    Poco::Net::Context::Ptr tls_; // null: plain HTTP
     IngestSettings settings_;
     std::shared_ptr<IngestBuffer> buffer_;
     std::unique_ptr<Poco::ThreadPool> pool_;

@@ -7,7 +7,9 @@
 #include "temp_dir.hpp"
 
 #include <Poco/DeflatingStream.h>
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/ServerSocket.h>
@@ -59,6 +61,36 @@ Response post(int port, const std::string &path, const std::string &body, const 
         r.body = e.displayText();
     }
     return r;
+}
+
+// POST over HTTPS trusting `ca`, optionally presenting a client certificate.
+Response post_tls(int port, const std::string &body, const std::string &ca, const std::string &cert = "",
+                  const std::string &key = "") {
+    Response r;
+    try {
+        Poco::Net::Context::Ptr context = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, key, cert, ca,
+                                                                 Poco::Net::Context::VERIFY_RELAXED, 9, false);
+        Poco::Net::HTTPSClientSession s("127.0.0.1", Poco::UInt16(port), context);
+        Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, "/ingest", Poco::Net::HTTPMessage::HTTP_1_1);
+        req.setContentType("application/x-ndjson");
+        req.setContentLength(std::streamsize(body.size()));
+        s.sendRequest(req) << body;
+        Poco::Net::HTTPResponse res;
+        Poco::StreamCopier::copyToString(s.receiveResponse(res), r.body);
+        r.status = int(res.getStatus());
+    } catch (const Poco::Exception &e) {
+        r.status = -1;
+        r.body = e.displayText();
+    }
+    return r;
+}
+
+// A self-signed certificate and its key, for `name` at 127.0.0.1.
+void make_certificate(const std::string &cert, const std::string &key, const std::string &name) {
+    std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + name +
+                      " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + key + " -out " + cert +
+                      " > /dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
 std::string gzip(const std::string &text) {
@@ -278,6 +310,42 @@ TEST(HttpIngest, TakesGzipBodiesAndBoundsWhatTheyInflateTo) {
     sluice.signal(SIGTERM);
     EXPECT_EQ(sluice.wait(30s).exit_code, 0);
     EXPECT_EQ(read_lines(dir / "out.ndjson").size(), 100u);
+}
+
+TEST(HttpIngest, ServesHttpsAndCanRequireClientCertificates) {
+    TempDir dir;
+    make_certificate(dir / "server.pem", dir / "server.key", "localhost");
+    make_certificate(dir / "client.pem", dir / "client.key", "client");
+    make_certificate(dir / "stranger.pem", dir / "stranger.key", "stranger");
+    const int port = free_port();
+    auto manifest = [&](const std::string &tls) {
+        return dir.write("m.json", R"({"name":"tls","stages":[
+  {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + tls + R"(}},
+  {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson","append":true}}]})");
+    };
+    // Relative paths are relative to the manifest.
+    std::string m = manifest(R"(,"tls_cert_file":"server.pem","tls_key_file":"server.key","tls_client_ca_file":"client.pem")");
+    ChildProcess sluice({sluice_binary(), "run", m, "--log-level", "info"});
+    ASSERT_TRUE(sluice.wait_for_err("listening on https://127.0.0.1:")) << sluice.err_so_far();
+    Response ok = post_tls(port, "{\"a\":1}\n{\"a\":2}\n", dir / "server.pem", dir / "client.pem", dir / "client.key");
+    EXPECT_EQ(ok.status, 202) << ok.body;
+    EXPECT_EQ(read_lines(dir / "out.ndjson").size(), 2u);
+    // No client certificate, one the CA did not sign, no TLS at all: refused.
+    EXPECT_EQ(post_tls(port, "{\"a\":3}\n", dir / "server.pem").status, -1);
+    EXPECT_EQ(post_tls(port, "{\"a\":3}\n", dir / "server.pem", dir / "stranger.pem", dir / "stranger.key").status, -1);
+    EXPECT_EQ(post(port, "/ingest", "{\"a\":3}\n").status, -1);
+    sluice.signal(SIGTERM);
+    EXPECT_EQ(sluice.wait(30s).exit_code, 0);
+    EXPECT_EQ(read_lines(dir / "out.ndjson").size(), 2u);
+
+    // Half a TLS setup, or a file that is not a certificate: the manifest is refused.
+    ProcessResult half = run_sluice({"validate", manifest(R"(,"tls_cert_file":"server.pem")")});
+    EXPECT_NE(half.exit_code, 0);
+    EXPECT_NE(half.err.find("tls_key_file: HTTPS needs both tls_cert_file and tls_key_file"), std::string::npos) << half.err;
+    dir.write("junk.pem", "not a certificate\n");
+    ProcessResult junk = run_sluice({"validate", manifest(R"(,"tls_cert_file":"junk.pem","tls_key_file":"server.key")")});
+    EXPECT_NE(junk.exit_code, 0);
+    EXPECT_NE(junk.err.find("tls_cert_file: cannot load " + dir / "junk.pem"), std::string::npos) << junk.err;
 }
 
 TEST(HttpLoader, PostsBatchesRetriesAndFailsTheRestToTheErrorPath) {
