@@ -158,31 +158,16 @@ std::string FileExtractor::checkpoint() const {
 }
 
 void FileExtractor::restore(std::string_view position) {
-    auto bad = [&](const std::string &why) {
-        return Error("saved position " + std::string(position) + " is not one this extractor wrote: " + why);
-    };
-    boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(position, ec);
-    if (ec || !v.is_object()) throw bad("expected a JSON object");
-    const auto &o = v.get_object();
+    json::SavedPosition saved(position);
     Resume r;
-    r.text = std::string(position);
-    const auto *file = o.if_contains("file");
-    if (!file || !file->is_string()) throw bad("no \"file\"");
-    r.file = std::string(file->get_string());
-    auto number = [&](const char *key) -> uint64_t {
-        const auto *n = o.if_contains(key);
-        if (!n) return 0;
-        if (n->is_uint64()) return n->get_uint64();
-        if (n->is_int64() && n->get_int64() >= 0) return uint64_t(n->get_int64());
-        throw bad(std::string("\"") + key + "\" is not a count");
-    };
-    if (const auto *d = o.if_contains("done")) r.done = d->is_bool() && d->get_bool();
-    r.offset = number("offset");
-    r.line = number("line");
-    r.array_state = int(number("array_state"));
-    if (r.array_state > int(ArrayState::done)) throw bad("unknown array_state");
-    if (const auto *sk = o.if_contains("skipping")) r.skipping = sk->is_bool() && sk->get_bool();
+    r.text = saved.text();
+    r.file = saved.required_string("file");
+    r.done = saved.flag("done");
+    r.offset = saved.count("offset");
+    r.line = saved.count("line");
+    r.array_state = int(saved.count("array_state"));
+    if (r.array_state > int(ArrayState::done)) saved.fail("unknown array_state");
+    r.skipping = saved.flag("skipping");
     resume_ = std::move(r);
     resume_pending_ = true;
 }

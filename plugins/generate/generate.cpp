@@ -88,13 +88,11 @@ public:
     // sluice.checkpoint/1: the index of the next record this worker makes.
     std::string checkpoint() const { return "{\"next\":" + std::to_string(next_) + "}"; }
     void restore(std::string_view position) {
-        boost::system::error_code ec;
-        boost::json::value v = boost::json::parse(position, ec);
-        const boost::json::value *n = !ec && v.is_object() ? v.get_object().if_contains("next") : nullptr;
-        if (!n || (!n->is_uint64() && !n->is_int64()) || n->to_number<int64_t>() < 0 ||
-            uint64_t(n->to_number<int64_t>()) % workers_ != worker_)
-            throw Error("saved position " + std::string(position) + " is not one this worker of generate wrote");
-        next_ = uint64_t(n->to_number<int64_t>());
+        json::SavedPosition saved(position);
+        if (!saved.find("next")) saved.fail("no \"next\"");
+        uint64_t next = saved.count("next");
+        if (next % workers_ != worker_) saved.fail("it belongs to another worker (the stage's threads changed?)");
+        next_ = next;
     }
 
 private:

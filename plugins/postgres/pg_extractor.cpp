@@ -151,11 +151,9 @@ std::string PgExtractor::checkpoint() const {
 
 void PgExtractor::restore(std::string_view position) {
     if (cursor_column_.empty()) return;
-    boost::system::error_code ec;
-    bj::value v = bj::parse(position, ec);
-    const bj::value *cursor = !ec && v.is_object() ? v.get_object().if_contains("cursor") : nullptr;
-    if (!cursor || !(cursor->is_number() || cursor->is_string()))
-        throw Error("saved position " + std::string(position) + " is not one this extractor wrote");
+    json::SavedPosition saved(position);
+    const bj::value *cursor = saved.find("cursor");
+    if (!cursor || !(cursor->is_number() || cursor->is_string())) saved.fail("no \"cursor\" (a number or a string)");
     cursor_json_ = bj::serialize(*cursor);
 }
 

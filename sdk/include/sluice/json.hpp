@@ -251,6 +251,46 @@ private:
     std::string prefix_;
 };
 
+// A position this plugin once returned from checkpoint() as a JSON object,
+// read back in restore(). Anything unexpected throws Error("saved position
+// TEXT is not one this extractor wrote: WHY"), which stops the run rather
+// than reading from the start.
+class SavedPosition {
+public:
+    explicit SavedPosition(std::string_view text) : text_(text) {
+        boost::system::error_code ec;
+        bj::value v = bj::parse(text, ec);
+        if (ec || !v.is_object()) fail("expected a JSON object");
+        object_ = std::move(v.get_object());
+    }
+    [[noreturn]] void fail(std::string_view why) const {
+        throw Error("saved position " + text_ + " is not one this extractor wrote: " + std::string(why));
+    }
+    const std::string &text() const { return text_; }
+    const bj::value *find(std::string_view key) const { return object_.if_contains(key); }
+    std::string required_string(std::string_view key) const {
+        const bj::value *v = find(key);
+        if (!v || !v->is_string()) fail("no \"" + std::string(key) + "\"");
+        return std::string(v->get_string());
+    }
+    // A non-negative integer, `def` when absent.
+    uint64_t count(std::string_view key, uint64_t def = 0) const {
+        const bj::value *v = find(key);
+        if (!v) return def;
+        if (v->is_uint64()) return v->get_uint64();
+        if (v->is_int64() && v->get_int64() >= 0) return uint64_t(v->get_int64());
+        fail("\"" + std::string(key) + "\" is not a count");
+    }
+    bool flag(std::string_view key) const {
+        const bj::value *v = find(key);
+        return v && v->is_bool() && v->get_bool();
+    }
+
+private:
+    std::string text_;
+    bj::object object_;
+};
+
 } // namespace sluice::json
 
 #endif // SLUICE_JSON_HPP
