@@ -13,6 +13,7 @@
 #include <fnmatch.h>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace sluice::plugins::documents {
 
@@ -52,6 +53,13 @@ size_t offset_of(const std::string &s, size_t n) {
     return s.size();
 }
 
+// A document's name in saved positions.
+std::string absolute_key(const std::string &path) {
+    std::error_code ec;
+    auto p = fs::absolute(path, ec);
+    return ec ? path : p.lexically_normal().string();
+}
+
 size_t code_points(const std::string &s) {
     size_t n = 0;
     for (unsigned char c : s) n += (c & 0xC0) != 0x80;
@@ -84,7 +92,8 @@ std::vector<std::pair<size_t, std::string>> chunk_text(const std::string &text, 
     return chunks;
 }
 
-DocumentsExtractor::DocumentsExtractor(const Context &ctx) : host_(ctx.host) {
+DocumentsExtractor::DocumentsExtractor(const Context &ctx)
+    : host_(ctx.host), worker_index_(ctx.worker_index), worker_count_(std::max<uint32_t>(1, ctx.worker_count)) {
     json::Config c(ctx.config_json);
     root_ = ctx.resolve_path(c.required_string("path"));
     include_ = c.has("include") ? c.strings("include")
@@ -118,6 +127,30 @@ void DocumentsExtractor::start() {
     }
     if (ec) throw Error("path '" + root_ + "': " + ec.message());
     std::sort(files_.begin(), files_.end());
+    // Documents are shared out between the stage's workers.
+    if (worker_count_ > 1) {
+        std::vector<std::string> mine;
+        for (size_t i = 0; i < files_.size(); ++i)
+            if (i % worker_count_ == worker_index_) mine.push_back(std::move(files_[i]));
+        files_ = std::move(mine);
+    }
+    if (resume_) {
+        // Documents are read in sorted order: those before the saved one are
+        // done. Compared as absolute paths: the run may start elsewhere.
+        std::vector<std::string> keys;
+        for (const auto &f : files_) keys.push_back(absolute_key(f));
+        auto it = std::lower_bound(keys.begin(), keys.end(), resume_->file);
+        next_ = size_t(it - keys.begin());
+        if (it == keys.end() || *it != resume_->file)
+            host_.warn("resuming: " + resume_->file + " is no longer there; going on with the documents after it");
+        else if (resume_->done)
+            ++next_;
+        else
+            skip_ = resume_->emitted;
+        host_.info("resuming at document " + std::to_string(next_ + 1) + " of " + std::to_string(files_.size()) +
+                   (skip_ ? " after its first " + std::to_string(skip_) + " records" : std::string()));
+        resume_.reset();
+    }
     magic_t m = magic_open(MAGIC_MIME_TYPE);
     if (!m || magic_load(m, nullptr) != 0) {
         std::string why = m ? magic_error(m) : "out of memory";
@@ -131,6 +164,9 @@ void DocumentsExtractor::start() {
 void DocumentsExtractor::read_next(Emitter &out) {
     const std::string path = files_[next_++];
     const fs::path p(path);
+    current_key_ = absolute_key(path);
+    emitted_ = 0;
+    const uint64_t skip = std::exchange(skip_, 0);
     auto fail = [&](const std::string &why) {
         out.emit_failed({}, why, {attr(SLUICE_ATTR_SOURCE, path)});
         host_.counter("unreadable_documents", 1);
@@ -197,6 +233,10 @@ void DocumentsExtractor::read_next(Emitter &out) {
                                                             std::to_string(chunks.size()) + ",\"chunk_start\":" +
                                                             std::to_string(chunks[i].first)));
     }
+    // Resuming inside this document: its first records were delivered.
+    const size_t dropped = size_t(std::min<uint64_t>(skip, pending_.size()));
+    pending_.erase(pending_.begin(), pending_.begin() + std::ptrdiff_t(dropped));
+    emitted_ = dropped;
     pending_source_ = path;
     host_.counter("documents_read", 1);
 }
@@ -212,9 +252,28 @@ bool DocumentsExtractor::pull(Emitter &out, uint32_t max_records) {
         }
         out.emit_new(pending_.front(), {attr(SLUICE_ATTR_SOURCE, pending_source_)});
         pending_.pop_front();
+        ++emitted_;
         ++n;
     }
     return pending_.empty() && next_ >= files_.size();
+}
+
+std::string DocumentsExtractor::checkpoint() const {
+    if (current_key_.empty()) return resume_ ? resume_->text : std::string(); // nothing read yet
+    std::string out = "{\"file\":";
+    json::append_string(out, current_key_);
+    if (pending_.empty()) return out + ",\"done\":true}";
+    return out + ",\"emitted\":" + std::to_string(emitted_) + "}";
+}
+
+void DocumentsExtractor::restore(std::string_view position) {
+    json::SavedPosition saved(position);
+    Resume r;
+    r.text = saved.text();
+    r.file = saved.required_string("file");
+    r.done = saved.flag("done");
+    r.emitted = saved.count("emitted");
+    resume_ = std::move(r);
 }
 
 } // namespace sluice::plugins::documents

@@ -5,7 +5,9 @@
 #include <sluice/plugin.hpp>
 
 #include <deque>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice::plugins::documents {
@@ -39,12 +41,23 @@ public:
     ~DocumentsExtractor();
     void start();
     bool pull(Emitter &out, uint32_t max_records);
+    // sluice.checkpoint/1: the current document and how many of its records
+    // were emitted ({"file": ..., "emitted": N} or {"file": ..., "done": true}).
+    std::string checkpoint() const;
+    void restore(std::string_view position);
 
 private:
     // Reads the next file into pending_ (records) or the error path.
     void read_next(Emitter &out);
 
+    struct Resume {
+        std::string text, file; // file: absolute
+        bool done = false;
+        uint64_t emitted = 0;
+    };
+
     Host host_;
+    uint32_t worker_index_ = 0, worker_count_ = 1;
     std::string root_, text_field_;
     std::vector<std::string> include_, exclude_;
     bool recursive_ = true;
@@ -53,6 +66,10 @@ private:
     size_t next_ = 0;
     std::deque<std::string> pending_; // records of the current file not yet emitted
     std::string pending_source_;
+    std::string current_key_;  // absolute path of the document being emitted
+    uint64_t emitted_ = 0;     // records of it emitted so far
+    uint64_t skip_ = 0;        // records of the next document already delivered (resuming)
+    std::optional<Resume> resume_;
     void *magic_ = nullptr;
 };
 

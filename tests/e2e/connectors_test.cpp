@@ -169,4 +169,19 @@ TEST(Connectors, TheDocumentsExampleChunksAndEnrichesEveryDocument) {
     auto dead = read_lines(dir / "out/documents_text/unreadable.ndjson");
     ASSERT_EQ(dead.size(), 1u);
     EXPECT_NE(dead[0].find("application/pdf: not a readable PDF"), std::string::npos) << dead[0];
+
+    // Two workers share the documents out: the same records, none twice.
+    auto one = read_lines(dir / "out/documents_text/chunks.ndjson");
+    std::string m = read_file(dir / "pipelines/documents_text.json");
+    m.replace(m.find("\"plugin\": \"documents\","), 23, "\"plugin\": \"documents\", \"threads\": 2,");
+    dir.write("pipelines/documents_text.json", m);
+    ProcessResult two = run_sluice({"run", dir / "pipelines/documents_text.json", "--report", dir / "r2.json"});
+    ASSERT_EQ(two.exit_code, 0) << two.err;
+    bj::object rep = read_checked_report(dir / "r2.json");
+    EXPECT_EQ(rep.at("stages").as_array()[0].at("threads").to_number<int64_t>(), 2);
+    auto both = read_lines(dir / "out/documents_text/chunks.ndjson");
+    std::sort(one.begin(), one.end());
+    std::sort(both.begin(), both.end());
+    EXPECT_EQ(both, one);
+    EXPECT_EQ(read_lines(dir / "out/documents_text/unreadable.ndjson").size(), 1u);
 }

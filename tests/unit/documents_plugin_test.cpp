@@ -1,5 +1,6 @@
 // The documents extractor on a small corpus made here: text, Markdown,
 // HTML, PDF and JSON, plus files it must refuse.
+#include "resume_check.hpp"
 #include "stage_harness.hpp"
 #include "temp_dir.hpp"
 
@@ -136,4 +137,18 @@ TEST(Documents, ConfigMistakes) {
               "config.chunk_overlap: must be less than chunk_chars");
     StageHarness h(SLUICE_KIND_EXTRACTOR, "documents", R"({"path":"/nonexistent/dir"})");
     EXPECT_THROW(h.start(), std::runtime_error);
+}
+
+TEST(Documents, ResumesAtEveryPullWithoutLosingOrRepeatingARecord) {
+    TempDir dir;
+    std::string text;
+    for (int i = 0; i < 40; ++i) text += "word" + std::to_string(i) + " ";
+    dir.write("docs/a.txt", "short");
+    dir.write("docs/b/long.txt", text); // several chunks, cut across pulls
+    dir.write("docs/c.pdf", "%PDF-1.4\nnot really");
+    dir.write("docs/d.md", "# last");
+    const std::string config = R"({"path":"docs","chunk_chars":60,"chunk_overlap":5})";
+    expect_resumes_exactly("documents", config, dir.path());
+    StageHarness bad(SLUICE_KIND_EXTRACTOR, "documents", config, dir.path());
+    EXPECT_THROW(bad.restore("{\"emitted\":3}"), std::runtime_error);
 }

@@ -1,3 +1,4 @@
+#include "resume_check.hpp"
 #include "stage_harness.hpp"
 #include "temp_dir.hpp"
 
@@ -182,64 +183,24 @@ TEST(FileExtractor, ConfigErrorsAreOneLine) {
 
 // Resuming: stopping after any pull and restoring the position in a new
 // instance reads exactly the records not read yet, for every format.
-namespace {
-
-std::vector<std::string> all_payloads(const Emitted &e) {
-    std::vector<std::string> v = e.out();
-    for (const auto &f : e.failures) v.push_back("bad:" + f.message);
-    return v;
-}
-
-void expect_resumes_exactly(const std::string &config, const std::string &base) {
-    std::vector<std::string> reference = all_payloads(read_all(config, base));
-    ASSERT_GT(reference.size(), 3u);
-    std::sort(reference.begin(), reference.end());
-    for (int cut = 0;; ++cut) {
-        std::vector<std::string> got;
-        std::string position;
-        bool ended = false;
-        {
-            StageHarness first(SLUICE_KIND_EXTRACTOR, "file", config, base);
-            first.start();
-            for (int i = 0; i < cut && !ended; ++i) {
-                Emitted e = first.pull(2);
-                for (auto &p : all_payloads(e)) got.push_back(p);
-                ended = e.end;
-            }
-            position = first.position().value();
-        }
-        StageHarness second(SLUICE_KIND_EXTRACTOR, "file", config, base);
-        if (!position.empty()) second.restore(position);
-        second.start();
-        Emitted rest = second.pull_all(2);
-        for (auto &p : all_payloads(rest)) got.push_back(p);
-        // Failures come apart from records, so compare as multisets: nothing
-        // missing, nothing twice.
-        std::sort(got.begin(), got.end());
-        EXPECT_EQ(got, reference) << "cut after pull " << cut << " at " << position;
-        if (ended || ::testing::Test::HasFailure()) break;
-    }
-}
-
-} // namespace
 
 TEST(FileExtractor, ResumesNdjsonAcrossFilesAtEveryPull) {
     TempDir dir;
     dir.write("a.ndjson", "{\"a\":1}\n{\"a\":2}\n\n{\"a\":3}\n{bad\n{\"a\":4}\n");
     dir.write("b.ndjson", "{\"b\":1}\r\n{\"b\":2}\n{\"b\":3}");
-    expect_resumes_exactly(R"({"path":"*.ndjson"})", dir.path());
+    expect_resumes_exactly("file", R"({"path":"*.ndjson"})", dir.path());
 }
 
 TEST(FileExtractor, ResumesCsvAfterTheHeaderAndInsideQuotedLineBreaks) {
     TempDir dir;
     dir.write("in.csv", "id,note\n1,\"two\nlines\"\n2,plain\n3,\"x,y\"\n4,short,extra\n5,last\n6,\"\"\"q\"\"\"\n");
-    expect_resumes_exactly(R"({"path":"in.csv"})", dir.path());
+    expect_resumes_exactly("file", R"({"path":"in.csv"})", dir.path());
 }
 
 TEST(FileExtractor, ResumesInsideAJsonArray) {
     TempDir dir;
     dir.write("in.json", "[\n  {\"a\":1},\n  {\"a\":[2,\n 3]},\n  7,\n  {\"a\":4}, {\"a\":5}\n]\n");
-    expect_resumes_exactly(R"({"path":"in.json"})", dir.path());
+    expect_resumes_exactly("file", R"({"path":"in.json"})", dir.path());
 }
 
 TEST(FileExtractor, PositionsNameTheFileAbsolutelyAndBadOnesAreRefused) {
