@@ -259,7 +259,7 @@ bool DocumentsExtractor::pull(Emitter &out, uint32_t max_records) {
 }
 
 std::string DocumentsExtractor::checkpoint() const {
-    if (current_key_.empty()) return resume_ ? resume_->text : std::string(); // nothing read yet
+    if (current_key_.empty()) return {}; // nothing read yet: "cannot say" keeps the restored position
     std::string out = "{\"file\":";
     json::append_string(out, current_key_);
     if (pending_.empty()) return out + ",\"done\":true}";
@@ -269,7 +269,6 @@ std::string DocumentsExtractor::checkpoint() const {
 void DocumentsExtractor::restore(std::string_view position) {
     json::SavedPosition saved(position);
     Resume r;
-    r.text = saved.text();
     r.file = saved.required_string("file");
     r.done = saved.flag("done");
     r.emitted = saved.count("emitted");

@@ -51,7 +51,7 @@ private:
     void read_next(Emitter &out);
 
     struct Resume {
-        std::string text, file; // file: absolute
+        std::string file; // absolute
         bool done = false;
         uint64_t emitted = 0;
     };
