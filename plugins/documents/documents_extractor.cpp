@@ -1,5 +1,6 @@
 #include "documents_extractor.hpp"
 
+#include "../common/sorted_files.hpp"
 #include "text_extraction.hpp"
 
 #include <sluice/json.hpp>
@@ -51,13 +52,6 @@ size_t offset_of(const std::string &s, size_t n) {
         if (seen++ == n) return i;
     }
     return s.size();
-}
-
-// A document's name in saved positions.
-std::string absolute_key(const std::string &path) {
-    std::error_code ec;
-    auto p = fs::absolute(path, ec);
-    return ec ? path : p.lexically_normal().string();
 }
 
 size_t code_points(const std::string &s) {
@@ -127,21 +121,13 @@ void DocumentsExtractor::start() {
     }
     if (ec) throw Error("path '" + root_ + "': " + ec.message());
     std::sort(files_.begin(), files_.end());
-    // Documents are shared out between the stage's workers.
-    if (worker_count_ > 1) {
-        std::vector<std::string> mine;
-        for (size_t i = 0; i < files_.size(); ++i)
-            if (i % worker_count_ == worker_index_) mine.push_back(std::move(files_[i]));
-        files_ = std::move(mine);
-    }
+    files_ = share_of(std::move(files_), worker_index_, worker_count_);
     if (resume_) {
         // Documents are read in sorted order: those before the saved one are
-        // done. Compared as absolute paths: the run may start elsewhere.
-        std::vector<std::string> keys;
-        for (const auto &f : files_) keys.push_back(absolute_key(f));
-        auto it = std::lower_bound(keys.begin(), keys.end(), resume_->file);
-        next_ = size_t(it - keys.begin());
-        if (it == keys.end() || *it != resume_->file)
+        // done.
+        const SortedPlace place = locate(files_, resume_->file);
+        next_ = place.index;
+        if (!place.found)
             host_.warn("resuming: " + resume_->file + " is no longer there; going on with the documents after it");
         else if (resume_->done)
             ++next_;

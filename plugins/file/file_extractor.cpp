@@ -1,6 +1,7 @@
 #include "file_extractor.hpp"
 
 #include "../common/json_text.hpp"
+#include "../common/sorted_files.hpp"
 #include "csv.hpp"
 
 #include <sluice/json.hpp>
@@ -8,7 +9,6 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
-#include <filesystem>
 #include <glob.h>
 
 namespace sluice::plugins {
@@ -58,13 +58,6 @@ size_t json_value_length(const char *p, size_t n) {
         if (p[i] == ',' || p[i] == ']' || p[i] == '}' || p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r')
             return i;
     return 0;
-}
-
-// A file's name in saved positions.
-std::string absolute_key(const std::string &path) {
-    std::error_code ec;
-    auto p = std::filesystem::absolute(path, ec);
-    return ec ? path : p.lexically_normal().string();
 }
 
 size_t count_newlines(std::string_view s) { return size_t(std::count(s.begin(), s.end(), '\n')); }
@@ -119,21 +112,16 @@ void FileExtractor::start() {
     if (all.empty() && !allow_no_files_ && !resume_)
         throw Error("path '" + pattern_ + "' matches no file (set allow_no_files to accept that)");
     std::sort(all.begin(), all.end());
-    // Files are shared out between the stage's workers.
-    for (size_t i = 0; i < all.size(); ++i)
-        if (i % worker_count_ == worker_index_) files_.push_back(all[i]);
+    const size_t total = all.size();
+    files_ = share_of(std::move(all), worker_index_, worker_count_);
     reader_ = std::make_unique<SourceReader>(chunk_, max_record_);
-    host_.debug("reading " + std::to_string(files_.size()) + " of " + std::to_string(all.size()) + " files");
+    host_.debug("reading " + std::to_string(files_.size()) + " of " + std::to_string(total) + " files");
     if (resume_) {
         // Files are read in sorted order: those before the saved one are
         // done. If the saved file is gone, carry on with the next name.
-        // Compared as absolute paths: the run may start from another
-        // directory than the one that saved the position.
-        std::vector<std::string> keys;
-        for (const auto &f : files_) keys.push_back(absolute_key(f));
-        auto it = std::lower_bound(keys.begin(), keys.end(), resume_->file);
-        next_file_ = size_t(it - keys.begin());
-        if (it == keys.end() || *it != resume_->file) {
+        const SortedPlace place = locate(files_, resume_->file);
+        next_file_ = place.index;
+        if (!place.found) {
             host_.warn("resuming: " + resume_->file + " is no longer there; going on with the files after it");
             resume_.reset();
         } else if (resume_->done) {

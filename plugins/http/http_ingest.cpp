@@ -14,6 +14,7 @@
 #include <Poco/ThreadPool.h>
 #include <Poco/URI.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <optional>
 
@@ -248,11 +249,8 @@ std::string HttpIngest::checkpoint() const { return buffer_ ? std::to_string(buf
 
 void HttpIngest::acknowledged(std::string_view position) {
     uint64_t n = 0;
-    for (char c : position) {
-        if (c < '0' || c > '9') return;
-        n = n * 10 + uint64_t(c - '0');
-    }
-    buffer_->delivered(n);
+    auto [end, ec] = std::from_chars(position.data(), position.data() + position.size(), n);
+    if (ec == std::errc() && end == position.data() + position.size()) buffer_->delivered(n);
 }
 
 void HttpIngest::shut_down() {
