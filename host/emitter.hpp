@@ -15,6 +15,9 @@ enum class FailureKind {
     rejected,   // failed a rule (reject)
     failed,     // could not be processed (fail, or a failed batch)
     unreadable, // an extractor could not make a record of its input (emit_failed)
+    undelivered, // the stage's environment failed (SLUICE_RETRY to the end):
+                 // not the record's fault, so never skipped, dead-lettered or
+                 // acknowledged; counted as an error and the run fails
 };
 
 struct Failure {

@@ -30,11 +30,4 @@ std::string_view then_name(ErrorPolicy::Then then);
 // workers do not retry in step.
 std::chrono::milliseconds retry_delay(const ErrorPolicy &policy, uint32_t attempt);
 
-// A dead letter: a JSON object holding the original record (as JSON when it
-// is valid JSON, else as a string), where and why it failed, and when.
-std::string dead_letter_envelope(std::string_view payload, bool payload_is_json, uint64_t record_id,
-                                 const std::string &stage, const std::string &plugin, std::string_view error,
-                                 uint32_t attempts, std::string_view kind,
-                                 const std::vector<std::pair<std::string_view, std::string_view>> &attributes);
-
 } // namespace sluice

@@ -164,6 +164,7 @@ struct Defaults {
     uint32_t queue_capacity = 8;
     uint32_t batch_size = 1024;
     uint32_t timeout_ms = 0;
+    uint32_t retry_environment_ms = 30000;
 };
 
 constexpr uint32_t kMaxThreads = 256;
@@ -225,7 +226,10 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             check.error("/defaults", "expected an object");
         } else {
             const bj::object &o = d->get_object();
-            check.known_keys(o, "/defaults", {"threads", "queue_capacity", "batch_size", "timeout_ms", "on_error"});
+            check.known_keys(o, "/defaults", {"threads", "queue_capacity", "batch_size", "timeout_ms", "retry_environment_ms",
+                                               "on_error"});
+            defaults.retry_environment_ms =
+                check.positive(o, "/defaults", "retry_environment_ms", defaults.retry_environment_ms, 86400000);
             defaults.timeout_ms = o.contains("timeout_ms") ? check.positive(o, "/defaults", "timeout_ms", 0, 86400000) : 0;
             if (const bj::value *e = o.if_contains("on_error"))
                 defaults.on_error = parse_error_policy(*e, "/defaults/on_error", check);
@@ -252,7 +256,7 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             const bj::object &so = arr[i].get_object();
             check.known_keys(so, sp,
                              {"id", "kind", "plugin", "library", "config", "inputs", "threads", "queue_capacity",
-                              "batch_size", "timeout_ms", "ordered", "on_error"});
+                              "batch_size", "timeout_ms", "retry_environment_ms", "ordered", "on_error"});
             StageSpec s;
             s.json_path = sp;
             s.on_error = defaults.on_error;
@@ -286,6 +290,8 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             s.batch_size = check.positive(so, sp, "batch_size", defaults.batch_size, kMaxBatch);
             s.timeout_ms = check.positive(so, sp, "timeout_ms", defaults.timeout_ms, 86400000);
             if (!so.contains("timeout_ms")) s.timeout_ms = defaults.timeout_ms;
+            s.retry_environment_ms =
+                check.positive(so, sp, "retry_environment_ms", defaults.retry_environment_ms, 86400000);
             s.ordered = s.kind == SLUICE_KIND_LOADER; // loaders write in extraction order by default
             if (const bj::value *o = so.if_contains("ordered")) {
                 if (!o->is_bool()) check.error(sp + "/ordered", "expected true or false");

@@ -36,6 +36,10 @@ struct StageSpec {
     uint32_t queue_capacity = 8; // batches waiting in front of this stage
     uint32_t batch_size = 1024;  // records per pull/process call
     uint32_t timeout_ms = 0;     // longest a process call may take (0: no limit)
+    // How long a call answering SLUICE_RETRY (the destination or source
+    // cannot take anything: disk full, connection lost) is tried again
+    // before the stage fails the run.
+    uint32_t retry_environment_ms = 30000;
     bool ordered = false;        // receive batches in extraction order
     bool ordered_explicit = false;
     std::vector<InputRef> inputs; // where records come from (none for extractors)

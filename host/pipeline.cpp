@@ -286,7 +286,7 @@ RunResult Pipeline::run(const RunOptions &options) {
     if (options.handle_signals) signals = std::make_unique<SignalWatcher>(control_);
 
     spdlog::info("pipeline '{}': running {} stages", manifest_.name, stages_.size());
-    if (state_) state_->start(std::chrono::milliseconds(manifest_.checkpoint_interval_ms), control_);
+    if (state_) state_->start(std::chrono::milliseconds(manifest_.checkpoint_interval_ms));
     for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) (*it)->launch();
     for (auto &s : stages_) s->join();
     signals.reset();

@@ -1,8 +1,11 @@
 #include "stage.hpp"
 
 #include "host_services.hpp"
+#include "environment_retry.hpp"
 #include "error_policy.hpp"
 #include "kinds.hpp"
+
+#include <sluice/dead_letter.hpp>
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -11,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -24,9 +28,7 @@ uint64_t elapsed_ns(Clock::time_point since) {
     return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count());
 }
 
-// How many times a call answering SLUICE_RETRY is tried before it counts as
-// an error, and the backoff between tries (doubled each time, with jitter).
-constexpr int kRetryAttempts = 5;
+// Backoff between failed pulls (doubled each time, with jitter).
 constexpr std::chrono::milliseconds kRetryBase{50};
 constexpr std::chrono::milliseconds kRetryMax{2000};
 // An extractor whose pull fails this many times in a row stops the pipeline.
@@ -275,7 +277,8 @@ void Stage::run_extractor(uint32_t worker) {
     std::vector<Batch> outputs;
     FailureBatch failures;
     BatchEmitter emitter(outputs, failures);
-    int consecutive_errors = 0, retries = 0;
+    int consecutive_errors = 0;
+    std::optional<EnvironmentRetry> environment_retry;
     std::chrono::milliseconds idle{0};
     while (!control_.stop_requested()) {
         outputs.clear();
@@ -286,21 +289,30 @@ void Stage::run_extractor(uint32_t worker) {
         auto t0 = Clock::now();
         sluice_status s = plugin_.desc->pull(inst.handle, emitter.raw(), spec_.batch_size, &end);
         c.add(c.busy_ns, elapsed_ns(t0));
-        if (s == SLUICE_RETRY || s == SLUICE_ERROR) {
+        if (s == SLUICE_RETRY) {
+            // The source cannot be read right now; nothing was consumed.
             std::string msg = plugin_message(inst);
-            if (s == SLUICE_ERROR) {
-                ++consecutive_errors;
-                c.add(c.errors, 1);
-                metrics_.reason(false, msg);
-                spdlog::warn("[{}] read failed ({} in a row): {}", spec_.id, consecutive_errors, msg);
-                if (consecutive_errors >= kMaxConsecutivePullErrors) {
-                    fatal("reading failed " + std::to_string(consecutive_errors) + " times in a row: " + msg);
-                    return;
-                }
-            } else {
-                spdlog::debug("[{}] source asks to retry: {}", spec_.id, msg);
+            if (!environment_retry) environment_retry.emplace(spec_.retry_environment_ms);
+            spdlog::debug("[{}] source unavailable, trying again: {}", spec_.id, msg);
+            if (!environment_retry->wait(control_, true)) {
+                // Out of time, unless the run is stopping anyway.
+                if (!control_.stop_requested()) fail_environment(msg, environment_retry->attempts());
+                return; // a source that could not be read is not flushed
             }
-            control_.sleep_for(backoff(s == SLUICE_RETRY ? retries++ : consecutive_errors), true);
+            continue;
+        }
+        environment_retry.reset();
+        if (s == SLUICE_ERROR) {
+            std::string msg = plugin_message(inst);
+            ++consecutive_errors;
+            c.add(c.errors, 1);
+            metrics_.reason(false, msg);
+            spdlog::warn("[{}] read failed ({} in a row): {}", spec_.id, consecutive_errors, msg);
+            if (consecutive_errors >= kMaxConsecutivePullErrors) {
+                fatal("reading failed " + std::to_string(consecutive_errors) + " times in a row: " + msg);
+                return;
+            }
+            control_.sleep_for(backoff(consecutive_errors), true);
             continue;
         }
         if (s != SLUICE_OK) {
@@ -308,7 +320,6 @@ void Stage::run_extractor(uint32_t worker) {
             return;
         }
         consecutive_errors = 0;
-        retries = 0;
         // New records get ids from one contiguous range per call.
         uint64_t produced = 0;
         for (const auto &b : outputs) produced += b.records.size();
@@ -376,29 +387,18 @@ void Stage::run_processor(uint32_t worker) {
         for (uint32_t off = 0; off < n; off += step) {
             const uint32_t count = std::min(step, n - off);
             Mark m = mark(outputs, failures);
-            sluice_status s = SLUICE_OK;
             std::string msg;
-            for (int attempt = 0;; ++attempt) {
-                s = call_process(worker, *in, off, count, outputs, failures, emitter, c, msg);
-                if (s != SLUICE_RETRY) break;
-                rollback(outputs, failures, m);
-                if (attempt + 1 >= kRetryAttempts || control_.aborted()) break;
-                spdlog::debug("[{}] retrying batch: {}", spec_.id, msg);
-                control_.sleep_for(backoff(attempt), false);
-            }
+            sluice_status s = call_retrying_environment(worker, *in, off, count, outputs, failures, emitter, c, msg);
             if (s == SLUICE_OK) continue;
-            if (s == SLUICE_RETRY) {
-                msg = "still failing after " + std::to_string(kRetryAttempts) + " attempts: " + msg;
-                s = SLUICE_ERROR;
-            }
-            if (s != SLUICE_ERROR) {
+            if (s != SLUICE_ERROR && s != SLUICE_RETRY) {
                 fatal(msg);
                 return;
             }
-            // The whole slice failed: every record in it takes the error path.
+            // The whole slice failed: every record in it takes the error
+            // path, or, when the environment failed, is left undelivered.
             rollback(outputs, failures, m);
-            for (uint32_t i = off; i < off + count; ++i)
-                failures.items.push_back(Failure{FailureKind::failed, in->records[i], msg});
+            const FailureKind kind = s == SLUICE_RETRY ? FailureKind::undelivered : FailureKind::failed;
+            for (uint32_t i = off; i < off + count; ++i) failures.items.push_back(Failure{kind, in->records[i], msg});
             if (count) failures.storage->parents.push_back(in->storage);
         }
         if (spec_.on_error.max_attempts > 1) retry_failed(worker, *in, outputs, failures, emitter, c);
@@ -415,6 +415,46 @@ void Stage::run_processor(uint32_t worker) {
     }
     if (control_.aborted()) return;
     flush_instance(worker, outputs, failures, emitter);
+}
+
+sluice_status Stage::call_retrying_environment(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
+                                               std::vector<Batch> &outputs, FailureBatch &failures,
+                                               BatchEmitter &emitter, WorkerCounters &c, std::string &message) {
+    if (environment_failed_.load()) {
+        // The stage has failed: what still reaches it is not delivered.
+        std::lock_guard lock(environment_mutex_);
+        message = environment_failure_;
+        return SLUICE_RETRY;
+    }
+    Mark m = mark(outputs, failures);
+    EnvironmentRetry retry(spec_.retry_environment_ms);
+    for (;;) {
+        sluice_status s = call_process(worker, input, off, count, outputs, failures, emitter, c, message);
+        if (s != SLUICE_RETRY) return s;
+        rollback(outputs, failures, m);
+        spdlog::debug("[{}] environment failure, trying the batch again: {}", spec_.id, message);
+        if (!retry.wait(control_, false)) {
+            message = fail_environment(message, retry.attempts());
+            return SLUICE_RETRY;
+        }
+    }
+}
+
+std::string Stage::fail_environment(const std::string &cause, int attempts) {
+    std::string message = "not delivered: " + cause + " (tried " + std::to_string(attempts) +
+                          (attempts == 1 ? " time)" : " times)");
+    {
+        std::lock_guard lock(environment_mutex_);
+        if (environment_failed_.load()) return environment_failure_;
+        environment_failure_ = message;
+        environment_failed_ = true;
+    }
+    std::string what = "stage '" + spec_.id + "' (" + std::string(kind_name(spec_.kind)) + " " + spec_.plugin +
+                       ") failed: " + cause + " (tried " + std::to_string(attempts) + (attempts == 1 ? " time" : " times") +
+                       " over up to " + std::to_string(spec_.retry_environment_ms) + " ms)";
+    spdlog::error("{}", what);
+    control_.fail(what);
+    return message;
 }
 
 sluice_status Stage::call_process(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
@@ -656,14 +696,15 @@ void Stage::retry_failed(uint32_t worker, const Batch &input, std::vector<Batch>
         const uint32_t n = uint32_t(again.records.size());
         Mark m = mark(outputs, failures);
         std::string msg;
-        sluice_status s = call_process(worker, again, 0, n, outputs, failures, emitter, c, msg);
+        sluice_status s = call_retrying_environment(worker, again, 0, n, outputs, failures, emitter, c, msg);
         if (s != SLUICE_OK && s != SLUICE_ERROR && s != SLUICE_RETRY) {
             fatal(msg);
             return;
         }
         if (s != SLUICE_OK) {
             rollback(outputs, failures, m);
-            for (const auto &r : again.records) failures.items.push_back(Failure{FailureKind::failed, r, msg, attempt});
+            const FailureKind kind = s == SLUICE_RETRY ? FailureKind::undelivered : FailureKind::failed;
+            for (const auto &r : again.records) failures.items.push_back(Failure{kind, r, msg, attempt});
             failures.storage->parents.push_back(again.storage);
             continue;
         }
@@ -681,7 +722,10 @@ void Stage::log_failure(const Failure &f) {
     std::string_view line = attr_value(f.record, SLUICE_ATTR_SOURCE_LINE);
     std::string where;
     if (!source.empty()) where = " (" + std::string(source) + (line.empty() ? "" : ":" + std::string(line)) + ")";
-    const char *what = rejected ? "rejected" : f.kind == FailureKind::unreadable ? "could not read" : "failed";
+    const char *what = rejected                                ? "rejected"
+                       : f.kind == FailureKind::unreadable  ? "could not read"
+                       : f.kind == FailureKind::undelivered ? "could not deliver"
+                                                            : "failed";
     std::string tries = f.attempts > 1 ? " after " + std::to_string(f.attempts) + " attempts" : "";
     spdlog::log(level, "[{}] {} record {}{}{}: {}", spec_.id, what, f.record.id, where, tries, f.message);
     if (n + 1 == kFailuresLoggedPerStage)
@@ -698,14 +742,27 @@ bool Stage::handle_failures(const FailureBatch &failures, WorkerCounters &c, con
         metrics_.reason(rejected, f.message);
         log_failure(f);
         if (rejected) continue;
+        if (f.kind == FailureKind::undelivered) {
+            // Neither skipped nor dead-lettered: the saved position must
+            // stay before it, so the next run reads it again.
+            for (const AckRef &a : acks) a->poison();
+            continue;
+        }
         if (policy.then == ErrorPolicy::Then::dead_letter && dead_letter_) {
-            std::vector<std::pair<std::string_view, std::string_view>> attrs;
+            dead_letter::Letter letter;
+            letter.payload = {f.record.payload, f.record.payload_len};
+            letter.payload_is_json = f.record.content_type == nullptr ||
+                                     std::string_view(f.record.content_type) == SLUICE_CONTENT_JSON;
+            letter.record_id = f.record.id;
+            letter.stage = spec_.id;
+            letter.plugin = spec_.plugin;
+            letter.kind = f.kind == FailureKind::unreadable ? "unreadable" : "failed";
+            letter.error = f.message;
+            letter.attempts = f.attempts;
             for (uint32_t i = 0; i < f.record.attr_count; ++i)
-                attrs.emplace_back(std::string_view(f.record.attrs[i].key, f.record.attrs[i].key_len),
-                                   std::string_view(f.record.attrs[i].value, f.record.attrs[i].value_len));
-            std::string envelope = dead_letter_envelope(
-                {f.record.payload, f.record.payload_len}, f.record.content_type == nullptr, f.record.id, spec_.id,
-                spec_.plugin, f.message, f.attempts, f.kind == FailureKind::unreadable ? "unreadable" : "failed", attrs);
+                letter.attributes.emplace_back(std::string_view(f.record.attrs[i].key, f.record.attrs[i].key_len),
+                                               std::string_view(f.record.attrs[i].value, f.record.attrs[i].value_len));
+            std::string envelope = dead_letter::write(letter);
             sluice_record r{};
             r.id = f.record.id;
             r.payload = dead.storage->arena.copy(envelope);

@@ -102,6 +102,16 @@ private:
     sluice_status call_process(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
                                std::vector<Batch> &outputs, FailureBatch &failures, BatchEmitter &emitter,
                                WorkerCounters &c, std::string &message);
+    // call_process, tried again while it answers SLUICE_RETRY, for up to
+    // retry_environment_ms; after that the stage fails (fail_environment)
+    // and SLUICE_RETRY is returned with the message for its records.
+    sluice_status call_retrying_environment(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
+                                            std::vector<Batch> &outputs, FailureBatch &failures,
+                                            BatchEmitter &emitter, WorkerCounters &c, std::string &message);
+    // The stage's environment failed for good: the run fails cleanly (what
+    // is in flight drains) and whatever still reaches the stage is left
+    // undelivered. Returns the message for those records.
+    std::string fail_environment(const std::string &cause, int attempts);
     std::string plugin_message(const Instance &inst) const;
 
     void run_extractor(uint32_t worker);
@@ -143,6 +153,9 @@ private:
     std::shared_ptr<BatchQueue> dead_letter_;
     std::shared_ptr<std::atomic<int>> abandoned_ = std::make_shared<std::atomic<int>>(0);
     std::atomic<uint64_t> failures_logged_{0};
+    std::atomic<bool> environment_failed_{false};
+    std::mutex environment_mutex_;
+    std::string environment_failure_;
     // Delivery: one tracker per extractor instance (empty when the run keeps
     // no state); a stage whose records are durable only after its flush
     // holds the acknowledgements of what it took in until then.

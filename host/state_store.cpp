@@ -146,8 +146,7 @@ void StateStore::track(const std::string &stage, const std::string &plugin,
     tracked_[stage] = Tracked{plugin, std::move(workers)};
 }
 
-void StateStore::start(std::chrono::milliseconds interval, const PipelineControl &control) {
-    control_ = &control;
+void StateStore::start(std::chrono::milliseconds interval) {
     if (tracked_.empty()) return;
     writer_ = std::thread([this, interval] { writer_loop(interval); });
 }
@@ -195,9 +194,9 @@ std::string StateStore::save(bool force) {
         }
         stages[id] = bj::object{{"plugin", t.plugin}, {"workers", std::move(workers)}};
     }
-    // Checked after the snapshots: a token completed by an abort's teardown
-    // happens after the abort flag is set, so this sees it.
-    if (control_ && control_->aborted()) return {};
+    // Saved even once the run has aborted: trackers ignore every token
+    // completed after the abort flag is set (batches dropped unloaded), so
+    // the snapshot is what was really delivered, and a failed run keeps it.
     bj::object root{{"format", kFormat}, {"saved_at", utc_now()}, {"stages", std::move(stages)}};
     std::string text = bj::serialize(root) + "\n";
 

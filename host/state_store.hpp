@@ -53,10 +53,10 @@ public:
     void track(const std::string &stage, const std::string &plugin,
                std::vector<std::shared_ptr<AckTracker>> workers);
 
-    // Saves in the background every `interval` while something changed,
-    // never once `control` has aborted.
-    void start(std::chrono::milliseconds interval, const PipelineControl &control);
-    // Stops the writer, then saves one last time unless the run aborted.
+    // Saves in the background every `interval` while something changed.
+    void start(std::chrono::milliseconds interval);
+    // Stops the writer, then saves one last time, also when the run failed
+    // or aborted: what was delivered before that stays delivered.
     // Returns an error message, or empty.
     std::string finish();
 
@@ -78,7 +78,6 @@ private:
     int lock_fd_ = -1;
     boost::json::object saved_stages_; // as read, for stages this run leaves alone
     std::map<std::string, Tracked> tracked_;
-    const PipelineControl *control_ = nullptr;
     uint64_t written_version_ = UINT64_MAX;
     std::mutex save_mutex_; // one save at a time
 

@@ -5,7 +5,7 @@
 namespace sluice::plugins {
 
 CsvScan parse_csv_record(const char *p, size_t n, bool at_eof, char delim, std::vector<std::string> &fields,
-                         size_t &count) {
+                         size_t &count, bool strict_quotes) {
     CsvScan r;
     count = 0;
     size_t i = 0;
@@ -51,12 +51,19 @@ CsvScan parse_csv_record(const char *p, size_t n, bool at_eof, char delim, std::
                 i = j + 1;
                 break;
             }
-            if (i < n && p[i] != delim && p[i] != '\n' && p[i] != '\r')
-                return fail("unexpected character after the closing quote of field " + std::to_string(count));
+            if (i < n && p[i] != delim && p[i] != '\n' && p[i] != '\r') {
+                if (strict_quotes)
+                    return fail("unexpected character after the closing quote of field " + std::to_string(count));
+                // "abc"def: the rest is part of the field, as written.
+                size_t start = i;
+                while (i < n && p[i] != delim && p[i] != '\n' && p[i] != '\r') ++i;
+                if (i >= n && !at_eof) return need_more();
+                field.append(p + start, i - start);
+            }
         } else {
             size_t start = i;
             while (i < n && p[i] != delim && p[i] != '\n' && p[i] != '\r') {
-                if (p[i] == '"') return fail("quote inside unquoted field " + std::to_string(count));
+                if (p[i] == '"' && strict_quotes) return fail("quote inside unquoted field " + std::to_string(count));
                 ++i;
             }
             if (i >= n && !at_eof) return need_more();
@@ -79,6 +86,31 @@ CsvScan parse_csv_record(const char *p, size_t n, bool at_eof, char delim, std::
         r.newlines += 1;
         return r;
     }
+}
+
+size_t CsvRecordSkipper::scan(const char *p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+        const char c = p[i];
+        if (c == '\n') ++newlines_;
+        switch (state_) {
+        case State::field_start:
+        case State::unquoted:
+        case State::quote_in_quoted:
+            if (c == '\n') {
+                state_ = State::field_start;
+                return i + 1;
+            }
+            if (c == delimiter_) state_ = State::field_start;
+            else if (c == '"' && state_ != State::unquoted) state_ = State::quoted, quoted_ = 0;
+            else state_ = State::unquoted;
+            break;
+        case State::quoted:
+            if (c == '"') state_ = State::quote_in_quoted;
+            else if (++quoted_ > max_quoted_) state_ = State::unquoted; // a stray quote
+            break;
+        }
+    }
+    return std::string::npos;
 }
 
 char csv_delimiter(const json::Config &config) {

@@ -97,6 +97,8 @@ FileExtractor::FileExtractor(const Context &ctx)
     infer_types_ = c.boolean("infer_types", false);
     source_attrs_ = c.boolean("source_attrs", true);
     allow_no_files_ = c.boolean("allow_no_files", false);
+    allow_unreadable_ = c.boolean("allow_unreadable", false);
+    strict_quotes_ = c.boolean("strict_quotes", false);
     max_record_ = size_t(std::max<int64_t>(1024, c.integer("max_record_bytes", int64_t(max_record_))));
     chunk_ = size_t(std::max<int64_t>(4096, c.integer("read_buffer_bytes", int64_t(chunk_))));
 }
@@ -171,7 +173,7 @@ void FileExtractor::set_columns_from_header(size_t count) {
     }
 }
 
-void FileExtractor::resume_in_file(Emitter &out) {
+void FileExtractor::resume_in_file() {
     Resume r = std::move(*resume_);
     resume_.reset();
     if (r.offset == 0) return;
@@ -195,9 +197,10 @@ void FileExtractor::resume_in_file(Emitter &out) {
     }
     std::string err;
     if (!reader_->seek(r.offset, err)) {
-        emit_bad(out, {}, "cannot resume at byte " + std::to_string(r.offset) + ": " + err, r.line + 1);
-        file_done_ = true;
-        return;
+        resume_ = std::move(r); // tried again with the file
+        --next_file_;
+        reader_->close();
+        throw SourceUnavailable{current_ + ": cannot resume at byte " + std::to_string(resume_->offset) + ": " + err};
     }
     line_ = r.line;
     skipping_line_ = r.skipping;
@@ -226,12 +229,14 @@ FileExtractor::Format FileExtractor::detect(const std::string &path) {
 
 bool FileExtractor::open_next(Emitter &out) {
     while (next_file_ < files_.size()) {
-        current_ = files_[next_file_++];
         std::string err;
-        if (!reader_->open(current_, err)) {
+        if (!reader_->open(files_[next_file_], err)) {
+            if (!allow_unreadable_) throw SourceUnavailable{files_[next_file_] + ": cannot open file: " + err};
+            current_ = files_[next_file_++];
             emit_bad(out, {}, "cannot open file: " + err, 0);
             continue;
         }
+        current_ = files_[next_file_++];
         line_ = 0;
         skipping_line_ = false;
         columns_.clear();
@@ -245,7 +250,7 @@ bool FileExtractor::open_next(Emitter &out) {
         file_done_ = false;
         host_.debug("reading " + current_);
         current_key_ = absolute_key(current_);
-        if (resume_ && resume_->file == current_key_) resume_in_file(out);
+        if (resume_ && resume_->file == current_key_) resume_in_file();
         return true;
     }
     return false;
@@ -258,23 +263,38 @@ void FileExtractor::finish_file() {
 
 bool FileExtractor::pull(Emitter &out, uint32_t max_records) {
     if (!reader_) throw FatalError("pull before start");
-    resume_pending_ = false;
+    emitted_ = 0;
     uint32_t done = 0;
-    while (done < max_records) {
-        if (file_done_ && !open_next(out)) {
-            if (read_errors_) host_.counter("read_errors", int64_t(read_errors_));
-            read_errors_ = 0;
-            return true;
+    try {
+        while (done < max_records) {
+            if (file_done_ && !open_next(out)) {
+                if (read_errors_) host_.counter("read_errors", int64_t(read_errors_));
+                read_errors_ = 0;
+                resume_pending_ = false;
+                return true;
+            }
+            resume_pending_ = false;
+            uint32_t want = max_records - done;
+            switch (current_format_) {
+            case Format::csv: done += pull_csv(out, want); break;
+            case Format::json: done += pull_json_array(out, want); break;
+            default: done += pull_ndjson(out, want); break;
+            }
+            if (file_done_) finish_file();
         }
-        uint32_t want = max_records - done;
-        switch (current_format_) {
-        case Format::csv: done += pull_csv(out, want); break;
-        case Format::json: done += pull_json_array(out, want); break;
-        default: done += pull_ndjson(out, want); break;
-        }
-        if (file_done_) finish_file();
+    } catch (const SourceUnavailable &e) {
+        // Nothing was consumed past the failure. Records already emitted in
+        // this call go out; the next pull meets the failure again.
+        if (emitted_ > 0) return false;
+        throw EnvironmentError(e.message);
     }
     return false;
+}
+
+void FileExtractor::read_failed(Emitter &out, const std::string &error) {
+    if (!allow_unreadable_) throw SourceUnavailable{current_ + ":" + std::to_string(line_ + 1) + ": read error: " + error};
+    emit_bad(out, {}, "read error: " + error + "; skipping the rest of the file (allow_unreadable)", line_ + 1);
+    file_done_ = true;
 }
 
 bool FileExtractor::refill(Emitter &out) {
@@ -283,10 +303,7 @@ bool FileExtractor::refill(Emitter &out) {
     case SourceReader::Fill::more: return true;
     case SourceReader::Fill::eof: return false;
     case SourceReader::Fill::too_large: return false;
-    case SourceReader::Fill::error:
-        emit_bad(out, {}, "read error: " + err, line_ + 1);
-        file_done_ = true;
-        return false;
+    case SourceReader::Fill::error: read_failed(out, err); return false;
     }
     return false;
 }
@@ -307,6 +324,7 @@ bool FileExtractor::validate_object(std::string_view json, std::string &error) {
 }
 
 void FileExtractor::emit_record(Emitter &out, std::string_view json, uint64_t line) {
+    ++emitted_;
     if (!source_attrs_) {
         out.emit_new(json);
         return;
@@ -318,6 +336,7 @@ void FileExtractor::emit_record(Emitter &out, std::string_view json, uint64_t li
 
 void FileExtractor::emit_bad(Emitter &out, std::string_view raw, const std::string &message, uint64_t line) {
     ++read_errors_;
+    ++emitted_;
     if (raw.size() > 4096) raw = raw.substr(0, 4096); // enough to recognise it
     if (line == 0) {
         out.emit_failed(raw, message, {attr(SLUICE_ATTR_SOURCE, current_)});
@@ -343,8 +362,7 @@ uint32_t FileExtractor::pull_ndjson(Emitter &out, uint32_t max) {
                 auto f = reader_->fill(err);
                 if (f == SourceReader::Fill::more || f == SourceReader::Fill::eof) continue;
                 if (f == SourceReader::Fill::error) {
-                    emit_bad(out, {}, "read error: " + err, line_ + 1);
-                    file_done_ = true;
+                    read_failed(out, err);
                     return n + 1;
                 }
                 // too_large: no line break within max_record_bytes.
@@ -374,7 +392,10 @@ uint32_t FileExtractor::pull_ndjson(Emitter &out, uint32_t max) {
         }
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (is_blank(line)) continue;
-        if (validate_object(line, error)) emit_record(out, line, line_);
+        if (line.size() > max_record_) {
+            emit_bad(out, line.substr(0, 1024), "record longer than max_record_bytes (" + std::to_string(max_record_) + ")",
+                     line_);
+        } else if (validate_object(line, error)) emit_record(out, line, line_);
         else emit_bad(out, line, error, line_);
         ++n;
     }
@@ -385,18 +406,28 @@ uint32_t FileExtractor::pull_csv(Emitter &out, uint32_t max) {
     uint32_t n = 0;
     while (n < max) {
         size_t count = 0;
-        CsvScan scan = parse_csv_record(reader_->data(), reader_->size(), reader_->eof(), delimiter_, fields_, count);
+        if (csv_skipper_) {
+            if (!skip_csv_record(out)) return n;
+            continue;
+        }
+        CsvScan scan = parse_csv_record(reader_->data(), reader_->size(), reader_->eof(), delimiter_, fields_, count,
+                                        strict_quotes_);
         if (scan.status == CsvScan::need_more) {
             std::string err;
             auto f = reader_->fill(err);
             if (f == SourceReader::Fill::more || f == SourceReader::Fill::eof) continue;
+            if (f == SourceReader::Fill::error) {
+                read_failed(out, err);
+                return n + 1;
+            }
+            // Too long to hold: one error, then on with the next record.
             emit_bad(out, std::string_view(reader_->data(), std::min<size_t>(reader_->size(), 1024)),
-                     f == SourceReader::Fill::error ? "read error: " + err
-                                                    : "record longer than max_record_bytes (" +
-                                                          std::to_string(max_record_) + "); skipping the rest of the file",
+                     "record longer than max_record_bytes (" + std::to_string(max_record_) +
+                         "); skipped to the next line break outside quotes",
                      line_ + 1);
-            file_done_ = true;
-            return n + 1;
+            csv_skipper_.emplace(delimiter_, max_record_);
+            ++n;
+            continue;
         }
         if (reader_->size() == 0) {
             file_done_ = true;
@@ -407,6 +438,20 @@ uint32_t FileExtractor::pull_csv(Emitter &out, uint32_t max) {
         line_ += scan.newlines;
         if (scan.status == CsvScan::invalid) {
             emit_bad(out, raw, "invalid CSV: " + scan.error, start_line);
+            reader_->consume(scan.consumed);
+            ++n;
+            continue;
+        }
+        if (raw.size() > max_record_) {
+            emit_bad(out, raw, "record longer than max_record_bytes (" + std::to_string(max_record_) + ")", start_line);
+            reader_->consume(scan.consumed);
+            ++n;
+            continue;
+        }
+        if (!simdjson::validate_utf8(raw.data(), raw.size())) {
+            emit_bad(out, raw,
+                     "invalid UTF-8 at byte " + std::to_string(json::first_invalid_utf8(raw) + 1) + " of the record",
+                     start_line);
             reader_->consume(scan.consumed);
             ++n;
             continue;
@@ -445,6 +490,31 @@ uint32_t FileExtractor::pull_csv(Emitter &out, uint32_t max) {
         ++n;
     }
     return n;
+}
+
+bool FileExtractor::skip_csv_record(Emitter &out) {
+    for (;;) {
+        size_t used = csv_skipper_->scan(reader_->data(), reader_->size());
+        if (used != std::string::npos) {
+            reader_->consume(used);
+            line_ += csv_skipper_->newlines();
+            csv_skipper_.reset();
+            return true;
+        }
+        reader_->consume(reader_->size());
+        std::string err;
+        auto f = reader_->fill(err);
+        if (f == SourceReader::Fill::more) continue;
+        if (f == SourceReader::Fill::error) {
+            read_failed(out, err);
+            return false;
+        }
+        // The file ends inside the record.
+        line_ += csv_skipper_->newlines();
+        csv_skipper_.reset();
+        file_done_ = true;
+        return false;
+    }
 }
 
 uint32_t FileExtractor::pull_json_array(Emitter &out, uint32_t max) {
@@ -509,10 +579,13 @@ uint32_t FileExtractor::pull_json_array(Emitter &out, uint32_t max) {
                     std::string err;
                     auto f = reader_->fill(err);
                     if (f == SourceReader::Fill::more || f == SourceReader::Fill::eof) continue;
+                    if (f == SourceReader::Fill::error) {
+                        read_failed(out, err);
+                        return n + 1;
+                    }
                     emit_bad(out, std::string_view(d, std::min<size_t>(size, 1024)),
-                             f == SourceReader::Fill::error ? "read error: " + err
-                                                            : "element longer than max_record_bytes (" +
-                                                                  std::to_string(max_record_) + "); skipping the rest of the file",
+                             "element longer than max_record_bytes (" + std::to_string(max_record_) +
+                                 "); skipping the rest of the file",
                              line_ + 1);
                     file_done_ = true;
                     return n + 1;
@@ -524,7 +597,10 @@ uint32_t FileExtractor::pull_json_array(Emitter &out, uint32_t max) {
             }
             std::string_view elem(d, len);
             uint64_t start_line = line_ + 1;
-            if (validate_object(elem, error)) emit_record(out, elem, start_line);
+            if (len > max_record_)
+                emit_bad(out, elem.substr(0, 1024),
+                         "element longer than max_record_bytes (" + std::to_string(max_record_) + ")", start_line);
+            else if (validate_object(elem, error)) emit_record(out, elem, start_line);
             else emit_bad(out, elem, error, start_line);
             line_ += count_newlines(elem);
             reader_->consume(len);

@@ -1,6 +1,7 @@
 // Extractor "file": reads NDJSON, CSV and JSON-array files matching a glob.
 #pragma once
 
+#include "csv.hpp"
 #include "source_reader.hpp"
 
 #include <sluice/plugin.hpp>
@@ -38,8 +39,12 @@ public:
                      "description": "Attach attributes 'source' (file path) and 'source_line' to every record"},
     "allow_no_files": {"type": "boolean", "default": false,
                        "description": "Succeed when the glob matches no file (otherwise the run fails at start)"},
+    "allow_unreadable": {"type": "boolean", "default": false,
+                         "description": "Pass over a file that cannot be opened or read (a directory, no permission, an I/O error) with an error of kind 'unreadable' on the error path; otherwise the run keeps trying for retry_environment_ms, then fails without saving the file as read"},
+    "strict_quotes": {"type": "boolean", "default": false,
+                      "description": "CSV: refuse a quote inside an unquoted field or text after a closing quote (RFC 4180 to the letter); by default both are taken literally, as Python's csv module does"},
     "max_record_bytes": {"type": "integer", "minimum": 1024, "default": 16777216,
-                         "description": "Longest record accepted; longer ones go to the error path"},
+                         "description": "Longest record accepted, in every format; a longer one is one error (with file and line) and reading goes on at the next record"},
     "read_buffer_bytes": {"type": "integer", "minimum": 4096, "default": 1048576, "description": "Read chunk size"}
   }
 })json";
@@ -59,7 +64,7 @@ private:
     // CSV: columns_ from the first `count` fields_ (the header).
     void set_columns_from_header(size_t count);
     // Moves the file just opened to the restored position.
-    void resume_in_file(Emitter &out);
+    void resume_in_file();
     void finish_file();
     // Each returns records emitted; sets file_done_ when the file is finished.
     uint32_t pull_ndjson(Emitter &out, uint32_t max);
@@ -69,6 +74,17 @@ private:
     bool refill(Emitter &out);
     void emit_record(Emitter &out, std::string_view json, uint64_t line);
     void emit_bad(Emitter &out, std::string_view raw, const std::string &message, uint64_t line);
+    // The file cannot be read: an environment error (SourceUnavailable,
+    // thrown), or with allow_unreadable an error record and the next file.
+    void read_failed(Emitter &out, const std::string &error);
+    // CSV: skips the rest of a record too long to hold; false when the
+    // pull must end (end of file, or a read error with allow_unreadable).
+    bool skip_csv_record(Emitter &out);
+    // Thrown inside a pull when the source cannot be read; nothing past the
+    // failure has been consumed.
+    struct SourceUnavailable {
+        std::string message;
+    };
     bool validate_object(std::string_view json, std::string &error);
     Format detect(const std::string &path);
 
@@ -81,6 +97,8 @@ private:
     bool infer_types_ = false;
     bool source_attrs_ = true;
     bool allow_no_files_ = false;
+    bool allow_unreadable_ = false;
+    bool strict_quotes_ = false;
     size_t max_record_ = 16u << 20;
     size_t chunk_ = 1u << 20;
     uint32_t worker_index_ = 0, worker_count_ = 1;
@@ -95,6 +113,7 @@ private:
     bool skipping_line_ = false;
 
     // CSV state
+    std::optional<CsvRecordSkipper> csv_skipper_; // skipping a record too long to hold
     std::vector<std::string> columns_;
     std::vector<std::string> fields_;
     std::string json_;
@@ -116,6 +135,7 @@ private:
     simdjson::dom::parser parser_;
     char line_buf_[24];
     uint64_t read_errors_ = 0;
+    uint64_t emitted_ = 0; // records and errors emitted by the current pull
 };
 
 } // namespace sluice::plugins

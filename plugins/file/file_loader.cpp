@@ -71,7 +71,9 @@ void FileLoader::start() {
         if (fd_ < 0) throw Error("cannot open " + path_ + " for appending: " + errno_text());
         repair_tail();
         struct stat st {};
-        header_written_ = ::fstat(fd_, &st) == 0 && st.st_size > 0;
+        if (::fstat(fd_, &st) != 0) throw Error("cannot stat " + path_ + ": " + errno_text());
+        file_length_ = uint64_t(st.st_size);
+        header_written_ = file_length_ > 0;
         return;
     }
     // The temp file sits beside the target so the final rename is atomic.
@@ -129,11 +131,19 @@ void FileLoader::write_out(bool force) {
     while (left > 0) {
         ssize_t n = ::write(fd_, p, left);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw FatalError("write to " + (temp_path_.empty() ? path_ : temp_path_) + " failed: " + errno_text());
+        if (n < 0) {
+            // Disk full, I/O error: the file system's fault, not the
+            // records'. Cut off what this write left, keep the buffer.
+            std::string message = "write to " + (temp_path_.empty() ? path_ : temp_path_) + " failed: " + errno_text();
+            if (::ftruncate(fd_, off_t(file_length_)) != 0)
+                throw FatalError(message + ", and cutting off the partial write failed too: " + errno_text());
+            throw EnvironmentError(message);
+        }
         p += n;
         left -= size_t(n);
     }
     bytes_ += buffer_.size();
+    file_length_ += buffer_.size();
     buffer_.clear();
 }
 
@@ -173,6 +183,22 @@ void FileLoader::write_csv(const Record &r, uint32_t index, Emitter &out) {
 }
 
 void FileLoader::process(Input in, Emitter &out) {
+    // What to go back to if the batch cannot be written: the host then
+    // calls again with the same records.
+    const size_t buffered = buffer_.size();
+    const uint64_t records = records_;
+    const bool header_written = header_written_;
+    try {
+        write_batch(in, out);
+    } catch (const EnvironmentError &) {
+        buffer_.resize(buffered);
+        records_ = records;
+        header_written_ = header_written;
+        throw;
+    }
+}
+
+void FileLoader::write_batch(Input in, Emitter &out) {
     for (uint32_t i = 0; i < in.size(); ++i) {
         Record r = in[i];
         if (!r.is_json()) {
@@ -193,8 +219,17 @@ void FileLoader::process(Input in, Emitter &out) {
         return;
     }
     // Appending: the batch is on disk before it counts as delivered.
+    const uint64_t batch_start = file_length_, bytes = bytes_;
     write_out(true);
-    if (fsync_ && ::fdatasync(fd_) != 0) throw Error("fdatasync of " + path_ + " failed: " + errno_text());
+    if (fsync_ && ::fdatasync(fd_) != 0) {
+        // Whether the batch reached the disk is unknown: take it back and
+        // let the host write it again.
+        std::string message = "fdatasync of " + path_ + " failed: " + errno_text();
+        file_length_ = batch_start;
+        bytes_ = bytes;
+        if (::ftruncate(fd_, off_t(file_length_)) != 0) throw FatalError(message);
+        throw EnvironmentError(message);
+    }
 }
 
 void FileLoader::flush(Emitter &) {

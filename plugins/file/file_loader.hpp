@@ -53,6 +53,11 @@ public:
 private:
     // Append mode: cuts off a partial last record a crashed run left.
     void repair_tail();
+    // Writes what process was given; EnvironmentError leaves the file as it
+    // was before the batch (process puts the buffer back too).
+    void write_batch(Input in, Emitter &out);
+    // Writes the buffer when it is large enough (or `force`); a failed write
+    // is cut off the file and throws EnvironmentError.
     void write_out(bool force);
     void write_csv(const Record &r, uint32_t index, Emitter &out);
 
@@ -72,6 +77,9 @@ private:
     json::RecordParser parser_;
     std::string field_;
     uint64_t records_ = 0, bytes_ = 0, fields_not_in_columns_ = 0;
+    // Bytes in the open file that were written whole; a failed write is cut
+    // back to it, so no torn record stays behind.
+    uint64_t file_length_ = 0;
 };
 
 } // namespace sluice::plugins

@@ -18,10 +18,11 @@ Database::~Database() { sqlite3_close_v2(db_); }
 
 void Database::exec(const std::string &sql) {
     char *err = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string m = err ? err : sqlite3_errmsg(db_);
+    if (int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err); rc != SQLITE_OK) {
+        std::string m = path_ + ": " + (err ? err : sqlite3_errmsg(db_));
         sqlite3_free(err);
-        throw Error(path_ + ": " + m);
+        if (is_row_error(rc) || (rc & 0xff) == SQLITE_ERROR) throw Error(m);
+        throw EnvironmentError(m);
     }
 }
 
@@ -30,6 +31,16 @@ Statement Database::prepare(const std::string &sql) {
     if (sqlite3_prepare_v2(db_, sql.c_str(), int(sql.size()), &st, nullptr) != SQLITE_OK)
         throw Error(path_ + ": " + sqlite3_errmsg(db_) + " (in: " + sql + ")");
     return Statement(st, *this);
+}
+
+bool is_row_error(int code) {
+    switch (code & 0xff) {
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_TOOBIG:
+    case SQLITE_RANGE: return true;
+    default: return false;
+    }
 }
 
 std::string quote_identifier(std::string_view name) {

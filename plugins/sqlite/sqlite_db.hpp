@@ -1,5 +1,7 @@
 // A thin RAII layer over the SQLite C API: a connection, prepared
-// statements, and errors as sluice::Error with the database's message.
+// statements, and errors as sluice::Error with the database's message, or
+// sluice::EnvironmentError when the database itself failed (disk full, I/O
+// error, read-only, locked), which is never the fault of a record.
 #pragma once
 
 #include <sluice/plugin.hpp>
@@ -21,6 +23,7 @@ public:
     Database(const Database &) = delete;
     Database &operator=(const Database &) = delete;
 
+    // Throws EnvironmentError when the database failed, Error otherwise.
     void exec(const std::string &sql);
     Statement prepare(const std::string &sql);
     std::string error() const { return sqlite3_errmsg(db_); }
@@ -57,6 +60,11 @@ private:
     sqlite3_stmt *st_;
     const Database *db_;
 };
+
+// Whether a statement's result code (extended codes on) is about the row it
+// was given (a constraint, a type, a value too big) rather than about the
+// database: only those may fail one record.
+bool is_row_error(int code);
 
 // A name quoted as an SQL identifier: "my ""table""".
 std::string quote_identifier(std::string_view name);

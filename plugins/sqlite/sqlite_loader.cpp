@@ -128,8 +128,16 @@ void SqliteLoader::process(Input in, Emitter &out) {
         }
         if (record->size() > matched) ++extra_fields_;
         // A refused row (constraint, type) is undone alone; the rest of the
-        // batch goes on in the same transaction.
-        if (insert_->step() != SQLITE_DONE) {
+        // batch goes on in the same transaction. Any other failure is the
+        // database's (disk full, I/O error): the whole batch is undone and
+        // tried again later, never skipped record by record.
+        if (int rc = insert_->step(); rc != SQLITE_DONE) {
+            if (!is_row_error(rc)) {
+                std::string message = "sqlite: " + path_ + ": " + db_->error();
+                insert_->reset();
+                roll_back();
+                throw EnvironmentError(message);
+            }
             out.fail(i, "sqlite: " + db_->error());
             ++refused;
             continue;
@@ -140,11 +148,16 @@ void SqliteLoader::process(Input in, Emitter &out) {
     try {
         db_->exec("COMMIT");
     } catch (...) {
-        sqlite3_exec(db_->raw(), "ROLLBACK", nullptr, nullptr, nullptr);
+        roll_back();
         throw;
     }
     written_ += written;
     refused_ += refused;
+}
+
+void SqliteLoader::roll_back() {
+    // SQLite may already have rolled back by itself (disk full, I/O error).
+    if (!sqlite3_get_autocommit(db_->raw())) sqlite3_exec(db_->raw(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 void SqliteLoader::flush(Emitter &) {

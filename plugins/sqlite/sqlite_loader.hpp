@@ -50,6 +50,8 @@ public:
     bool durable_on_process() const { return true; }
 
 private:
+    // Ends the open transaction, if SQLite has not ended it already.
+    void roll_back();
     struct Column {
         std::string name, type;
     };

@@ -67,7 +67,7 @@ TEST(StateStore, SavesAtomicallyAndReadsBack) {
         EXPECT_EQ(store.path(), dir / "state/my_pipeline_1.state.json");
         EXPECT_FALSE(store.saved("src"));
         store.track("src", "generate", {w0, w1});
-        store.start(std::chrono::milliseconds(10), control);
+        store.start(std::chrono::milliseconds(10));
         AckRef t = w0->issue("{\"next\":4}", 2);
         AckRef u = w0->issue("{\"next\":8}", 2);
         t.reset();
@@ -115,16 +115,29 @@ TEST(StateStore, OneRunAtATimeAndBadFilesAreNamed) {
     }
 }
 
-TEST(StateStore, AnAbortedRunSavesNothing) {
+TEST(StateStore, AnAbortedRunSavesWhatWasDeliveredBeforeTheAbort) {
+    // Issue 9, R1/R5: a failing run used to save no state at all, so a rerun
+    // read again everything the failed run had already delivered.
     TempDir dir;
     PipelineControl control;
     auto w = std::make_shared<AckTracker>(control, std::nullopt);
-    StateStore store(dir.path(), "p");
-    store.track("src", "file", {w});
-    store.start(std::chrono::milliseconds(1000), control);
-    control.abort("boom");
-    EXPECT_EQ(store.finish(), "");
-    EXPECT_FALSE(std::filesystem::exists(store.path()));
+    {
+        StateStore store(dir.path(), "p");
+        store.track("src", "file", {w});
+        store.start(std::chrono::milliseconds(100000));
+        AckRef delivered = w->issue("{\"line\":10}", 10);
+        AckRef in_flight = w->issue("{\"line\":20}", 10);
+        delivered.reset();
+        control.abort("boom");
+        in_flight.reset(); // dropped by the teardown, not delivered
+        EXPECT_EQ(store.finish(), "");
+        EXPECT_EQ(store.acknowledged(), 10u);
+        EXPECT_EQ(store.unacknowledged(), 10u);
+    }
+    auto saved = StateStore(dir.path(), "p").saved("src");
+    ASSERT_TRUE(saved);
+    EXPECT_EQ(saved->positions, std::vector<std::string>{"{\"line\":10}"});
+    EXPECT_EQ(saved->unacknowledged, 10u);
 }
 
 TEST(GenerateExtractor, ResumesAtTheSavedRecord) {

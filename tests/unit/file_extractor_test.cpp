@@ -57,7 +57,7 @@ TEST(FileExtractor, CsvFollowsRfc4180) {
               "4,x\n"
               "5,\"bad\"quote,z\n"
               "6,last,row");
-    Emitted e = read_all(R"({"path":"in.csv"})", dir.path());
+    Emitted e = read_all(R"({"path":"in.csv","strict_quotes":true})", dir.path());
     EXPECT_EQ(e.out(), (std::vector<std::string>{
                            R"({"id":"1","name":"Smith, Jane","note":"said \"hi\""})",
                            R"({"id":"2","name":"Bob","note":"two\nlines"})",
@@ -247,4 +247,129 @@ TEST(FileExtractor, ResumingCopesWithAFileThatShrankOrWentAway) {
         for (const auto &l : h.logs()) warned |= l.find("is now shorter") != std::string::npos;
         EXPECT_TRUE(warned);
     }
+}
+
+// Issue 9, D2: a quote inside an unquoted field is taken literally, as
+// Python's csv module does; strict_quotes refuses it (RFC 4180).
+TEST(FileExtractor, CsvTakesBareQuotesLiterallyUnlessStrict) {
+    TempDir dir;
+    dir.write("in.csv", "id,where,note\n1,37°36'37.8\"N,ok\n2,\"quoted\"tail,x\n");
+    Emitted e = read_all(R"({"path":"in.csv"})", dir.path());
+    EXPECT_EQ(e.out(), (std::vector<std::string>{R"({"id":"1","where":"37°36'37.8\"N","note":"ok"})",
+                                                 R"({"id":"2","where":"quotedtail","note":"x"})"}));
+    EXPECT_TRUE(e.failures.empty());
+    Emitted strict = read_all(R"({"path":"in.csv","strict_quotes":true})", dir.path());
+    EXPECT_TRUE(strict.out().empty());
+    ASSERT_EQ(strict.failures.size(), 2u);
+    EXPECT_EQ(strict.failures[0].message, "invalid CSV: quote inside unquoted field 2");
+}
+
+// Issue 9, R2: one over-long CSV row used to end the file ("skipping the
+// rest of the file", the file then saved as read): 99,990 rows lost for good.
+TEST(FileExtractor, AnOverlongCsvRowIsOneErrorAndReadingGoesOn) {
+    TempDir dir;
+    std::string csv = "id,name\n";
+    for (int i = 1; i <= 2000; ++i) {
+        if (i == 10) csv += "10," + std::string(5000, 'X') + "\n";
+        else if (i == 20) // over-long, with a line break inside quotes that must not end it
+            csv += "20,\"quoted " + std::string(500, 'Y') + "\nwith a line break, and " + std::string(400, 'Z') + "\"" +
+                   std::string(1500, 'W') + "\n";
+        else csv += std::to_string(i) + ",n\n";
+    }
+    dir.write("long.csv", csv);
+    Emitted e = read_all(R"({"path":"long.csv","max_record_bytes":1024,"read_buffer_bytes":4096})", dir.path());
+    EXPECT_EQ(e.out().size(), 1998u);
+    ASSERT_EQ(e.failures.size(), 2u);
+    EXPECT_EQ(e.failures[0].message, "record longer than max_record_bytes (1024); skipped to the next line break outside quotes");
+    EXPECT_EQ(attr(e.failures[0].record, "source_line"), "11");
+    EXPECT_EQ(attr(e.failures[1].record, "source_line"), "21");
+    EXPECT_EQ(e.out().back(), R"({"id":"2000","name":"n"})");
+    EXPECT_EQ(e.out()[18], R"({"id":"21","name":"n"})");
+    EXPECT_EQ(attr(e.batches.back().records.back(), "source_line"), "2002") << "line numbers stay in step after a skip";
+}
+
+// An unterminated quote swallows at most max_record_bytes, then the reader
+// takes the quote as stray and goes on at the next line break.
+TEST(FileExtractor, AnUnterminatedCsvQuoteCannotSwallowTheRestOfTheFile) {
+    TempDir dir;
+    std::string csv = "id,name\n1,\"never closed\n";
+    for (int i = 2; i <= 1000; ++i) csv += std::to_string(i) + ",n\n";
+    dir.write("q.csv", csv);
+    Emitted e = read_all(R"({"path":"q.csv","max_record_bytes":1024,"read_buffer_bytes":4096})", dir.path());
+    ASSERT_EQ(e.failures.size(), 1u);
+    EXPECT_EQ(attr(e.failures[0].record, "source_line"), "2");
+    ASSERT_FALSE(e.out().empty());
+    EXPECT_EQ(e.out().back(), R"({"id":"1000","name":"n"})");
+    EXPECT_GT(e.out().size(), 800u) << "only about max_record_bytes of rows go with the bad quote";
+}
+
+// Issue 9, R4: invalid UTF-8 in a CSV row passed the reader and reached the
+// output as invalid JSON.
+TEST(FileExtractor, InvalidUtf8IsCaughtInEveryFormat) {
+    TempDir dir;
+    dir.write("bad.csv", "id,name\n1,ok\n2,caf\xE9\n3,fine\n");
+    Emitted c = read_all(R"({"path":"bad.csv"})", dir.path());
+    EXPECT_EQ(c.out(), (std::vector<std::string>{R"({"id":"1","name":"ok"})", R"({"id":"3","name":"fine"})"}));
+    ASSERT_EQ(c.failures.size(), 1u);
+    EXPECT_EQ(c.failures[0].message, "invalid UTF-8 at byte 6 of the record");
+    EXPECT_EQ(attr(c.failures[0].record, "source_line"), "3");
+    dir.write("bad.ndjson", "{\"a\":\"caf\xE9\"}\n{\"a\":1}\n");
+    Emitted n = read_all(R"({"path":"bad.ndjson"})", dir.path());
+    EXPECT_EQ(n.out(), (std::vector<std::string>{R"({"a":1})"}));
+    ASSERT_EQ(n.failures.size(), 1u);
+    dir.write("bad.json", "[{\"a\":\"caf\xE9\"},{\"a\":2}]");
+    Emitted j = read_all(R"({"path":"bad.json"})", dir.path());
+    EXPECT_EQ(j.out(), (std::vector<std::string>{R"({"a":2})"}));
+    ASSERT_EQ(j.failures.size(), 1u);
+}
+
+// Issue 9, R7: max_record_bytes 1024 did not reject 2,000-byte NDJSON
+// records (only records longer than the read buffer were caught).
+TEST(FileExtractor, MaxRecordBytesHoldsInEveryFormat) {
+    TempDir dir;
+    std::string big = "{\"a\":\"" + std::string(2000, 'x') + "\"}";
+    dir.write("in.ndjson", "{\"a\":1}\n" + big + "\n{\"a\":2}\n");
+    Emitted n = read_all(R"({"path":"in.ndjson","max_record_bytes":1024})", dir.path());
+    EXPECT_EQ(n.out(), (std::vector<std::string>{R"({"a":1})", R"({"a":2})"}));
+    ASSERT_EQ(n.failures.size(), 1u);
+    EXPECT_EQ(n.failures[0].message, "record longer than max_record_bytes (1024)");
+    EXPECT_EQ(attr(n.failures[0].record, "source_line"), "2");
+    dir.write("in.json", "[{\"a\":1}," + big + ",{\"a\":2}]");
+    Emitted j = read_all(R"({"path":"in.json","max_record_bytes":1024})", dir.path());
+    EXPECT_EQ(j.out(), (std::vector<std::string>{R"({"a":1})", R"({"a":2})"}));
+    ASSERT_EQ(j.failures.size(), 1u);
+    dir.write("in.csv", "a\n1\n" + std::string(2000, 'y') + "\n2\n");
+    Emitted c = read_all(R"({"path":"in.csv","max_record_bytes":1024})", dir.path());
+    EXPECT_EQ(c.out(), (std::vector<std::string>{R"({"a":"1"})", R"({"a":"2"})"}));
+    ASSERT_EQ(c.failures.size(), 1u);
+}
+
+// Issue 9, R6: an unreadable input (here a directory the glob matches) was
+// dead-lettered as an empty record and the file saved as read. Now it is an
+// environment error (SLUICE_RETRY: the host retries, then fails the run)
+// and the position never moves past it; allow_unreadable passes over it.
+TEST(FileExtractor, AnUnreadableFileIsAnEnvironmentErrorUnlessAllowed) {
+    TempDir dir;
+    dir.write("in/a.ndjson", "{\"a\":1}\n");
+    std::filesystem::create_directories(dir / "in/b.ndjson");
+    dir.write("in/c.ndjson", "{\"c\":1}\n");
+    StageHarness h(SLUICE_KIND_EXTRACTOR, "file", R"({"path":"in/*.ndjson"})", dir.path());
+    h.start();
+    Emitted first = h.pull(1000);
+    EXPECT_EQ(first.status, SLUICE_OK) << "what was read before the failure goes out";
+    EXPECT_EQ(first.out(), (std::vector<std::string>{R"({"a":1})"}));
+    const std::string before = h.position().value();
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        Emitted again = h.pull(1000);
+        EXPECT_EQ(again.status, SLUICE_RETRY);
+        EXPECT_NE(again.error.find("b.ndjson:1: read error: Is a directory"), std::string::npos) << again.error;
+        EXPECT_TRUE(again.out().empty());
+        EXPECT_EQ(h.position().value(), before) << "the unreadable file is never saved as read";
+    }
+    EXPECT_EQ(before.find("\"done\""), std::string::npos) << before;
+
+    Emitted allowed = read_all(R"({"path":"in/*.ndjson","allow_unreadable":true})", dir.path());
+    EXPECT_EQ(allowed.out(), (std::vector<std::string>{R"({"a":1})", R"({"c":1})"}));
+    ASSERT_EQ(allowed.failures.size(), 1u);
+    EXPECT_NE(allowed.failures[0].message.find("read error: Is a directory"), std::string::npos);
 }

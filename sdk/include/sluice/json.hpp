@@ -16,6 +16,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,8 +66,53 @@ private:
     bj::value value_;
 };
 
+// The index of the first byte of `s` that is not valid UTF-8 (RFC 3629: no
+// overlong forms, no surrogates, nothing past U+10FFFF), or npos when all of
+// it is. JSON text must be UTF-8: check untrusted bytes before they become
+// part of a record.
+inline size_t first_invalid_utf8(std::string_view s) {
+    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+    const size_t n = s.size();
+    size_t i = 0;
+    while (i < n) {
+        // Eight ASCII bytes at a time: the common case.
+        while (i + 8 <= n) {
+            uint64_t w;
+            std::memcpy(&w, p + i, 8);
+            if (w & 0x8080808080808080ull) break;
+            i += 8;
+        }
+        if (i >= n) break;
+        const unsigned char c = p[i];
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        size_t len;
+        unsigned char lo = 0x80, hi = 0xBF; // allowed range of the second byte
+        if (c >= 0xC2 && c <= 0xDF) len = 2;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0) lo = 0xA0;      // overlong
+            else if (c == 0xED) hi = 0x9F; // surrogates
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0) lo = 0x90;      // overlong
+            else if (c == 0xF4) hi = 0x8F; // past U+10FFFF
+        } else {
+            return i;
+        }
+        if (i + len > n || p[i + 1] < lo || p[i + 1] > hi) return i;
+        for (size_t k = 2; k < len; ++k)
+            if ((p[i + k] & 0xC0) != 0x80) return i;
+        i += len;
+    }
+    return std::string_view::npos;
+}
+
 // Appends `s` as a JSON string literal (with quotes), escaped as RFC 8259
-// requires. Bytes >= 0x80 pass through: the text is taken as UTF-8.
+// requires. Bytes >= 0x80 pass through: the text is taken as UTF-8 (check
+// untrusted text with first_invalid_utf8, or use append_string_lossy).
 inline void append_string(std::string &out, std::string_view s) {
     static const char hex[] = "0123456789abcdef";
     out += '"';
@@ -92,6 +138,27 @@ inline void append_string(std::string &out, std::string_view s) {
     }
     out.append(s.data() + run, s.size() - run);
     out += '"';
+}
+
+// Like append_string, but every byte that is not valid UTF-8 becomes U+FFFD,
+// so the result is valid JSON whatever `s` holds: for messages, attributes
+// and excerpts of bad input.
+inline void append_string_lossy(std::string &out, std::string_view s) {
+    size_t bad = first_invalid_utf8(s);
+    if (bad == std::string_view::npos) {
+        append_string(out, s);
+        return;
+    }
+    std::string clean;
+    clean.reserve(s.size() + 8);
+    while (bad != std::string_view::npos) {
+        clean.append(s.substr(0, bad));
+        clean += "\xEF\xBF\xBD";
+        s.remove_prefix(bad + 1);
+        bad = first_invalid_utf8(s);
+    }
+    clean.append(s);
+    append_string(out, clean);
 }
 
 // Serialises values into one reused buffer. Numbers are written the way

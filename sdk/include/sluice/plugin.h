@@ -115,6 +115,28 @@
  * on that instance (create writes its message into the caller's buffer).
  * Exceptions, panics and longjmps must never cross the boundary.
  *
+ * Record errors and environment errors are different things, and a plugin
+ * must keep them apart, because the host treats them in opposite ways:
+ * - A RECORD error is about one record: a bad value, a cast that fails, a
+ *   row the destination refuses (a constraint, a type). Report it with
+ *   emitter->fail(index, ...) (or reject for a quality rule) and go on with
+ *   the rest of the batch. The stage's on_error policy decides what happens
+ *   to that record (retry, skip, dead-letter, fail the run); a skipped or
+ *   dead-lettered record counts as delivered.
+ * - An ENVIRONMENT error is about the destination or source, not the
+ *   record: disk full, an I/O error, a read-only or missing file system, a
+ *   permission denied, an unreadable input, a lost connection, failed
+ *   authentication, a server that is down. Return SLUICE_RETRY from the call
+ *   (C++: throw sluice::EnvironmentError) after undoing what the call did
+ *   (roll back the transaction, truncate the partial write): the host calls
+ *   again with the same input after a backoff, for the stage's
+ *   `retry_environment_ms` (30 s by default), and then fails the stage: the
+ *   run stops cleanly and exits 1, nothing that reached the stage is
+ *   skipped, dead-lettered or acknowledged, so the next run with the same
+ *   state reads it again. Never turn an environment error into per-record
+ *   fail() calls: the default policy would skip those records and they would
+ *   be lost.
+ *
  * ---------------------------------------------------------------------------
  * 8. Minimal plugin in C
  * ---------------------------------------------------------------------------
@@ -179,8 +201,10 @@ extern "C" {
 typedef int32_t sluice_status;
 /* Success. */
 #define SLUICE_OK ((sluice_status)0)
-/* Transient failure: nothing was consumed; the host calls again later with
- * the same input (after a backoff). */
+/* Environment failure (see 7): nothing was consumed or written; the host
+ * calls again later with the same input (after a backoff), and once the
+ * stage's retry_environment_ms has passed it fails the stage. Never a record
+ * error: what the call held is neither skipped nor acknowledged. */
 #define SLUICE_RETRY ((sluice_status)1)
 /* This call failed. For process: the whole input batch failed and goes to
  * the stage's error path (records already emitted in this call are

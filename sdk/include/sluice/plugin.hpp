@@ -38,9 +38,9 @@
 // Extractors define `bool pull(sluice::Emitter &out, uint32_t max_records)`
 // instead of process; it returns true at end of input.
 //
-// Exceptions never cross the boundary: sluice::RetryError becomes
-// SLUICE_RETRY, sluice::FatalError SLUICE_FATAL, any other exception
-// SLUICE_ERROR, each with its what() as the message.
+// Exceptions never cross the boundary: sluice::EnvironmentError (and
+// RetryError) become SLUICE_RETRY, sluice::FatalError SLUICE_FATAL, any other
+// exception SLUICE_ERROR, each with its what() as the message.
 #ifndef SLUICE_PLUGIN_HPP
 #define SLUICE_PLUGIN_HPP
 
@@ -70,6 +70,15 @@ struct Error : std::runtime_error {
 // Transient failure; the host retries later (SLUICE_RETRY).
 struct RetryError : std::runtime_error {
     using std::runtime_error::runtime_error;
+};
+// The destination or source cannot take anything (disk full, I/O error,
+// connection lost, permission denied): not the records' fault. Undo what the
+// call did, then throw this; the host tries the same input again with backoff
+// and, if it keeps failing, fails the stage without skipping or
+// acknowledging anything (plugin.h, section 7). Never report such a failure
+// with Emitter::fail per record: the default policy would skip them.
+struct EnvironmentError : RetryError {
+    using RetryError::RetryError;
 };
 // The instance is unusable; the pipeline stops (SLUICE_FATAL).
 struct FatalError : std::runtime_error {

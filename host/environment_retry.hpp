@@ -1,0 +1,47 @@
+// An environment failure is a call answering SLUICE_RETRY: the destination or
+// source cannot take anything right now (disk full, I/O error, connection
+// lost, permission denied). It is never the record's fault, so it is never
+// skipped or dead-lettered: the call is tried again with backoff for the
+// stage's retry_environment_ms, and after that the stage fails the run.
+#pragma once
+
+#include "pipeline_control.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <random>
+
+namespace sluice {
+
+class EnvironmentRetry {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    explicit EnvironmentRetry(uint32_t budget_ms) : deadline_(Clock::now() + std::chrono::milliseconds(budget_ms)) {}
+
+    // After a SLUICE_RETRY: waits before the next try (100 ms doubling up
+    // to 5 s, with jitter, never past the budget). False when the budget is
+    // spent or the run is ending, i.e. when the stage should give up.
+    bool wait(PipelineControl &control, bool wake_on_stop) {
+        ++attempts_;
+        if (control.aborted() || control.failed()) return false;
+        auto now = Clock::now();
+        if (now >= deadline_) return false;
+        thread_local std::minstd_rand rng{std::random_device{}()};
+        auto d = std::min(kBase * (1 << std::min(attempts_ - 1, 10)), kMax);
+        d += std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, d.count() / 2)(rng));
+        d = std::min(d, std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - now));
+        return control.sleep_for(d, wake_on_stop) && !control.failed();
+    }
+    // Tries made so far (the first included) once wait() said no.
+    int attempts() const { return attempts_; }
+
+private:
+    static constexpr std::chrono::milliseconds kBase{100};
+    static constexpr std::chrono::milliseconds kMax{5000};
+    Clock::time_point deadline_;
+    int attempts_ = 0;
+};
+
+} // namespace sluice
