@@ -4,6 +4,7 @@
 #include "../common/sorted_files.hpp"
 #include "csv.hpp"
 
+#include <sluice/dead_letter.hpp>
 #include <sluice/json.hpp>
 
 #include <algorithm>
@@ -99,6 +100,7 @@ FileExtractor::FileExtractor(const Context &ctx)
     allow_no_files_ = c.boolean("allow_no_files", false);
     allow_unreadable_ = c.boolean("allow_unreadable", false);
     strict_quotes_ = c.boolean("strict_quotes", false);
+    unwrap_dead_letters_ = c.boolean("unwrap_dead_letters", false);
     max_record_ = size_t(std::max<int64_t>(1024, c.integer("max_record_bytes", int64_t(max_record_))));
     chunk_ = size_t(std::max<int64_t>(4096, c.integer("read_buffer_bytes", int64_t(chunk_))));
 }
@@ -395,6 +397,8 @@ uint32_t FileExtractor::pull_ndjson(Emitter &out, uint32_t max) {
         if (line.size() > max_record_) {
             emit_bad(out, line.substr(0, 1024), "record longer than max_record_bytes (" + std::to_string(max_record_) + ")",
                      line_);
+        } else if (unwrap_dead_letters_) {
+            emit_dead_letter(out, line);
         } else if (validate_object(line, error)) emit_record(out, line, line_);
         else emit_bad(out, line, error, line_);
         ++n;
@@ -490,6 +494,30 @@ uint32_t FileExtractor::pull_csv(Emitter &out, uint32_t max) {
         ++n;
     }
     return n;
+}
+
+void FileExtractor::emit_dead_letter(Emitter &out, std::string_view line) {
+    std::string problem;
+    std::optional<dead_letter::Read> letter = dead_letter::read(line, problem);
+    if (!letter) {
+        emit_bad(out, line, problem, line_);
+        return;
+    }
+    std::string error;
+    if (!letter->is_json || !validate_object(letter->payload, error)) {
+        // Still not a record (text, or bytes that are not UTF-8): it goes
+        // to the error path again, with the bytes it had.
+        emit_bad(out, letter->payload, "the dead letter's record is not a JSON object (it failed with: " + letter->error + ")",
+                 line_);
+        return;
+    }
+    ++emitted_;
+    std::vector<sluice_attr> attrs;
+    for (const auto &[k, v] : letter->attributes) attrs.push_back(attr(k, v));
+    auto r = std::to_chars(line_buf_, line_buf_ + sizeof line_buf_, line_);
+    attrs.push_back(attr("dead_letter_source", current_));
+    attrs.push_back(attr("dead_letter_line", std::string_view(line_buf_, size_t(r.ptr - line_buf_))));
+    out.emit(0, SLUICE_NO_INPUT, letter->payload, nullptr, attrs.data(), uint32_t(attrs.size()));
 }
 
 bool FileExtractor::skip_csv_record(Emitter &out) {

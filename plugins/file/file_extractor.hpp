@@ -43,6 +43,8 @@ public:
                          "description": "Pass over a file that cannot be opened or read (a directory, no permission, an I/O error) with an error of kind 'unreadable' on the error path; otherwise the run keeps trying for retry_environment_ms, then fails without saving the file as read"},
     "strict_quotes": {"type": "boolean", "default": false,
                       "description": "CSV: refuse a quote inside an unquoted field or text after a closing quote (RFC 4180 to the letter); by default both are taken literally, as Python's csv module does"},
+    "unwrap_dead_letters": {"type": "boolean", "default": false,
+                            "description": "NDJSON: the files are dead letters written by Sluice; emit the record each one holds (with its attributes) to replay it"},
     "max_record_bytes": {"type": "integer", "minimum": 1024, "default": 16777216,
                          "description": "Longest record accepted, in every format; a longer one is one error (with file and line) and reading goes on at the next record"},
     "read_buffer_bytes": {"type": "integer", "minimum": 4096, "default": 1048576, "description": "Read chunk size"}
@@ -77,6 +79,8 @@ private:
     // The file cannot be read: an environment error (SourceUnavailable,
     // thrown), or with allow_unreadable an error record and the next file.
     void read_failed(Emitter &out, const std::string &error);
+    // unwrap_dead_letters: the record a dead letter holds, or an error.
+    void emit_dead_letter(Emitter &out, std::string_view line);
     // CSV: skips the rest of a record too long to hold; false when the
     // pull must end (end of file, or a read error with allow_unreadable).
     bool skip_csv_record(Emitter &out);
@@ -99,6 +103,7 @@ private:
     bool allow_no_files_ = false;
     bool allow_unreadable_ = false;
     bool strict_quotes_ = false;
+    bool unwrap_dead_letters_ = false;
     size_t max_record_ = 16u << 20;
     size_t chunk_ = 1u << 20;
     uint32_t worker_index_ = 0, worker_count_ = 1;
