@@ -106,6 +106,7 @@ void HttpLoader::process(Input in, Emitter &out) {
     if (sent.empty()) return;
     thread_local std::minstd_rand rng{std::random_device{}()};
     std::string problem;
+    int status = 0;
     for (int attempt = 0; attempt < max_attempts_; ++attempt) {
         if (attempt > 0) {
             auto d = backoff_ * (int64_t(1) << std::min(attempt - 1, 20));
@@ -116,6 +117,7 @@ void HttpLoader::process(Input in, Emitter &out) {
         }
         ++requests_;
         Reply r = post(body);
+        status = r.status;
         if (r.status >= 200 && r.status < 300) {
             bytes_ += int64_t(body.size());
             return;
@@ -131,6 +133,14 @@ void HttpLoader::process(Input in, Emitter &out) {
             std::this_thread::sleep_for(std::chrono::seconds(std::stoi(r.retry_after)));
         if (attempt + 1 == max_attempts_) problem = "gave up after " + std::to_string(max_attempts_) + " attempts: " + problem;
     }
+    // The endpoint refused what it was sent (400, 413, 422 ...): that is
+    // about the records, so they take the error path. An endpoint that is
+    // down, overloaded, unreachable, gone or refusing our credentials cannot
+    // take anything: never a record error (the host retries, then fails).
+    if (status == 0 || status == 401 || status == 403 || status == 404 || status == 405 || status == 407 ||
+        status == 408 || status == 429 || status >= 500)
+        throw EnvironmentError("http: " + uri_.getScheme() + "://" + uri_.getHost() + ":" + std::to_string(uri_.getPort()) +
+                               uri_.getPath() + ": " + problem);
     for (uint32_t i : sent) out.fail(i, "http: " + problem);
 }
 

@@ -40,7 +40,10 @@ Result Connection::exec(const std::string &sql, const std::vector<std::optional<
     for (const auto &p : params) values.push_back(p ? p->c_str() : nullptr);
     Result r(PQexecParams(conn_, sql.c_str(), int(values.size()), nullptr, values.data(), nullptr, nullptr, 0), &PQclear);
     ExecStatusType s = PQresultStatus(r.get());
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) throw Error("PostgreSQL: " + error());
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        note(r.get());
+        throw Error("PostgreSQL: " + error());
+    }
     return r;
 }
 
@@ -55,14 +58,36 @@ std::string Connection::try_exec(const std::string &sql, const std::vector<std::
 
 std::string Connection::copy_in(const std::string &copy_sql, const std::string &data) {
     Result start(PQexec(conn_, copy_sql.c_str()), &PQclear);
-    if (PQresultStatus(start.get()) != PGRES_COPY_IN) return error();
-    if (PQputCopyData(conn_, data.data(), int(data.size())) != 1 || PQputCopyEnd(conn_, nullptr) != 1) return error();
+    if (PQresultStatus(start.get()) != PGRES_COPY_IN) {
+        note(start.get());
+        return error();
+    }
+    if (PQputCopyData(conn_, data.data(), int(data.size())) != 1 || PQputCopyEnd(conn_, nullptr) != 1) {
+        note(nullptr);
+        return error();
+    }
     std::string problem;
     while (PGresult *r = PQgetResult(conn_)) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && problem.empty()) problem = clean_message(PQresultErrorMessage(r));
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && problem.empty()) {
+            note(r);
+            problem = clean_message(PQresultErrorMessage(r));
+        }
         PQclear(r);
     }
     return problem;
+}
+
+void Connection::note(const PGresult *r) {
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    last_sqlstate_ = state ? state : "";
+}
+
+bool Connection::ensure_connected() {
+    if (PQstatus(conn_) == CONNECTION_OK) return true;
+    PQreset(conn_);
+    if (PQstatus(conn_) != CONNECTION_OK) return false;
+    PQsetClientEncoding(conn_, "UTF8");
+    return true;
 }
 
 std::string quote_identifier(const std::string &name) {

@@ -36,9 +36,24 @@ public:
 
     PGconn *raw() const { return conn_; }
     std::string error() const;
+    // Whether the last failure was about the rows sent (SQLSTATE class 21,
+    // cardinality: one key twice in an upsert; 22, data exception; 23,
+    // integrity constraint) rather than about the server or the connection
+    // (disk full, shut down, permission denied, connection lost).
+    bool last_error_is_row_error() const {
+        for (const char *cls : {"21", "22", "23"})
+            if (last_sqlstate_.rfind(cls, 0) == 0) return true;
+        return false;
+    }
+    // Reconnects a connection that was lost; false if that fails too.
+    bool ensure_connected();
 
 private:
+    // Remembers the SQLSTATE of a failed result (empty for none).
+    void note(const PGresult *r);
+
     PGconn *conn_ = nullptr;
+    std::string last_sqlstate_;
 };
 
 // A name quoted as an SQL identifier; "schema.table" is quoted per part.

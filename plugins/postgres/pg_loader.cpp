@@ -102,10 +102,15 @@ void PgLoader::start() {
             if (std::find(key_.begin(), key_.end(), col.name) == key_.end())
                 set += (set.empty() ? "" : ", ") + quote_identifier(col.name) + " = EXCLUDED." + quote_identifier(col.name);
         upsert_suffix_ += set.empty() ? "NOTHING" : "UPDATE SET " + set;
-        // Batches are copied here first, then merged in one statement.
-        conn_->exec("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE " + table +
-                    " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
     }
+    prepare_session();
+}
+
+void PgLoader::prepare_session() {
+    // Batches are copied here first, then merged in one statement.
+    if (upsert_)
+        conn_->exec("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE " + quote_identifier(table_) +
+                    " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
 }
 
 void PgLoader::stop() { conn_.reset(); }
@@ -135,6 +140,26 @@ std::string PgLoader::copy_batch(const std::vector<std::vector<std::optional<std
 }
 
 void PgLoader::process(Input in, Emitter &out) {
+    // A refused row fails alone (its SQLSTATE is about the data); anything
+    // else is the server's or the connection's doing: the whole batch is
+    // rolled back and the host tries it again, then fails the stage.
+    try {
+        load(in, out);
+    } catch (const EnvironmentError &) {
+        throw;
+    } catch (const Error &e) {
+        if (PQstatus(conn_->raw()) == CONNECTION_OK && PQtransactionStatus(conn_->raw()) != PQTRANS_IDLE)
+            conn_->try_exec("ROLLBACK");
+        throw EnvironmentError(e.what());
+    }
+}
+
+void PgLoader::load(Input in, Emitter &out) {
+    if (PQstatus(conn_->raw()) != CONNECTION_OK) {
+        if (!conn_->ensure_connected()) throw EnvironmentError("PostgreSQL: connection lost: " + conn_->error());
+        host_.warn("reconnected to PostgreSQL");
+        prepare_session();
+    }
     std::vector<std::vector<std::optional<std::string>>> rows;
     std::vector<uint32_t> index; // input record of each row
     std::string error;
@@ -156,11 +181,13 @@ void PgLoader::process(Input in, Emitter &out) {
     if (PQtransactionStatus(conn_->raw()) != PQTRANS_IDLE) conn_->try_exec("ROLLBACK");
     // Fast path: the whole batch in one COPY.
     conn_->exec("BEGIN");
-    if (copy_batch(rows).empty()) {
+    std::string problem = copy_batch(rows);
+    if (problem.empty()) {
         conn_->exec("COMMIT");
         written_ += int64_t(rows.size());
         return;
     }
+    if (!conn_->last_error_is_row_error()) throw Error("PostgreSQL: " + problem);
     // Some row was refused: again, row by row, each behind a savepoint, so
     // that only the refused rows fail and the rest of the batch loads.
     conn_->exec("ROLLBACK");
@@ -170,6 +197,7 @@ void PgLoader::process(Input in, Emitter &out) {
     for (size_t k = 0; k < rows.size(); ++k) {
         conn_->exec("SAVEPOINT sluice_row");
         std::string problem = conn_->try_exec(sql, rows[k]);
+        if (!problem.empty() && !conn_->last_error_is_row_error()) throw Error("PostgreSQL: " + problem);
         if (problem.empty()) {
             conn_->exec("RELEASE SAVEPOINT sluice_row");
             ++written_;

@@ -51,6 +51,10 @@ private:
     struct Column {
         std::string name, type;
     };
+    // One batch in a transaction; throws Error for anything but refused rows.
+    void load(Input in, Emitter &out);
+    // What each (re)connected session needs: the upsert staging table.
+    void prepare_session();
     // The value of `column` in `record` as PostgreSQL text (nullopt: NULL).
     std::optional<std::string> text_of(const boost::json::object &record, const std::string &column);
     // The whole batch in one COPY (and, for upsert, one INSERT ... SELECT);

@@ -384,6 +384,20 @@ TEST(HttpLoader, PostsBatchesRetriesAndFailsTheRestToTheErrorPath) {
     ASSERT_EQ(dead.size(), 50u);
     EXPECT_NE(dead[0].find("\"error\":\"http: HTTP 422"), std::string::npos) << dead[0];
     read_checked_report(dir / "r3.json");
+
+    // Issue 9, D1: an endpoint that stays down is not the records' fault.
+    // They used to be dead-lettered (or, by default, skipped and counted as
+    // delivered); now the run fails and nothing is passed off as delivered.
+    std::filesystem::remove(dir / "dead.ndjson");
+    std::string down = manifest("/hook/d?status=503", "ndjson");
+    down.replace(down.find("\"name\":\"hook\","), 14, "\"name\":\"hook\",\"defaults\":{\"retry_environment_ms\":200},");
+    ProcessResult unavailable = run_sluice({"run", dir.write("m.json", down), "--report", dir / "r4.json"});
+    EXPECT_EQ(unavailable.exit_code, 1) << unavailable.err;
+    EXPECT_NE(unavailable.err.find("stage 'out' (loader http) failed: http: http://127.0.0.1:"), std::string::npos)
+        << unavailable.err;
+    EXPECT_NE(unavailable.err.find("/hook/d: gave up after 3 attempts: HTTP 503"), std::string::npos) << unavailable.err;
+    EXPECT_TRUE(!std::filesystem::exists(dir / "dead.ndjson") || read_lines(dir / "dead.ndjson").empty());
+    EXPECT_EQ(bj::parse(read_file(dir / "r4.json")).at("stages").as_array()[1].at("dead_lettered").to_number<int64_t>(), 0);
 }
 
 TEST(HttpIngest, TheHttpToPostgresExampleLoadsWhatItIsSent) {

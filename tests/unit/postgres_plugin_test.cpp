@@ -127,3 +127,37 @@ TEST_F(Postgres, SetupMistakesAreOneLine) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_LOADER, "postgres", R"({"conninfo":"x","table":"t","create_table":true,"columns":["a"]})"),
               "config.columns: create_table needs a type for column 'a'");
 }
+
+// Issue 9, D1: a server that cannot take the batch (permission, a lost
+// connection) is an environment error: the whole batch is undone and the
+// call answers SLUICE_RETRY (the host retries, then fails the stage), never
+// a per-record failure the default policy would skip. A lost connection is
+// re-established on the next call.
+TEST_F(Postgres, ServerFailuresAreEnvironmentErrorsNotRecordErrors) {
+    server_->exec("CREATE TABLE guarded (id int PRIMARY KEY, v text);"
+                  "CREATE ROLE loader LOGIN; GRANT SELECT ON guarded TO loader;");
+    std::string conninfo = server_->conninfo();
+    std::string as_loader = conninfo.substr(0, conninfo.find("user=")) + "user=loader" +
+                            conninfo.substr(conninfo.find(' ', conninfo.find("user=")));
+    StageHarness h(SLUICE_KIND_LOADER, "postgres", R"({"conninfo":")" + as_loader + R"(","table":"guarded"})");
+    h.start();
+    Emitted denied = h.process({R"({"id":1,"v":"a"})", R"({"id":2,"v":"b"})"});
+    EXPECT_EQ(denied.status, SLUICE_RETRY) << denied.error;
+    EXPECT_NE(denied.error.find("permission denied"), std::string::npos) << denied.error;
+    EXPECT_TRUE(denied.failures.empty()) << "no record is blamed for the server's refusal";
+    EXPECT_EQ(server_->scalar("SELECT count(*) FROM guarded"), "0");
+
+    server_->exec("GRANT INSERT ON guarded TO loader");
+    Emitted granted = h.process({R"({"id":1,"v":"a"})", R"({"id":1,"v":"dup"})", R"({"id":2,"v":"b"})"});
+    EXPECT_EQ(granted.status, SLUICE_OK) << granted.error;
+    ASSERT_EQ(granted.failures.size(), 1u) << "a constraint is still the record's fault";
+    EXPECT_NE(granted.failures[0].message.find("duplicate key"), std::string::npos);
+
+    server_->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'loader'");
+    Emitted lost = h.process({R"({"id":3,"v":"c"})"});
+    EXPECT_EQ(lost.status, SLUICE_RETRY) << lost.error;
+    EXPECT_TRUE(lost.failures.empty());
+    Emitted again = h.process({R"({"id":3,"v":"c"})"});
+    EXPECT_EQ(again.status, SLUICE_OK) << again.error;
+    EXPECT_EQ(server_->scalar("SELECT count(*) FROM guarded"), "3");
+}
