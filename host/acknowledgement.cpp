@@ -7,8 +7,10 @@ AckToken::AckToken(std::shared_ptr<AckTracker> tracker, uint64_t seq, std::strin
 
 AckToken::~AckToken() { tracker_->complete(seq_, std::move(position_), records_, poisoned_.load()); }
 
-AckTracker::AckTracker(const PipelineControl &control, std::optional<std::string> restored)
-    : control_(control), position_(std::move(restored)) {}
+uint64_t AckToken::pull() const { return tracker_->origin().pulls_before + seq_ + 1; }
+
+AckTracker::AckTracker(const PipelineControl &control, std::optional<std::string> restored, Origin origin)
+    : control_(control), origin_(std::move(origin)), position_(std::move(restored)) {}
 
 AckRef AckTracker::issue(std::string position, uint64_t records) {
     std::lock_guard lock(mutex_);
@@ -43,12 +45,16 @@ void AckTracker::complete(uint64_t seq, std::string &&position, uint64_t records
         std::string committed = *position_;
         lock.unlock();
         on_commit_(committed);
+    } else {
+        lock.unlock();
     }
+    if (notify.owns_lock()) notify.unlock();
+    if (on_progress_) on_progress_();
 }
 
 AckTracker::Snapshot AckTracker::snapshot() const {
     std::lock_guard lock(mutex_);
-    return Snapshot{position_, acked_records_, issued_records_ - acked_records_};
+    return Snapshot{position_, acked_records_, issued_records_ - acked_records_, origin_.pulls_before + next_done_};
 }
 
 uint64_t AckTracker::version() const {

@@ -25,6 +25,11 @@ class AckTracker;
 class AckToken {
 public:
     AckToken(std::shared_ptr<AckTracker> tracker, uint64_t seq, std::string position, uint64_t records);
+    // Which pull this is: the extractor stage, its worker, and the pull's
+    // number counted over every run of that worker (1 = its first pull
+    // ever). Exactly-once sinks remember the last pull they hold by it.
+    const AckTracker &tracker() const { return *tracker_; }
+    uint64_t pull() const;
     ~AckToken(); // the pull is complete
     AckToken(const AckToken &) = delete;
     AckToken &operator=(const AckToken &) = delete;
@@ -43,13 +48,27 @@ private:
 
 using AckRef = std::shared_ptr<AckToken>;
 
+// Where tracked pulls come from, and how many pulls of that worker earlier
+// runs delivered (pull numbers go on from there).
+struct PullOrigin {
+    std::string stage;
+    uint32_t worker = 0;
+    uint64_t pulls_before = 0;
+};
+
 // The acknowledged position of one extractor instance. Tokens are issued by
 // the extractor's worker, completed from any thread.
 class AckTracker : public std::enable_shared_from_this<AckTracker> {
 public:
+    using Origin = PullOrigin;
     // `restored`: the position this run started from (kept until something
     // newer is acknowledged).
-    AckTracker(const PipelineControl &control, std::optional<std::string> restored);
+    AckTracker(const PipelineControl &control, std::optional<std::string> restored, Origin origin = {});
+    const Origin &origin() const { return origin_; }
+
+    // Called (outside every lock) each time the acknowledged position moves,
+    // e.g. to save the state at once. Set before the run starts.
+    void on_progress(std::function<void()> fn) { on_progress_ = std::move(fn); }
 
     // Called (outside the tracker's lock, in order) each time the
     // acknowledged position moves. Set before the run starts.
@@ -63,6 +82,7 @@ public:
         std::optional<std::string> position; // safe to resume from
         uint64_t acknowledged = 0;           // records before it, this run
         uint64_t unacknowledged = 0;         // read this run, not yet safe
+        uint64_t pulls = 0;                  // pulls delivered, every run counted
     };
     Snapshot snapshot() const;
     // Bumped whenever the snapshot changes (to skip needless writes).
@@ -78,6 +98,8 @@ private:
     };
 
     const PipelineControl &control_;
+    const Origin origin_;
+    std::function<void()> on_progress_;
     mutable std::mutex mutex_;
     uint64_t next_seq_ = 0;   // next token to issue
     uint64_t next_done_ = 0;  // first token not yet acknowledged in order

@@ -221,9 +221,9 @@ std::string Pipeline::open_state(RunResult &result) {
             replayed += saved->unacknowledged;
             resumed = true;
         }
-        std::string problem = st->restore_and_track(positions);
+        std::string problem = st->restore_and_track(positions, saved ? saved->pulls : std::vector<uint64_t>{});
         if (!problem.empty()) return state_->path() + ": stage '" + spec.id + "': " + problem;
-        state_->track(spec.id, spec.plugin, st->trackers());
+        state_->track(spec.id, spec.plugin, spec.batch_size, st->trackers());
         resumable.push_back(bj::value(spec.id));
     }
     result.delivery = bj::object{{"state_file", state_->path()},

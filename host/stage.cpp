@@ -151,7 +151,7 @@ bool Stage::can_resume() const {
     return true;
 }
 
-std::string Stage::restore_and_track(const std::vector<std::string> &positions) {
+std::string Stage::restore_and_track(const std::vector<std::string> &positions, const std::vector<uint64_t> &pulls) {
     trackers_.clear();
     for (size_t i = 0; i < instances_.size(); ++i) {
         std::optional<std::string> restored;
@@ -161,7 +161,8 @@ std::string Stage::restore_and_track(const std::vector<std::string> &positions) 
                 return "cannot resume from the saved position " + p + ": " + plugin_message(instances_[i]);
             restored = p;
         }
-        auto tracker = std::make_shared<AckTracker>(control_, std::move(restored));
+        AckTracker::Origin origin{spec_.id, uint32_t(i), i < pulls.size() ? pulls[i] : 0};
+        auto tracker = std::make_shared<AckTracker>(control_, std::move(restored), std::move(origin));
         if (const sluice_acknowledged_ext *ack = instances_[i].acknowledged) {
             void *handle = instances_[i].handle;
             tracker->on_commit([ack, handle](const std::string &position) {

@@ -61,7 +61,8 @@ public:
     // [control, created] Hands each instance its saved position (empty: none)
     // and starts tracking acknowledgements from there. Returns a message on
     // failure.
-    std::string restore_and_track(const std::vector<std::string> &positions);
+    // `pulls`: how many pulls of each worker earlier runs delivered.
+    std::string restore_and_track(const std::vector<std::string> &positions, const std::vector<uint64_t> &pulls = {});
     const std::vector<std::shared_ptr<AckTracker>> &trackers() const { return trackers_; }
     // [control] Waits up to `limit` for abandoned (timed-out) calls to
     // return; false if some are still running.

@@ -135,31 +135,46 @@ std::optional<StateStore::SavedStage> StateStore::saved(const std::string &stage
         const bj::object &wo = w.get_object();
         const bj::value &pos = wo.at("position");
         out.positions.push_back(pos.is_string() ? std::string(pos.get_string()) : std::string());
+        const bj::value *pulls = wo.if_contains("pulls");
+        out.pulls.push_back(pulls && pulls->is_int64() && pulls->get_int64() > 0 ? uint64_t(pulls->get_int64()) : 0);
         if (const bj::value *u = wo.if_contains("unacknowledged"); u && u->is_int64() && u->get_int64() > 0)
             out.unacknowledged += uint64_t(u->get_int64());
     }
+    if (const bj::value *b = st.if_contains("batch_size"); b && b->is_int64() && b->get_int64() > 0)
+        out.batch_size = uint32_t(b->get_int64());
     return out;
 }
 
-void StateStore::track(const std::string &stage, const std::string &plugin,
+void StateStore::track(const std::string &stage, const std::string &plugin, uint32_t batch_size,
                        std::vector<std::shared_ptr<AckTracker>> workers) {
-    tracked_[stage] = Tracked{plugin, std::move(workers)};
+    for (const auto &w : workers)
+        w->on_progress([this] {
+            {
+                std::lock_guard lock(mutex_);
+                dirty_ = true;
+            }
+            wake_.notify_all();
+        });
+    tracked_[stage] = Tracked{plugin, batch_size, std::move(workers)};
 }
 
-void StateStore::start(std::chrono::milliseconds interval) {
+void StateStore::start(std::chrono::milliseconds min_interval) {
     if (tracked_.empty()) return;
-    writer_ = std::thread([this, interval] { writer_loop(interval); });
+    writer_ = std::thread([this, min_interval] { writer_loop(min_interval); });
 }
 
-void StateStore::writer_loop(std::chrono::milliseconds interval) {
+void StateStore::writer_loop(std::chrono::milliseconds min_interval) {
     std::unique_lock lock(mutex_);
     while (!stopping_) {
-        wake_.wait_for(lock, interval, [&] { return stopping_; });
+        // A timeout too, in case a save failed and must be tried again.
+        wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stopping_ || dirty_; });
         if (stopping_) break;
+        dirty_ = false;
         lock.unlock();
         std::string problem = save(false);
         if (!problem.empty()) spdlog::warn("{}", problem); // tried again next time
         lock.lock();
+        if (min_interval.count() > 0) wake_.wait_for(lock, min_interval, [&] { return stopping_; });
     }
 }
 
@@ -188,11 +203,12 @@ std::string StateStore::save(bool force) {
             AckTracker::Snapshot s = w->snapshot();
             bj::object wo;
             wo["position"] = s.position ? bj::value(*s.position) : bj::value(nullptr);
+            wo["pulls"] = s.pulls;
             wo["acknowledged"] = s.acknowledged;
             wo["unacknowledged"] = s.unacknowledged;
             workers.push_back(std::move(wo));
         }
-        stages[id] = bj::object{{"plugin", t.plugin}, {"workers", std::move(workers)}};
+        stages[id] = bj::object{{"plugin", t.plugin}, {"batch_size", t.batch_size}, {"workers", std::move(workers)}};
     }
     // Saved even once the run has aborted: trackers ignore every token
     // completed after the abort flag is set (batches dropped unloaded), so

@@ -43,6 +43,8 @@ public:
     struct SavedStage {
         std::string plugin;
         std::vector<std::string> positions; // one per worker
+        std::vector<uint64_t> pulls;        // pulls delivered, per worker, every run counted
+        uint32_t batch_size = 0;            // records per pull then (0: not saved)
         uint64_t unacknowledged = 0;        // read but not safe when saved
     };
     // What an earlier run saved for `stage`, if anything.
@@ -50,11 +52,13 @@ public:
 
     // Saves the positions of `workers` (one tracker per worker) under
     // `stage` from now on.
-    void track(const std::string &stage, const std::string &plugin,
+    void track(const std::string &stage, const std::string &plugin, uint32_t batch_size,
                std::vector<std::shared_ptr<AckTracker>> workers);
 
-    // Saves in the background every `interval` while something changed.
-    void start(std::chrono::milliseconds interval);
+    // Saves in the background as soon as an acknowledgement moves a
+    // position, so that a crash reads again little more than what was in
+    // flight; with `min_interval` > 0, at most once per that time.
+    void start(std::chrono::milliseconds min_interval);
     // Stops the writer, then saves one last time, also when the run failed
     // or aborted: what was delivered before that stays delivered.
     // Returns an error message, or empty.
@@ -67,6 +71,7 @@ public:
 private:
     struct Tracked {
         std::string plugin;
+        uint32_t batch_size = 0;
         std::vector<std::shared_ptr<AckTracker>> workers;
     };
     void load(); // reads the saved state, checking its shape
@@ -84,6 +89,7 @@ private:
     std::mutex mutex_;
     std::condition_variable wake_;
     bool stopping_ = false;
+    bool dirty_ = false; // an acknowledgement moved since the last save
     std::thread writer_;
 };
 

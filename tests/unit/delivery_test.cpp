@@ -66,7 +66,7 @@ TEST(StateStore, SavesAtomicallyAndReadsBack) {
         StateStore store(dir / "state", "my pipeline/1");
         EXPECT_EQ(store.path(), dir / "state/my_pipeline_1.state.json");
         EXPECT_FALSE(store.saved("src"));
-        store.track("src", "generate", {w0, w1});
+        store.track("src", "generate", 100, {w0, w1});
         store.start(std::chrono::milliseconds(10));
         AckRef t = w0->issue("{\"next\":4}", 2);
         AckRef u = w0->issue("{\"next\":8}", 2);
@@ -123,7 +123,7 @@ TEST(StateStore, AnAbortedRunSavesWhatWasDeliveredBeforeTheAbort) {
     auto w = std::make_shared<AckTracker>(control, std::nullopt);
     {
         StateStore store(dir.path(), "p");
-        store.track("src", "file", {w});
+        store.track("src", "file", 100, {w});
         store.start(std::chrono::milliseconds(100000));
         AckRef delivered = w->issue("{\"line\":10}", 10);
         AckRef in_flight = w->issue("{\"line\":20}", 10);
