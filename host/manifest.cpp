@@ -78,17 +78,23 @@ public:
     // A positive integer no greater than `max`, or `def` when absent.
     uint32_t positive(const bj::object &obj, const std::string &path, const char *key, uint32_t def,
                       uint32_t max) {
+        return bounded(obj, path, key, def, 1, max);
+    }
+    // An integer from `min` to `max`, or `def` when absent.
+    uint32_t bounded(const bj::object &obj, const std::string &path, const char *key, uint32_t def, uint32_t min,
+                     uint32_t max) {
+        const char *expected = min == 0 ? "expected a whole number, 0 or more" : "expected a positive integer";
         const bj::value *v = obj.if_contains(key);
         if (!v) return def;
         int64_t n = 0;
         if (v->is_int64()) n = v->get_int64();
         else if (v->is_uint64()) n = v->get_uint64() > INT64_MAX ? INT64_MAX : int64_t(v->get_uint64());
         else {
-            error(path + "/" + key, "expected a positive integer");
+            error(path + "/" + key, expected);
             return def;
         }
-        if (n < 1) {
-            error(path + "/" + key, "expected a positive integer");
+        if (n < int64_t(min)) {
+            error(path + "/" + key, expected);
             return def;
         }
         if (n > int64_t(max)) {
@@ -216,7 +222,7 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
         if (!d->is_string() || d->get_string().empty()) check.error("/state_dir", "expected a directory path");
         else m.state_dir = resolve(m.base_dir, std::string(d->get_string()));
     }
-    m.checkpoint_interval_ms = check.positive(top, "", "checkpoint_interval_ms", 1000, 3600000);
+    m.checkpoint_interval_ms = check.bounded(top, "", "checkpoint_interval_ms", 0, 0, 3600000);
     if (const bj::value *d = top.if_contains("description"); d && !d->is_string())
         check.error("/description", "expected a string");
 

@@ -55,11 +55,11 @@ struct Manifest {
     std::string name;                     // pipeline name
     std::vector<std::string> plugin_dirs; // resolved against base_dir
     std::vector<StageSpec> stages;        // in manifest order
-    // At-least-once delivery: where resumable extractors' positions are
-    // saved (resolved; empty: no state, every run starts afresh), and how
-    // often at most.
+    // Delivery: where resumable extractors' positions are saved (resolved;
+    // empty: no state, every run starts afresh), and the least time between
+    // two saves (0: as soon as an acknowledgement moves a position).
     std::string state_dir;
-    uint32_t checkpoint_interval_ms = 1000;
+    uint32_t checkpoint_interval_ms = 0;
 };
 
 // One or more problems, each a one-line message "FILE: /json/path: what".

@@ -233,6 +233,59 @@ std::string Pipeline::open_state(RunResult &result) {
     if (resumed)
         spdlog::info("resuming from {}: {} records read but not acknowledged last time are read again",
                      state_->path(), replayed);
+    plan_exactly_once(result);
+    return {};
+}
+
+void Pipeline::plan_exactly_once(RunResult &result) {
+    auto reach = extractors_reaching(manifest_);
+    std::vector<bool> receives_dead_letters(stages_.size(), false);
+    for (const auto &st : stages_)
+        if (st->spec().on_error.then == ErrorPolicy::Then::dead_letter)
+            receives_dead_letters[st->spec().on_error.dead_letter_index] = true;
+    bj::array once, at_least_once;
+    for (size_t i = 0; i < stages_.size(); ++i) {
+        const Stage &sink = *stages_[i];
+        const StageSpec &spec = sink.spec();
+        if (spec.kind != SLUICE_KIND_LOADER) continue;
+        // Why this loader cannot deliver exactly once, if it cannot.
+        std::string why;
+        if (!sink.can_deliver_exactly_once()) why = "its plugin cannot store a marker with its records";
+        else if (reach[i].size() != 1) why = "records reach it from several extractors";
+        else if (!stages_[reach[i][0]]->can_resume()) why = "its extractor cannot resume";
+        else if (spec.threads != 1 || !spec.ordered) why = "it needs one thread and ordered delivery";
+        else if (receives_dead_letters[i]) why = "it receives dead letters";
+        else if (spec.on_error.then != ErrorPolicy::Then::skip || spec.on_error.max_attempts > 1)
+            why = "records it fails are retried, dead-lettered or fail the run (on_error)";
+        if (!why.empty()) {
+            if (sink.can_deliver_exactly_once())
+                spdlog::info("[{}] delivers at least once: {}", spec.id, why);
+            at_least_once.push_back(bj::value(spec.id));
+            continue;
+        }
+        const Stage &source = *stages_[reach[i][0]];
+        auto saved = state_->saved(source.id());
+        std::vector<uint64_t> delivered(source.instance_count(), 0);
+        bool replay_matches = true;
+        if (saved) {
+            delivered = saved->pulls;
+            delivered.resize(source.instance_count(), 0);
+            replay_matches = saved->batch_size == 0 || saved->batch_size == source.spec().batch_size;
+        }
+        exactly_once_.push_back(ExactlyOnce{i, reach[i][0], std::move(delivered), replay_matches});
+        once.push_back(bj::value(spec.id));
+    }
+    result.delivery["exactly_once"] = std::move(once);
+    result.delivery["at_least_once"] = std::move(at_least_once);
+}
+
+std::string Pipeline::recover_exactly_once() {
+    for (const ExactlyOnce &e : exactly_once_) {
+        Stage &sink = *stages_[e.sink];
+        std::string problem = sink.recover_exactly_once(stages_[e.extractor]->id(), e.delivered, e.replay_matches);
+        if (!problem.empty())
+            return "stage '" + sink.id() + "' (loader " + sink.spec().plugin + "): " + problem;
+    }
     return {};
 }
 
@@ -277,6 +330,8 @@ RunResult Pipeline::run(const RunOptions &options) {
             return fail_before_running("stage '" + (*it)->id() + "' (" + std::string(kind_name((*it)->kind())) + " " +
                                        (*it)->spec().plugin + ") failed to start: " + problem);
     }
+
+    if (std::string problem = recover_exactly_once(); !problem.empty()) return fail_before_running(problem);
 
     control_.on_abort([this] {
         for (auto &q : queues_) q->abort();

@@ -73,6 +73,11 @@ private:
     // Warns when a source that confirms delivery to its clients feeds a
     // loader that makes records durable only at the end of the run.
     void warn_about_late_confirmations() const;
+    // Picks the loaders that deliver exactly once (open_state) and, once
+    // they are started, recovers them (recover_exactly_once). A message on
+    // failure.
+    void plan_exactly_once(RunResult &result);
+    std::string recover_exactly_once();
 
     Manifest manifest_;
     PipelineControl control_;
@@ -80,6 +85,13 @@ private:
     std::vector<std::shared_ptr<BatchQueue>> queues_;
     std::vector<std::shared_ptr<SequenceWindow>> windows_;
     std::unique_ptr<StateStore> state_;
+    struct ExactlyOnce {
+        size_t sink;
+        size_t extractor;
+        std::vector<uint64_t> delivered; // pulls per worker, as the state says
+        bool replay_matches;             // same batch size as when saved
+    };
+    std::vector<ExactlyOnce> exactly_once_;
 };
 
 } // namespace sluice

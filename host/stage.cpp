@@ -140,7 +140,46 @@ std::string Stage::create_instances() {
     const auto *delivery = static_cast<const sluice_delivery_ext *>(ext);
     if (delivery && delivery->struct_size >= sizeof(sluice_delivery_ext) && delivery->durable_on_process)
         durable_on_process_ = delivery->durable_on_process(instances_[0].handle) != 0;
+    ext = plugin_.desc->get_extension && !instances_.empty()
+              ? plugin_.desc->get_extension(instances_[0].handle, SLUICE_EXT_EXACTLY_ONCE)
+              : nullptr;
+    const auto *once = static_cast<const sluice_exactly_once_ext *>(ext);
+    if (spec_.kind == SLUICE_KIND_LOADER && once && once->struct_size >= sizeof(sluice_exactly_once_ext) &&
+        once->recover && once->process_marked)
+        exactly_once_ext_ = once;
     return {};
+}
+
+std::string Stage::recover_exactly_once(const std::string &extractor, const std::vector<uint64_t> &delivered,
+                                        bool replay_matches) {
+    const char *text = nullptr;
+    if (exactly_once_ext_->recover(instances_[0].handle, &text) != SLUICE_OK)
+        return "cannot recover the destination: " + plugin_message(instances_[0]);
+    marker_.emplace(extractor, delivered);
+    if (!text || !*text) return {}; // nothing stored yet: from here on
+    std::string problem;
+    std::optional<PullMarker> held = PullMarker::parse(text, problem);
+    if (!held) return "the destination's marker: " + problem;
+    if (held->extractor() != extractor || held->pulls().size() != delivered.size())
+        return "the destination holds records of another pipeline or layout (its marker: " + std::string(text) +
+               "); give this loader another destination or remove its marker";
+    // The state may count later pulls than the marker: pulls that brought
+    // this destination nothing (an empty read, records that went elsewhere).
+    for (size_t w = 0; w < delivered.size(); ++w) marker_->add(uint32_t(w), held->pulls()[w]);
+    if (!replay_matches) {
+        spdlog::warn("[{}] the extractor's batch_size changed since the destination was written: the pulls read "
+                     "again may not be the ones it holds, so none is skipped (some records may be written twice)",
+                     spec_.id);
+        return {};
+    }
+    already_held_ = std::move(held);
+    return {};
+}
+
+const AckToken *Stage::marked_pull(const Batch &batch) const {
+    if (batch.acks.size() != 1) return nullptr;
+    const AckToken &t = *batch.acks[0];
+    return t.tracker().origin().stage == marker_->extractor() ? &t : nullptr;
 }
 
 bool Stage::can_resume() const {
@@ -373,7 +412,6 @@ void Stage::run_processor(uint32_t worker) {
     std::vector<Batch> outputs;
     FailureBatch failures;
     BatchEmitter emitter(outputs, failures);
-    const uint32_t step = spec_.batch_size;
     while (auto in = input_->pop()) {
         const uint32_t n = uint32_t(in->size());
         outputs.clear();
@@ -385,6 +423,25 @@ void Stage::run_processor(uint32_t worker) {
         failures = FailureBatch{};
         c.add(c.in, n);
         c.add(c.batches, 1);
+        // Exactly once: a pull the destination already holds (written before
+        // a crash, read again since) is delivered already; any other batch
+        // is written in one call together with the marker that covers it.
+        uint32_t step = spec_.batch_size;
+        const AckToken *pull = marker_ ? marked_pull(*in) : nullptr;
+        if (marker_) {
+            step = std::max<uint32_t>(n, 1);
+            PullMarker next = *marker_;
+            if (pull) {
+                const uint32_t w = pull->tracker().origin().worker;
+                if (already_held_ && already_held_->holds(w, pull->pull())) {
+                    metrics_.counter_add("already_loaded", int64_t(n));
+                    if (!deliver(outputs, failures, c, n, in->acks)) return;
+                    continue;
+                }
+                next.add(w, pull->pull());
+            }
+            current_marker_ = next.text();
+        }
         for (uint32_t off = 0; off < n; off += step) {
             const uint32_t count = std::min(step, n - off);
             Mark m = mark(outputs, failures);
@@ -403,6 +460,7 @@ void Stage::run_processor(uint32_t worker) {
             if (count) failures.storage->parents.push_back(in->storage);
         }
         if (spec_.on_error.max_attempts > 1) retry_failed(worker, *in, outputs, failures, emitter, c);
+        if (pull && !environment_failed_.load()) marker_->add(pull->tracker().origin().worker, pull->pull());
         if (!in->acks.empty()) {
             for (auto &b : outputs) b.acks = in->acks;
             if (!durable_on_process_) {
@@ -468,7 +526,10 @@ sluice_status Stage::call_process(uint32_t worker, const Batch &input, uint32_t 
     // workers, so it gets no time limit.
     if (spec_.timeout_ms == 0 || (instances_.size() == 1 && spec_.threads > 1)) {
         emitter.set_input(&input, off, count);
-        sluice_status s = desc->process(inst.handle, input.records.data() + off, count, emitter.raw());
+        sluice_status s =
+            marker_ ? exactly_once_ext_->process_marked(inst.handle, input.records.data() + off, count, emitter.raw(),
+                                                        current_marker_.data(), current_marker_.size())
+                    : desc->process(inst.handle, input.records.data() + off, count, emitter.raw());
         c.add(c.busy_ns, elapsed_ns(t0));
         if (s != SLUICE_OK) message = plugin_message(inst);
         return s;
@@ -492,11 +553,14 @@ sluice_status Stage::call_process(uint32_t worker, const Batch &input, uint32_t 
     call->outputs.resize(output_count());
     Instance orphan = inst; // what the thread destroys if it is abandoned
     auto abandoned_counter = abandoned_;
-    std::thread thread([call, desc, orphan, abandoned_counter] {
+    const sluice_exactly_once_ext *marked = marker_ ? exactly_once_ext_ : nullptr;
+    std::thread thread([call, desc, orphan, abandoned_counter, marked, marker = current_marker_] {
         BatchEmitter e(call->outputs, call->failures);
         e.set_input(&call->input, 0, uint32_t(call->input.records.size()));
-        sluice_status s = desc->process(orphan.handle, call->input.records.data(),
-                                        uint32_t(call->input.records.size()), e.raw());
+        const uint32_t n = uint32_t(call->input.records.size());
+        sluice_status s = marked ? marked->process_marked(orphan.handle, call->input.records.data(), n, e.raw(),
+                                                          marker.data(), marker.size())
+                                 : desc->process(orphan.handle, call->input.records.data(), n, e.raw());
         std::string msg = s != SLUICE_OK && desc->last_error ? std::string(desc->last_error(orphan.handle)) : "";
         bool abandoned;
         {

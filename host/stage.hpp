@@ -8,6 +8,7 @@
 #include "metrics.hpp"
 #include "pipeline_control.hpp"
 #include "plugin_loader.hpp"
+#include "pull_marker.hpp"
 #include "queue.hpp"
 
 #include <sluice/plugin.h>
@@ -18,6 +19,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +66,18 @@ public:
     // `pulls`: how many pulls of each worker earlier runs delivered.
     std::string restore_and_track(const std::vector<std::string> &positions, const std::vector<uint64_t> &pulls = {});
     const std::vector<std::shared_ptr<AckTracker>> &trackers() const { return trackers_; }
+    // Exactly-once delivery (sluice.exactly_once/1, see pull_marker.hpp).
+    // [control, created] Whether the plugin can store the host's markers.
+    bool can_deliver_exactly_once() const { return exactly_once_ext_ != nullptr; }
+    // [control, started] Brings the destination back to its last marker and
+    // from then on writes every batch with the marker of the pulls it holds.
+    // `delivered`: pulls per worker of `extractor` the state says were
+    // delivered. `replay_matches`: the extractor reads the same pulls again
+    // (same batch size), so those the destination holds are skipped.
+    // Returns a message on failure.
+    std::string recover_exactly_once(const std::string &extractor, const std::vector<uint64_t> &delivered,
+                                     bool replay_matches);
+    bool delivers_exactly_once() const { return marker_.has_value(); }
     // [control] Waits up to `limit` for abandoned (timed-out) calls to
     // return; false if some are still running.
     bool wait_for_abandoned_calls(std::chrono::milliseconds limit);
@@ -154,6 +168,14 @@ private:
     std::shared_ptr<BatchQueue> dead_letter_;
     std::shared_ptr<std::atomic<int>> abandoned_ = std::make_shared<std::atomic<int>>(0);
     std::atomic<uint64_t> failures_logged_{0};
+    // Exactly once: the marker of what the destination holds, what it held
+    // before this run (pulls read again are skipped), and the marker text
+    // for the batch being written. Used by the stage's one worker only.
+    const sluice_exactly_once_ext *exactly_once_ext_ = nullptr;
+    std::optional<PullMarker> marker_, already_held_;
+    std::string current_marker_;
+    // The pull a batch came from when it is one pull of the marked extractor.
+    const AckToken *marked_pull(const Batch &batch) const;
     std::atomic<bool> environment_failed_{false};
     std::mutex environment_mutex_;
     std::string environment_failure_;

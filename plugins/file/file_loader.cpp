@@ -198,6 +198,37 @@ void FileLoader::process(Input in, Emitter &out) {
     }
 }
 
+std::string FileLoader::recover() {
+    if (!append_) return {};
+    markers_ = std::make_unique<MarkerLog>(path_ + ".sluice-markers", fsync_);
+    std::optional<MarkerLog::Entry> last = markers_->recover(file_length_);
+    if (!last) return {};
+    if (last->length < file_length_) {
+        if (::ftruncate(fd_, off_t(last->length)) != 0)
+            throw Error("cannot cut " + path_ + " back to its last marker: " + errno_text());
+        if (fsync_ && ::fdatasync(fd_) != 0) throw EnvironmentError("fdatasync of " + path_ + " failed: " + errno_text());
+        host_.warn("cut " + std::to_string(file_length_ - last->length) + " bytes written after the last delivered "
+                   "batch off " + path_ + " (a resumed run writes them again, once)");
+        file_length_ = last->length;
+        header_written_ = file_length_ > 0;
+    }
+    return last->marker;
+}
+
+void FileLoader::process(Input in, Emitter &out, std::string_view marker) {
+    const uint64_t before = file_length_;
+    process(in, out);
+    if (!markers_) return;
+    try {
+        markers_->append(file_length_, marker);
+    } catch (const EnvironmentError &) {
+        // The batch must not stay without its marker: take it back.
+        if (::ftruncate(fd_, off_t(before)) != 0) throw FatalError("cannot cut " + path_ + " back: " + errno_text());
+        file_length_ = before;
+        throw;
+    }
+}
+
 void FileLoader::write_batch(Input in, Emitter &out) {
     for (uint32_t i = 0; i < in.size(); ++i) {
         Record r = in[i];

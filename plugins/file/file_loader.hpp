@@ -6,6 +6,11 @@
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
+#include "marker_log.hpp"
+
+#include <memory>
+#include <optional>
+
 #include <string>
 #include <vector>
 
@@ -49,6 +54,12 @@ public:
     // sluice.delivery/1: appended batches are on disk when process returns;
     // a replaced file only once flush has renamed it into place.
     bool durable_on_process() const { return append_; }
+    // sluice.exactly_once/1. Appending: each batch's marker goes to a side
+    // log after the batch is synced (marker_log.hpp), and recover cuts the
+    // file back to the last marker. Replacing: the file appears whole or not
+    // at all, so there is nothing to recover and the marker is not needed.
+    std::string recover();
+    void process(Input in, Emitter &out, std::string_view marker);
 
 private:
     // Append mode: cuts off a partial last record a crashed run left.
@@ -80,6 +91,7 @@ private:
     // Bytes in the open file that were written whole; a failed write is cut
     // back to it, so no torn record stays behind.
     uint64_t file_length_ = 0;
+    std::unique_ptr<MarkerLog> markers_; // appending with exactly-once delivery
 };
 
 } // namespace sluice::plugins

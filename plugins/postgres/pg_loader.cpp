@@ -22,7 +22,7 @@ void append_csv(std::string &out, const std::optional<std::string> &v) {
 
 } // namespace
 
-PgLoader::PgLoader(const Context &ctx) : host_(ctx.host) {
+PgLoader::PgLoader(const Context &ctx) : host_(ctx.host), marker_key_(std::string(ctx.stage_id)) {
     json::Config c(ctx.config_json);
     conninfo_ = c.required_string("conninfo");
     if (std::string env = c.string("password_env"); !env.empty()) {
@@ -31,6 +31,7 @@ PgLoader::PgLoader(const Context &ctx) : host_(ctx.host) {
         password_ = p;
     }
     table_ = c.required_string("table");
+    marker_key_ = table_ + "/" + marker_key_;
     std::string mode = c.string("mode", "insert");
     if (mode != "insert" && mode != "upsert") c.fail("mode", "expected insert or upsert");
     upsert_ = mode == "upsert";
@@ -139,12 +140,27 @@ std::string PgLoader::copy_batch(const std::vector<std::vector<std::optional<std
                            " FROM sluice_staging" + upsert_suffix_);
 }
 
-void PgLoader::process(Input in, Emitter &out) {
+std::string PgLoader::recover() {
+    conn_->exec("CREATE TABLE IF NOT EXISTS sluice_markers (sink text PRIMARY KEY, marker text NOT NULL)");
+    markers_ready_ = true;
+    Result r = conn_->exec("SELECT marker FROM sluice_markers WHERE sink = $1", {marker_key_});
+    return PQntuples(r.get()) ? std::string(PQgetvalue(r.get(), 0, 0)) : std::string();
+}
+
+void PgLoader::store_marker(const std::string_view *marker) {
+    if (!marker || !markers_ready_) return;
+    // In the batch's transaction: the rows and the marker, both or neither.
+    conn_->exec("INSERT INTO sluice_markers (sink, marker) VALUES ($1, $2) "
+                "ON CONFLICT (sink) DO UPDATE SET marker = EXCLUDED.marker",
+                {marker_key_, std::string(*marker)});
+}
+
+void PgLoader::process_marked(Input in, Emitter &out, const std::string_view *marker) {
     // A refused row fails alone (its SQLSTATE is about the data); anything
     // else is the server's or the connection's doing: the whole batch is
     // rolled back and the host tries it again, then fails the stage.
     try {
-        load(in, out);
+        load(in, out, marker);
     } catch (const EnvironmentError &) {
         throw;
     } catch (const Error &e) {
@@ -154,7 +170,7 @@ void PgLoader::process(Input in, Emitter &out) {
     }
 }
 
-void PgLoader::load(Input in, Emitter &out) {
+void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
     if (PQstatus(conn_->raw()) != CONNECTION_OK) {
         if (!conn_->ensure_connected()) throw EnvironmentError("PostgreSQL: connection lost: " + conn_->error());
         host_.warn("reconnected to PostgreSQL");
@@ -175,7 +191,14 @@ void PgLoader::load(Input in, Emitter &out) {
         rows.push_back(std::move(row));
         index.push_back(i);
     }
-    if (rows.empty()) return;
+    if (rows.empty()) {
+        if (marker && markers_ready_) {
+            conn_->exec("BEGIN");
+            store_marker(marker);
+            conn_->exec("COMMIT");
+        }
+        return;
+    }
     // A batch that failed half-way (the connection dropped, say) may have
     // left a transaction open: start clean.
     if (PQtransactionStatus(conn_->raw()) != PQTRANS_IDLE) conn_->try_exec("ROLLBACK");
@@ -183,6 +206,7 @@ void PgLoader::load(Input in, Emitter &out) {
     conn_->exec("BEGIN");
     std::string problem = copy_batch(rows);
     if (problem.empty()) {
+        store_marker(marker);
         conn_->exec("COMMIT");
         written_ += int64_t(rows.size());
         return;
@@ -207,6 +231,7 @@ void PgLoader::load(Input in, Emitter &out) {
             ++refused_;
         }
     }
+    store_marker(marker);
     conn_->exec("COMMIT");
 }
 

@@ -41,7 +41,12 @@ public:
 
     explicit PgLoader(const Context &ctx);
     void start();
-    void process(Input in, Emitter &out);
+    void process(Input in, Emitter &out) { process_marked(in, out, nullptr); }
+    // sluice.exactly_once/1: the host's marker is kept in table
+    // sluice_markers (one row per table and stage), written in the batch's
+    // own transaction.
+    std::string recover();
+    void process(Input in, Emitter &out, std::string_view marker) { process_marked(in, out, &marker); }
     void flush(Emitter &out);
     void stop();
     // sluice.delivery/1: each batch is committed before process returns.
@@ -51,8 +56,11 @@ private:
     struct Column {
         std::string name, type;
     };
+    void process_marked(Input in, Emitter &out, const std::string_view *marker);
     // One batch in a transaction; throws Error for anything but refused rows.
-    void load(Input in, Emitter &out);
+    void load(Input in, Emitter &out, const std::string_view *marker);
+    // Stores the marker in the open transaction.
+    void store_marker(const std::string_view *marker);
     // What each (re)connected session needs: the upsert staging table.
     void prepare_session();
     // The value of `column` in `record` as PostgreSQL text (nullopt: NULL).
@@ -62,6 +70,8 @@ private:
     std::string copy_batch(const std::vector<std::vector<std::optional<std::string>>> &rows);
 
     Host host_;
+    std::string marker_key_; // "<table>/<stage id>"
+    bool markers_ready_ = false;
     std::string conninfo_, password_, table_;
     bool upsert_ = false, create_ = false;
     std::vector<std::string> key_;

@@ -6,7 +6,7 @@ namespace sluice::plugins::sqlite {
 
 namespace bj = boost::json;
 
-SqliteLoader::SqliteLoader(const Context &ctx) : host_(ctx.host) {
+SqliteLoader::SqliteLoader(const Context &ctx) : host_(ctx.host), marker_key_(std::string(ctx.stage_id)) {
     json::Config c(ctx.config_json);
     path_ = ctx.resolve_path(c.required_string("path"));
     table_ = c.required_string("table");
@@ -86,10 +86,26 @@ void SqliteLoader::start() {
 
 void SqliteLoader::stop() {
     insert_.reset();
+    set_marker_.reset();
     db_.reset();
 }
 
-void SqliteLoader::process(Input in, Emitter &out) {
+void SqliteLoader::create_marker_table() {
+    db_->exec("CREATE TABLE IF NOT EXISTS sluice_markers (sink TEXT PRIMARY KEY, marker TEXT NOT NULL)");
+    marker_key_ = table_ + "/" + marker_key_;
+    set_marker_.emplace(db_->prepare("INSERT INTO sluice_markers (sink, marker) VALUES (?, ?) "
+                                     "ON CONFLICT (sink) DO UPDATE SET marker = excluded.marker"));
+}
+
+std::string SqliteLoader::recover() {
+    create_marker_table();
+    Statement get = db_->prepare("SELECT marker FROM sluice_markers WHERE sink = ?");
+    sqlite3_bind_text(get.raw(), 1, marker_key_.data(), int(marker_key_.size()), SQLITE_TRANSIENT);
+    if (get.step() != SQLITE_ROW) return {};
+    return reinterpret_cast<const char *>(sqlite3_column_text(get.raw(), 0));
+}
+
+void SqliteLoader::write(Input in, Emitter &out, const std::string_view *marker) {
     sqlite3_stmt *st = insert_->raw();
     db_->exec("BEGIN IMMEDIATE");
     std::string error;
@@ -145,6 +161,19 @@ void SqliteLoader::process(Input in, Emitter &out) {
         ++written;
     }
     insert_->reset();
+    if (marker && set_marker_) {
+        // The marker says which records this transaction holds: both or neither.
+        set_marker_->reset();
+        sqlite3_bind_text(set_marker_->raw(), 1, marker_key_.data(), int(marker_key_.size()), SQLITE_TRANSIENT);
+        sqlite3_bind_text(set_marker_->raw(), 2, marker->data(), int(marker->size()), SQLITE_TRANSIENT);
+        if (int rc = set_marker_->step(); rc != SQLITE_DONE) {
+            std::string message = "sqlite: " + path_ + ": cannot store the delivery marker: " + db_->error();
+            set_marker_->reset();
+            roll_back();
+            throw EnvironmentError(message);
+        }
+        set_marker_->reset();
+    }
     try {
         db_->exec("COMMIT");
     } catch (...) {

@@ -43,7 +43,12 @@ public:
 
     explicit SqliteLoader(const Context &ctx);
     void start();
-    void process(Input in, Emitter &out);
+    void process(Input in, Emitter &out) { write(in, out, nullptr); }
+    // sluice.exactly_once/1: the host's marker is kept in table
+    // sluice_markers (one row per table and stage), written in the batch's
+    // own transaction.
+    std::string recover();
+    void process(Input in, Emitter &out, std::string_view marker) { write(in, out, &marker); }
     void flush(Emitter &out);
     void stop();
     // sluice.delivery/1: a batch is committed when process returns.
@@ -52,17 +57,22 @@ public:
 private:
     // Ends the open transaction, if SQLite has not ended it already.
     void roll_back();
+    // One batch in one transaction, with the marker when there is one.
+    void write(Input in, Emitter &out, const std::string_view *marker);
+    void create_marker_table();
     struct Column {
         std::string name, type;
     };
 
     Host host_;
+    std::string marker_key_; // "<table>/<stage id>" once recovered
     std::string path_, table_;
     bool upsert_ = false, create_ = false, full_sync_ = true;
     std::vector<std::string> key_;
     std::vector<Column> columns_;
     std::unique_ptr<Database> db_;
     std::optional<Statement> insert_;
+    std::optional<Statement> set_marker_; // with exactly-once delivery
     json::RecordParser parser_;
     json::RecordWriter writer_;
     int64_t written_ = 0, refused_ = 0, extra_fields_ = 0;

@@ -43,6 +43,7 @@
  *     1.0  the first
  *     1.1  sluice.acknowledged/1 (a plugin built against 1.1 needs a host
  *          that speaks 1.1, which will call it)
+ *     1.2  sluice.exactly_once/1
  *
  * ---------------------------------------------------------------------------
  * 3. Data model
@@ -183,7 +184,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 1
+#define SLUICE_ABI_MINOR 2
 
 /* The one symbol a plugin exports. */
 #define SLUICE_ENTRY_SYMBOL "sluice_plugin_entry"
@@ -515,6 +516,39 @@ typedef struct sluice_delivery_ext {
     int32_t (*durable_on_process)(void *instance); /* [control, created] 1 or 0 */
 } sluice_delivery_ext;
 
+/* "sluice.exactly_once/1" (since ABI 1.2): a loader that can store a short
+ * text, the host's MARKER, atomically with the records of a batch (in the
+ * same database transaction; for a file, a side log that a restart uses to
+ * cut the file back). With it, and a state_dir, a run killed at any point and
+ * started again leaves every record in the destination exactly once.
+ *
+ * The marker says which extractor pulls the destination holds; it is opaque
+ * to the plugin (store and return it byte for byte, never parse it). The
+ * host uses it only for a loader that runs on one worker, receives batches in
+ * extraction order from a single extractor, and receives no dead letters;
+ * anywhere else it calls process as usual (at least once).
+ *
+ * - recover   [control, started] Before the first batch: bring the
+ *             destination back to what its last durable marker covers (a
+ *             file: cut off what was written after it) and set *marker to
+ *             that marker (NUL-terminated, valid until the next call), or to
+ *             NULL or "" when the destination holds no marker yet. The host
+ *             then skips the pulls the destination already holds when the
+ *             extractor reads them again. Anything but SLUICE_OK (with
+ *             last_error) fails the run before it reads anything.
+ * - process_marked  [worker, started] Exactly process, plus: when it returns
+ *             SLUICE_OK, `marker` is durable together with the records it
+ *             accepted, and if it fails, neither is. Never keep a marker
+ *             whose records are not durable. */
+#define SLUICE_EXT_EXACTLY_ONCE "sluice.exactly_once/1"
+typedef struct sluice_exactly_once_ext {
+    uint32_t struct_size; /* sizeof(sluice_exactly_once_ext) */
+    uint32_t reserved;
+    sluice_status (*recover)(void *instance, const char **marker);
+    sluice_status (*process_marked)(void *instance, const sluice_record *records, uint32_t count,
+                                    const sluice_emitter *out, const char *marker, size_t marker_len);
+} sluice_exactly_once_ext;
+
 /* The function every plugin exports, and its type. */
 typedef const sluice_entry *(*sluice_entry_fn)(void);
 
@@ -544,6 +578,7 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_outputs_ext) == 24, "sluice_outputs_ext layou
 SLUICE_STATIC_ASSERT(sizeof(sluice_checkpoint_ext) == 24, "sluice_checkpoint_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_acknowledged_ext) == 16, "sluice_acknowledged_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_delivery_ext) == 16, "sluice_delivery_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_exactly_once_ext) == 24, "sluice_exactly_once_ext layout changed");
 #endif
 
 #ifdef __cplusplus

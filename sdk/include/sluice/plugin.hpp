@@ -35,6 +35,10 @@
 //   bool durable_on_process() const; // true if records are durable when process
 //                                    // returns (sluice.delivery/1); without it,
 //                                    // only after flush
+//   std::string recover();           // loaders that store the host's marker
+//   void process(Input, Emitter &, std::string_view marker);
+//                                    // atomically with the records
+//                                    // (sluice.exactly_once/1): exactly once
 // Extractors define `bool pull(sluice::Emitter &out, uint32_t max_records)`
 // instead of process; it returns true at end of input.
 //
@@ -261,6 +265,7 @@ struct Instance {
     T stage;
     std::string last_error;
     std::string last_position; // sluice.checkpoint/1
+    std::string last_marker;   // sluice.exactly_once/1
 };
 
 template <class T> concept HasStart = requires(T t) { t.start(); };
@@ -283,6 +288,10 @@ template <class T> concept HasCheckpoint = requires(T t, const T ct, std::string
 template <class T> concept HasAcknowledged = requires(T t, std::string_view p) { t.acknowledged(p); };
 template <class T> concept HasDelivery = requires(const T t) {
     { t.durable_on_process() } -> std::convertible_to<bool>;
+};
+template <class T> concept HasExactlyOnce = requires(T t, Input in, Emitter &e, std::string_view m) {
+    { t.recover() } -> std::convertible_to<std::string>;
+    t.process(in, e, m);
 };
 template <class T> concept HasCapabilities = requires { T::capabilities; };
 template <class T> concept HasOutputs = requires { T::outputs; };
@@ -422,8 +431,30 @@ template <class T> int32_t durable_on_process(void *p) noexcept {
 template <class T> inline constexpr sluice_delivery_ext delivery_ext = {sizeof(sluice_delivery_ext), 0,
                                                                        &durable_on_process<T>};
 
+template <class T> sluice_status exactly_once_recover(void *p, const char **marker) noexcept {
+    auto &i = self<T>(p);
+    *marker = nullptr;
+    sluice_status s = guarded(i.last_error, [&] { i.last_marker = i.stage.recover(); });
+    if (s == SLUICE_OK) *marker = i.last_marker.c_str();
+    return s;
+}
+template <class T>
+sluice_status exactly_once_process(void *p, const sluice_record *records, uint32_t count, const sluice_emitter *out,
+                                   const char *marker, size_t marker_len) noexcept {
+    auto &i = self<T>(p);
+    return guarded(i.last_error, [&] {
+        Emitter e(out);
+        i.stage.process(Input(records, count), e, std::string_view(marker, marker_len));
+    });
+}
+template <class T> inline constexpr sluice_exactly_once_ext exactly_once_ext = {
+    sizeof(sluice_exactly_once_ext), 0, &exactly_once_recover<T>, &exactly_once_process<T>};
+
 template <class T>
 const void *get_extension(void *p, const char *id) noexcept {
+    if constexpr (HasExactlyOnce<T>) {
+        if (p && std::strcmp(id, SLUICE_EXT_EXACTLY_ONCE) == 0) return &exactly_once_ext<T>;
+    }
     if constexpr (HasCheckpoint<T>) {
         if (p && std::strcmp(id, SLUICE_EXT_CHECKPOINT) == 0) return &checkpoint_ext<T>;
     }
