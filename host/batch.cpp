@@ -15,6 +15,7 @@ char *ByteArena::allocate(size_t n, size_t align) {
         cur_ = chunks_.back().get();
         left_ = size;
         reserved_ += size;
+        MemoryBudget::global().allocated(size);
         pad = (align - reinterpret_cast<uintptr_t>(cur_) % align) % align;
     }
     char *p = cur_ + pad;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include "acknowledgement.hpp"
+#include "memory_budget.hpp"
 
 #include <sluice/plugin.h>
 
@@ -21,6 +22,7 @@ namespace sluice {
 class ByteArena {
 public:
     ByteArena() = default;
+    ~ByteArena() { MemoryBudget::global().freed(reserved_); }
     ByteArena(const ByteArena &) = delete;
     ByteArena &operator=(const ByteArena &) = delete;
 
@@ -45,7 +47,7 @@ struct BatchStorage {
 
 struct Batch {
     uint64_t seq = 0; // extraction order, for stages that want ordered input
-    std::vector<sluice_record> records;
+    std::vector<sluice_record, MeteredAllocator<sluice_record>> records; // counted against the memory budget
     std::shared_ptr<BatchStorage> storage = std::make_shared<BatchStorage>();
     // The extractor pulls its records came from: acknowledged once every
     // copy of every batch carrying them is gone (see acknowledgement.hpp).

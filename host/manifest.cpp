@@ -199,8 +199,8 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
     bj::value root = parser.release();
     if (!root.is_object()) throw ManifestError({path + ": /: expected a JSON object"});
     const bj::object &top = root.get_object();
-    check.known_keys(top, "", {"name", "description", "plugin_dirs", "state_dir", "checkpoint_interval_ms", "defaults",
-                              "stages"});
+    check.known_keys(top, "", {"name", "description", "plugin_dirs", "state_dir", "checkpoint_interval_ms",
+                              "memory_limit_mb", "defaults", "stages"});
 
     m.name = check.string(top, "", "name", false).value_or(fs::path(path).stem().string());
 
@@ -223,6 +223,7 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
         else m.state_dir = resolve(m.base_dir, std::string(d->get_string()));
     }
     m.checkpoint_interval_ms = check.bounded(top, "", "checkpoint_interval_ms", 0, 0, 3600000);
+    m.memory_limit_mb = check.bounded(top, "", "memory_limit_mb", m.memory_limit_mb, 16, 1024 * 1024);
     if (const bj::value *d = top.if_contains("description"); d && !d->is_string())
         check.error("/description", "expected a string");
 

@@ -60,6 +60,8 @@ struct Manifest {
     // two saves (0: as soon as an acknowledgement moves a position).
     std::string state_dir;
     uint32_t checkpoint_interval_ms = 0;
+    // What batches may hold in all, wherever they are (memory_budget.hpp).
+    uint32_t memory_limit_mb = 512;
 };
 
 // One or more problems, each a one-line message "FILE: /json/path: what".

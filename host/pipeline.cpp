@@ -3,6 +3,7 @@
 #include "config_schema.hpp"
 #include "graph.hpp"
 #include "kinds.hpp"
+#include "memory_budget.hpp"
 #include "report.hpp"
 #include "signal_watcher.hpp"
 
@@ -106,6 +107,33 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
         for (size_t lane = 0; lane < ordered.size(); ++lane) stages_[ordered[lane]]->input()->set_window(window, lane);
         stages_[e]->set_sequence_window(window);
         windows_.push_back(window);
+    }
+    warn_about_memory();
+}
+
+void Pipeline::warn_about_memory() const {
+    // A rough worst case, counted in batches: what the queues, the workers
+    // and the reorder windows may hold, at a typical record size. The budget
+    // holds whatever the settings; this says when it, not they, will.
+    constexpr uint64_t kTypicalRecordBytes = 256;
+    const uint64_t budget = uint64_t(manifest_.memory_limit_mb) << 20;
+    auto reach = extractors_reaching(manifest_);
+    for (size_t e = 0; e < stages_.size(); ++e) {
+        const StageSpec &source = stages_[e]->spec();
+        if (source.kind != SLUICE_KIND_EXTRACTOR) continue;
+        uint64_t batches = source.threads;
+        for (size_t i = 0; i < stages_.size(); ++i)
+            if (std::find(reach[i].begin(), reach[i].end(), e) != reach[i].end())
+                batches += stages_[i]->spec().queue_capacity + stages_[i]->spec().threads;
+        const uint64_t worst = batches * source.batch_size * kTypicalRecordBytes;
+        if (worst <= budget) continue;
+        const uint64_t fits = std::max<uint64_t>(1, std::max<uint64_t>(budget / 16, 64 * 1024) / kTypicalRecordBytes);
+        spdlog::warn("{}: {}/batch_size: up to {} batches of {} records may be in flight from extractor '{}' "
+                     "(queues, threads, reorder windows): about {} MB at {} bytes a record, more than "
+                     "memory_limit_mb ({}); extraction will pause at the budget and pulls are cut to about {} "
+                     "records (lower batch_size, queue_capacity or threads, or raise memory_limit_mb)",
+                     manifest_.path, source.json_path, batches, source.batch_size, source.id, worst >> 20,
+                     kTypicalRecordBytes, manifest_.memory_limit_mb, std::min<uint64_t>(fits, source.batch_size));
     }
 }
 
@@ -319,6 +347,9 @@ RunResult Pipeline::run(const RunOptions &options) {
         result.report = build_report(*this, result, started_wall, 0);
         return result;
     };
+    MemoryBudget &budget = MemoryBudget::global();
+    budget.set_limit(uint64_t(manifest_.memory_limit_mb) << 20);
+    budget.reset_peak();
     if (std::string problem = open_state(result); !problem.empty()) return fail_before_running(problem);
     warn_about_late_confirmations();
 
@@ -356,6 +387,8 @@ RunResult Pipeline::run(const RunOptions &options) {
         state_.reset(); // releases the lock
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    result.memory = bj::object{{"limit_mb", manifest_.memory_limit_mb},
+                               {"peak_batch_mb", double(budget.peak()) / double(1 << 20)}};
 
     if (control_.aborted() || control_.failed()) {
         result.status = "failed";

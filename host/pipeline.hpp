@@ -41,6 +41,8 @@ struct RunResult {
     // At-least-once delivery, when the manifest sets state_dir: the state
     // file, whether the run resumed, records replayed and acknowledged.
     boost::json::object delivery;
+    // The memory budget and the most that batches held at once.
+    boost::json::object memory;
     boost::json::object report;
 };
 
@@ -73,6 +75,9 @@ private:
     // Warns when a source that confirms delivery to its clients feeds a
     // loader that makes records durable only at the end of the run.
     void warn_about_late_confirmations() const;
+    // Warns at setup when the settings let more batches be in flight than
+    // the memory budget holds at a typical record size.
+    void warn_about_memory() const;
     // Picks the loaders that deliver exactly once (open_state) and, once
     // they are started, recovers them (recover_exactly_once). A message on
     // failure.

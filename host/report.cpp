@@ -140,6 +140,7 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
                               {"dropped", dropped},
                               {"dead_lettered", dead_lettered}};
     if (!result.delivery.empty()) r["delivery"] = result.delivery;
+    if (!result.memory.empty()) r["memory"] = result.memory;
     r["stages"] = std::move(stages);
     return r;
 }

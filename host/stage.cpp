@@ -3,6 +3,7 @@
 #include "host_services.hpp"
 #include "environment_retry.hpp"
 #include "error_policy.hpp"
+#include "memory_budget.hpp"
 #include "kinds.hpp"
 
 #include <sluice/dead_letter.hpp>
@@ -320,14 +321,21 @@ void Stage::run_extractor(uint32_t worker) {
     int consecutive_errors = 0;
     std::optional<EnvironmentRetry> environment_retry;
     std::chrono::milliseconds idle{0};
+    MemoryBudget &budget = MemoryBudget::global();
+    double bytes_per_record = 1024; // a guess until the first pull says
     while (!control_.stop_requested()) {
+        // Memory: read nothing more while the budget is spent, and no more
+        // in one pull than a slice of it.
+        if (!budget.wait_for_room(control_)) break;
+        const uint32_t max_records = uint32_t(std::clamp<double>(
+            double(budget.batch_bytes()) / std::max(bytes_per_record, 1.0), 1.0, double(spec_.batch_size)));
         outputs.clear();
         outputs.resize(output_count());
         failures = FailureBatch{};
         emitter.set_input(nullptr, 0, 0);
         int32_t end = 0;
         auto t0 = Clock::now();
-        sluice_status s = plugin_.desc->pull(inst.handle, emitter.raw(), spec_.batch_size, &end);
+        sluice_status s = plugin_.desc->pull(inst.handle, emitter.raw(), max_records, &end);
         c.add(c.busy_ns, elapsed_ns(t0));
         if (s == SLUICE_RETRY) {
             // The source cannot be read right now; nothing was consumed.
@@ -361,8 +369,12 @@ void Stage::run_extractor(uint32_t worker) {
         }
         consecutive_errors = 0;
         // New records get ids from one contiguous range per call.
-        uint64_t produced = 0;
-        for (const auto &b : outputs) produced += b.records.size();
+        uint64_t produced = 0, bytes = 0;
+        for (const auto &b : outputs) {
+            produced += b.records.size();
+            bytes += b.storage->arena.bytes_reserved() + b.records.size() * sizeof(sluice_record);
+        }
+        if (produced > 0) bytes_per_record = double(bytes) / double(produced);
         uint64_t id = control_.allocate_ids(produced + failures.items.size());
         for (auto &b : outputs)
             for (auto &r : b.records) r.id = id++;
