@@ -4,27 +4,16 @@
 #pragma once
 
 #include "ingest_buffer.hpp"
+#include "ingest_request.hpp"
+#include "ingest_server.hpp"
 
 #include <sluice/plugin.hpp>
 
-#include <Poco/Net/Context.h>
-#include <Poco/Net/HTTPServer.h>
-
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
 
 namespace sluice::plugins::http {
-
-struct IngestSettings {
-    std::string path = "/ingest";
-    size_t max_body_bytes = 10u << 20;
-    std::string token; // "" = no authentication
-    int retry_after_seconds = 1;
-    bool wait_for_delivery = true;
-    std::chrono::milliseconds delivery_timeout{30000};
-};
 
 class HttpIngest {
 public:
@@ -45,7 +34,11 @@ public:
     "max_body_bytes": {"type": "integer", "minimum": 1, "default": 10485760, "description": "Larger requests get 413 (compressed ones: also once inflated past it)"},
     "buffer_records": {"type": "integer", "minimum": 1, "default": 10000, "description": "Records accepted but not yet in the pipeline; when full, requests get 429 with Retry-After"},
     "bearer_token_env": {"type": "string", "minLength": 1, "description": "Environment variable holding the token clients must send as 'Authorization: Bearer ...' (otherwise 401)"},
-    "server_threads": {"type": "integer", "minimum": 1, "default": 64, "description": "Requests handled at once (each waits for its records' delivery)"},
+    "server_threads": {"type": "integer", "minimum": 1, "maximum": 64, "default": 2, "description": "Threads serving connections (asynchronous: a connection or a request waiting for delivery holds no thread)"},
+    "max_connections": {"type": "integer", "minimum": 1, "default": 1024, "description": "Open connections at most; past it a new one gets 503 and is closed"},
+    "read_timeout_ms": {"type": "integer", "minimum": 1, "default": 10000, "description": "A request's head (line and headers) must arrive within this, counted from the connection's start or the previous answer: idle and slowloris connections are closed"},
+    "body_timeout_ms": {"type": "integer", "minimum": 1, "default": 60000, "description": "A request's body must arrive within this"},
+    "max_requests_per_connection": {"type": "integer", "minimum": 1, "default": 1000, "description": "Keep-alive: requests served on one connection before it is closed"},
     "retry_after_s": {"type": "integer", "minimum": 1, "default": 1, "description": "Retry-After sent with 429"},
     "respond": {"type": "string", "enum": ["delivered", "accepted"], "default": "delivered",
                 "description": "delivered: answer 202 only once every record of the request is loaded, dead-lettered or dropped by rule downstream (at-least-once for the client); accepted: as soon as they are buffered"},
@@ -79,13 +72,12 @@ private:
     std::string address_;
     int port_ = 0;
     size_t buffer_records_ = 10000;
-    int server_threads_ = 64;
+    ServerLimits limits_;
     std::string tls_cert_, tls_key_, tls_client_ca_;
-    Poco::Net::Context::Ptr tls_; // null: plain HTTP
+    std::shared_ptr<boost::asio::ssl::context> tls_; // null: plain HTTP
     IngestSettings settings_;
     std::shared_ptr<IngestBuffer> buffer_;
-    std::unique_ptr<Poco::ThreadPool> pool_;
-    std::unique_ptr<Poco::Net::HTTPServer> server_;
+    std::unique_ptr<IngestServer> server_;
 };
 
 } // namespace sluice::plugins::http

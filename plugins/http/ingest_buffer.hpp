@@ -10,6 +10,8 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -59,19 +61,45 @@ public:
 
     // Every record up to number `n` has been delivered.
     void delivered(uint64_t n) {
+        std::vector<std::function<void()>> ready;
         {
             std::lock_guard lock(mutex_);
             if (n > delivered_) delivered_ = n;
+            auto end = waiters_.upper_bound(delivered_);
+            for (auto it = waiters_.begin(); it != end; ++it) ready.push_back(std::move(it->second));
+            waiters_.erase(waiters_.begin(), end);
         }
         wake_.notify_all();
+        for (auto &fn : ready) fn();
     }
     // No more acknowledgements will come: waiters give up.
     void give_up() {
+        std::multimap<uint64_t, std::function<void()>> waiting;
         {
             std::lock_guard lock(mutex_);
             given_up_ = true;
+            waiting.swap(waiters_);
         }
         wake_.notify_all();
+        for (auto &[n, fn] : waiting) fn();
+    }
+    // Calls `fn` once, when every record up to number `n` is delivered or
+    // the buffer gives up: at once if that is so already, else from the
+    // thread that acknowledges. For servers that must not block a thread
+    // per waiting request.
+    void when_delivered(uint64_t n, std::function<void()> fn) {
+        {
+            std::lock_guard lock(mutex_);
+            if (delivered_ < n && !given_up_) {
+                waiters_.emplace(n, std::move(fn));
+                return;
+            }
+        }
+        fn();
+    }
+    bool is_delivered(uint64_t n) const {
+        std::lock_guard lock(mutex_);
+        return delivered_ >= n;
     }
     enum class Wait { delivered, timed_out, gave_up };
     Wait wait_delivered(uint64_t n, std::chrono::milliseconds timeout) {
@@ -88,6 +116,7 @@ private:
     bool closed_ = false, given_up_ = false;
     uint64_t pushed_ = 0, taken_ = 0, delivered_ = 0;
     std::condition_variable wake_;
+    std::multimap<uint64_t, std::function<void()>> waiters_; // by the record number they wait for
 };
 
 } // namespace sluice::plugins::http

@@ -18,6 +18,11 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
 #include <csignal>
@@ -425,4 +430,103 @@ TEST(HttpIngest, TheHttpToPostgresExampleLoadsWhatItIsSent) {
     EXPECT_EQ(pg.scalar("SELECT string_agg(event || ':' || user_id, ',' ORDER BY user_id) FROM events"),
               "view:1,purchase:2,cart:4");
     EXPECT_EQ(read_lines(dir / "out/http_to_postgres/rejects.ndjson").size(), 1u);
+}
+
+namespace {
+// A raw TCP connection to the ingest, for clients that misbehave.
+int connect_to(int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+// Whether the server has closed `fd` (reads EOF or an error at once).
+bool closed_by_server(int fd) {
+    char c;
+    timeval tv{0, 200000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t n = ::recv(fd, &c, 1, 0);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+} // namespace
+
+// Issue 9, R3: 64 idle TCP connections (the old server_threads default)
+// blocked all ingest until the 60 s idle timeout, and 200 slowloris
+// connections kept it blocked: every probe request timed out.
+TEST(HttpIngest, IdleAndSlowlorisConnectionsCannotStarveTheIngest) {
+    TempDir dir;
+    const int port = free_port();
+    std::string m = dir.write("m.json", R"({"name":"starve","stages":[
+  {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + R"(,"read_timeout_ms":1500}},
+  {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson","append":true}}]})");
+    ChildProcess sluice({sluice_binary(), "run", m, "--log-level", "info"});
+    ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
+    std::vector<int> idle, slow;
+    for (int i = 0; i < 64; ++i) idle.push_back(connect_to(port));
+    for (int i = 0; i < 200; ++i) {
+        int fd = connect_to(port);
+        const char head[] = "POST /ingest HTTP/1.1\r\nHost: x\r\n";
+        ::send(fd, head, sizeof head - 1, MSG_NOSIGNAL);
+        slow.push_back(fd);
+    }
+    for (int fd : idle) ASSERT_GE(fd, 0);
+    for (int fd : slow) ASSERT_GE(fd, 0);
+    // Slowloris: one more header byte every 300 ms, for ever.
+    std::atomic<bool> done{false};
+    std::thread trickle([&] {
+        while (!done) {
+            for (int fd : slow) ::send(fd, "X", 1, MSG_NOSIGNAL);
+            std::this_thread::sleep_for(300ms);
+        }
+    });
+    int probes = 0;
+    for (auto until = std::chrono::steady_clock::now() + 3s; std::chrono::steady_clock::now() < until; ++probes) {
+        auto t0 = std::chrono::steady_clock::now();
+        Response r = post(port, "/ingest", "{\"probe\":" + std::to_string(probes) + "}\n");
+        auto took = std::chrono::steady_clock::now() - t0;
+        EXPECT_EQ(r.status, 202) << r.body;
+        EXPECT_LT(took, 1s) << "probe " << probes << " waited behind the idle and slow connections";
+        std::this_thread::sleep_for(100ms);
+    }
+    // The head must arrive within read_timeout_ms however it trickles: by
+    // now every idle and slowloris connection has been closed.
+    int still_open = 0;
+    for (int fd : slow) still_open += !closed_by_server(fd);
+    for (int fd : idle) still_open += !closed_by_server(fd);
+    done = true;
+    trickle.join();
+    for (int fd : idle) ::close(fd);
+    for (int fd : slow) ::close(fd);
+    EXPECT_EQ(still_open, 0);
+    sluice.signal(SIGTERM);
+    EXPECT_EQ(sluice.wait(30s).exit_code, 0);
+    EXPECT_EQ(read_lines(dir / "out.ndjson").size(), size_t(probes));
+}
+
+// Past max_connections a new connection hears 503 at once and is closed.
+TEST(HttpIngest, ConnectionsPastTheLimitGet503) {
+    TempDir dir;
+    const int port = free_port();
+    std::string m = dir.write("m.json", R"({"name":"limit","stages":[
+  {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + R"(,"max_connections":10}},
+  {"id":"out","kind":"loader","plugin":"null"}]})");
+    ChildProcess sluice({sluice_binary(), "run", m, "--log-level", "info"});
+    ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
+    std::vector<int> held;
+    for (int i = 0; i < 10; ++i) held.push_back(connect_to(port));
+    std::this_thread::sleep_for(200ms);
+    Response refused = post(port, "/ingest", "{\"a\":1}\n");
+    EXPECT_EQ(refused.status, 503) << refused.body;
+    EXPECT_NE(refused.body.find("too many open connections"), std::string::npos) << refused.body;
+    for (int fd : held) ::close(fd);
+    std::this_thread::sleep_for(200ms);
+    EXPECT_EQ(post(port, "/ingest", "{\"a\":2}\n").status, 202);
+    sluice.signal(SIGTERM);
+    EXPECT_EQ(sluice.wait(30s).exit_code, 0);
 }
