@@ -1,5 +1,6 @@
 #include "file_extractor.hpp"
 
+#include "../common/json_members.hpp"
 #include "../common/json_text.hpp"
 #include "../common/sorted_files.hpp"
 #include "csv.hpp"
@@ -24,41 +25,6 @@ bool is_blank(std::string_view s) {
     for (char c : s)
         if (c != ' ' && c != '\t' && c != '\r') return false;
     return true;
-}
-
-// Length of the JSON value at the start of [p, p+n): 0 when the data ends
-// before the value does. Only finds the end; validation comes after.
-size_t json_value_length(const char *p, size_t n) {
-    if (n == 0) return 0;
-    if (p[0] == '{' || p[0] == '[') {
-        int depth = 0;
-        bool in_string = false;
-        for (size_t i = 0; i < n; ++i) {
-            char c = p[i];
-            if (in_string) {
-                if (c == '\\') ++i;
-                else if (c == '"') in_string = false;
-            } else if (c == '"') {
-                in_string = true;
-            } else if (c == '{' || c == '[') {
-                ++depth;
-            } else if (c == '}' || c == ']') {
-                if (--depth == 0) return i + 1;
-            }
-        }
-        return 0;
-    }
-    if (p[0] == '"') {
-        for (size_t i = 1; i < n; ++i) {
-            if (p[i] == '\\') ++i;
-            else if (p[i] == '"') return i + 1;
-        }
-        return 0;
-    }
-    for (size_t i = 0; i < n; ++i)
-        if (p[i] == ',' || p[i] == ']' || p[i] == '}' || p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r')
-            return i;
-    return 0;
 }
 
 size_t count_newlines(std::string_view s) { return size_t(std::count(s.begin(), s.end(), '\n')); }
@@ -315,6 +281,16 @@ bool FileExtractor::validate_object(std::string_view json, std::string &error) {
     // The reader guarantees SIMDJSON_PADDING readable bytes after any record.
     auto err = parser_.parse(json.data(), json.size(), false).get(doc);
     if (err) {
+        if (err == simdjson::NUMBER_ERROR) {
+            // Valid JSON, but a number nothing downstream could hold: say
+            // which field.
+            if (auto bad = find_unrepresentable_number(json)) {
+                error = "field '" + bad->first + "': the number " + bad->second.substr(0, 64) +
+                        (bad->second.find_first_of(".eE") == std::string::npos ? " does not fit a 64-bit integer"
+                                                                                : " is out of the range of a double");
+                return false;
+            }
+        }
         error = std::string("invalid JSON: ") + simdjson::error_message(err);
         return false;
     }

@@ -1,8 +1,11 @@
 // Transformer "map": renames, copies, defaults, casts, sets and drops
 // top-level fields of JSON records, in that fixed order.
+#include "../common/json_members.hpp"
+
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -31,12 +34,18 @@ std::string describe(const bj::value &v) {
 }
 
 // Casts `v` in place; returns an error message on failure.
-std::optional<std::string> cast(bj::value &v, CastType type) {
+// Casts `v`; `source` is its text as the record had it (empty if it was
+// set by an earlier step), so a number cast to a string reads as written.
+std::optional<std::string> cast(bj::value &v, CastType type, std::string_view source) {
     if (v.is_null()) return std::nullopt; // null stays null whatever the type
+    // 1e400 parses as infinity, which no JSON number can say.
+    if (v.is_double() && !std::isfinite(v.get_double()) && type != CastType::string)
+        return std::string(source.empty() ? "the number" : source.substr(0, 40)) + " is out of the range of a double";
     switch (type) {
     case CastType::string:
         if (v.is_string()) return std::nullopt;
         if (v.is_bool()) v = v.get_bool() ? "true" : "false";
+        else if (v.is_number() && !source.empty()) v = bj::string(source, v.storage());
         else v = bj::string(bj::serialize(v), v.storage());
         return std::nullopt;
     case CastType::integer: {
@@ -47,7 +56,9 @@ std::optional<std::string> cast(bj::value &v, CastType type) {
         }
         if (v.is_double()) {
             double d = v.get_double();
-            if (std::trunc(d) != d || std::fabs(d) > 9.2e18) return describe(v) + " is not a whole number";
+            if (std::fabs(d) > 9.2e18)
+                return std::string(source.empty() ? describe(v) : source.substr(0, 40)) + " does not fit a 64-bit integer";
+            if (std::trunc(d) != d) return describe(v) + " is not a whole number";
             v = int64_t(d);
             return std::nullopt;
         }
@@ -180,14 +191,30 @@ public:
             }
             bool changed = false;
             std::optional<std::string> failure;
+            // The source text of each field's value: what is not changed is
+            // written back as it was (numbers keep -0, 1e-400, 1.50).
+            read_source_text(r.payload());
             if (!rename_.empty() && needs_rename(*obj)) {
                 *obj = renamed(std::move(*obj));
+                // Renamed texts move with their fields; a field a rename
+                // lands on loses its own.
+                std::vector<std::pair<std::string, std::string_view>> moved;
+                for (auto &[key, text] : source_)
+                    if (const std::string *to = new_name(key)) moved.emplace_back(*to, text);
+                for (auto &[key, text] : source_)
+                    if (!new_name(key) && std::none_of(moved.begin(), moved.end(), [&](const auto &m) { return m.first == key; }))
+                        moved.emplace_back(std::move(key), text);
+                source_ = std::move(moved);
                 changed = true;
             }
             for (const auto &[from, to] : copy_) {
                 if (const bj::value *v = obj->if_contains(from)) {
                     bj::value copy = *v;
                     (*obj)[to] = std::move(copy);
+                    const std::string_view *text = source_of(from);
+                    std::optional<std::string_view> kept = text ? std::optional(*text) : std::nullopt;
+                    forget_source(to);
+                    if (kept) source_.emplace_back(to, *kept);
                     changed = true;
                 }
             }
@@ -195,21 +222,31 @@ public:
                 const bj::value *v = obj->if_contains(field);
                 if (!v || v->is_null()) {
                     (*obj)[field] = value;
+                    forget_source(field);
                     changed = true;
                 }
             }
             for (const auto &[field, type] : cast_) {
                 bj::value *v = obj->if_contains(field);
-                if (!v || v->is_null() || has_type(*v, type)) continue;
+                if (!v || v->is_null() || (has_type(*v, type) && !(v->is_double() && !std::isfinite(v->get_double()))))
+                    continue;
+                const std::string_view *source = source_of(field);
+                const std::string_view text = source ? *source : std::string_view();
+                auto err = cast(*v, type, text);
                 changed = true;
-                if (auto err = cast(*v, type)) {
-                    if (on_cast_error_ == 'f') {
-                        failure = "cast " + field + ": " + *err;
-                        break;
-                    }
-                    if (on_cast_error_ == 'n') *v = nullptr;
-                    ++cast_errors_;
+                if (!err) {
+                    forget_source(field);
+                    continue;
                 }
+                if (on_cast_error_ == 'f') {
+                    failure = "cast " + field + ": " + *err;
+                    break;
+                }
+                if (on_cast_error_ == 'n') {
+                    *v = nullptr;
+                    forget_source(field);
+                } // keep: the value, and so its text, stays as it was
+                ++cast_errors_;
             }
             if (failure) {
                 out.fail(i, *failure);
@@ -217,6 +254,7 @@ public:
             }
             for (const auto &[field, value] : set_) {
                 (*obj)[field] = value;
+                forget_source(field);
                 changed = true;
             }
             for (const auto &field : drop_) {
@@ -226,7 +264,7 @@ public:
                 changed = true;
             }
             // Unchanged records travel on by reference, not re-serialised.
-            if (changed) out.replace(0, i, r.raw(), writer_.write(*obj));
+            if (changed) out.replace(0, i, r.raw(), write(*obj));
             else out.forward(i);
         }
         if (cast_errors_) {
@@ -236,6 +274,56 @@ public:
     }
 
 private:
+    // Keys (escapes undone) and value texts of the record's members; a key
+    // that appears twice keeps no text (which of them the parser kept is
+    // its business).
+    void read_source_text(std::string_view payload) {
+        source_.clear();
+        if (!split_members(payload, members_)) return;
+        for (const RawMember &m : members_) {
+            std::string key(m.key);
+            if (key.find('\\') != std::string::npos) {
+                boost::system::error_code ec;
+                bj::value k = bj::parse("\"" + key + "\"", ec);
+                if (ec || !k.is_string()) continue;
+                key = std::string(k.get_string());
+            }
+            if (source_of(key)) {
+                forget_source(key);
+                continue;
+            }
+            source_.emplace_back(std::move(key), m.value);
+        }
+    }
+    const std::string_view *source_of(std::string_view key) const {
+        for (const auto &[k, text] : source_)
+            if (k == key) return &text;
+        return nullptr;
+    }
+    void forget_source(std::string_view key) {
+        for (auto it = source_.begin(); it != source_.end(); ++it)
+            if (it->first == key) {
+                source_.erase(it);
+                return;
+            }
+    }
+    // The record: unchanged values as their source text, the rest written.
+    std::string_view write(const bj::object &obj) {
+        text_.clear();
+        text_ += '{';
+        bool first = true;
+        for (const auto &kv : obj) {
+            if (!first) text_ += ',';
+            first = false;
+            json::append_string(text_, kv.key());
+            text_ += ':';
+            if (const std::string_view *source = source_of(kv.key())) text_.append(*source);
+            else text_.append(writer_.write(kv.value()));
+        }
+        text_ += '}';
+        return text_;
+    }
+
     bool needs_rename(const bj::object &obj) const {
         for (const auto &[from, to] : rename_)
             if (obj.contains(from)) return true;
@@ -279,6 +367,9 @@ private:
     Host host_;
     json::RecordParser parser_;
     json::RecordWriter writer_;
+    std::vector<RawMember> members_;
+    std::vector<std::pair<std::string, std::string_view>> source_;
+    std::string text_;
 };
 
 } // namespace sluice::plugins

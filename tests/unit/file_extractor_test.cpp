@@ -373,3 +373,17 @@ TEST(FileExtractor, AnUnreadableFileIsAnEnvironmentErrorUnlessAllowed) {
     ASSERT_EQ(allowed.failures.size(), 1u);
     EXPECT_NE(allowed.failures[0].message.find("read error: Is a directory"), std::string::npos);
 }
+
+// Issue 9, D6: 1e400 or a 30-digit integer failed the record with "Problem
+// while parsing a number", naming no field.
+TEST(FileExtractor, ANumberNothingCanHoldIsAnErrorNamingItsField) {
+    TempDir dir;
+    dir.write("in.ndjson", "{\"id\":1,\"amount\":1e400}\n{\"id\":123456789012345678901234567890}\n"
+                           "{\"items\":[{\"p\":1},{\"p\":-1e999}]}\n{\"ok\":-0,\"tiny\":1e-400}\n");
+    Emitted e = read_all(R"({"path":"in.ndjson"})", dir.path());
+    EXPECT_EQ(e.out(), std::vector<std::string>{"{\"ok\":-0,\"tiny\":1e-400}"});
+    ASSERT_EQ(e.failures.size(), 3u);
+    EXPECT_EQ(e.failures[0].message, "field 'amount': the number 1e400 is out of the range of a double");
+    EXPECT_EQ(e.failures[1].message, "field 'id': the number 123456789012345678901234567890 does not fit a 64-bit integer");
+    EXPECT_EQ(e.failures[2].message, "field 'items[1].p': the number -1e999 is out of the range of a double");
+}

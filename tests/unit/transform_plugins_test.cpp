@@ -221,3 +221,27 @@ TEST(Null, CountsAndDiscards) {
     EXPECT_EQ(n.counters()["records_discarded"], 3);
     EXPECT_EQ(n.counters()["bytes_discarded"], 12);
 }
+
+// Issue 9, D6: -0 and 1e-400 silently became 0 (and 1.50 became 1.5, a
+// 30-digit id lost its digits) when map touched any field of the record.
+TEST(Map, NumbersKeepTheirSourceTextUnlessTheFieldChanges) {
+    StageHarness m(SLUICE_KIND_TRANSFORMER, "map", R"({"rename": {"e": "f"}, "set": {"g": 1}, "copy": {"c": "c2"}})");
+    EXPECT_EQ(m.process({R"({"a":-0,"b":1e-400,"c":1.50,"d":123456789012345678901234567890,"e":"x","n\u00e9":2.0E+3})"}).out(),
+              std::vector<std::string>{
+                  R"({"a":-0,"b":1e-400,"c":1.50,"d":123456789012345678901234567890,"f":"x","né":2.0E+3,"c2":1.50,"g":1})"});
+    StageHarness s(SLUICE_KIND_TRANSFORMER, "map", R"({"cast": {"c": "string", "b": "float"}})");
+    EXPECT_EQ(s.process({R"({"b":1e-400,"c":1.50})"}).out(), std::vector<std::string>{R"({"b":1e-400,"c":"1.50"})"})
+        << "a cast that changes nothing keeps the text; a number cast to a string reads as written";
+}
+
+// A number no double or 64-bit integer holds fails naming its field.
+TEST(Map, NumbersThatCannotBeRepresentedFailNamingTheField) {
+    StageHarness m(SLUICE_KIND_TRANSFORMER, "map", R"({"cast": {"big": "float", "id": "int"}})");
+    Emitted e = m.process({R"({"big":1e400})", R"({"id":123456789012345678901234567890})"});
+    ASSERT_EQ(e.failures.size(), 2u);
+    EXPECT_EQ(e.failures[0].message, "cast big: 1e400 is out of the range of a double");
+    EXPECT_EQ(e.failures[1].message, "cast id: 123456789012345678901234567890 does not fit a 64-bit integer");
+    StageHarness untouched(SLUICE_KIND_TRANSFORMER, "map", R"({"set": {"x": 1}})");
+    EXPECT_EQ(untouched.process({R"({"big":1e400})"}).out(), std::vector<std::string>{R"({"big":1e400,"x":1})"})
+        << "a field nobody changes passes as it is";
+}

@@ -1,0 +1,168 @@
+// JSON text as written, for stages that change a few fields and must copy
+// the others byte for byte: a number keeps its source text (-0, 1e-400,
+// 1.50, a 30-digit id) unless a stage really changes it. Also finds the
+// field of a number no double or 64-bit integer can hold, for an error that
+// names it.
+#pragma once
+
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace sluice::plugins {
+
+// Length of the JSON value at the start of [p, p+n): 0 when the data ends
+// before the value does. Only finds the end; validation comes elsewhere.
+inline size_t json_value_length(const char *p, size_t n) {
+    if (n == 0) return 0;
+    if (p[0] == '{' || p[0] == '[') {
+        int depth = 0;
+        bool in_string = false;
+        for (size_t i = 0; i < n; ++i) {
+            char c = p[i];
+            if (in_string) {
+                if (c == '\\') ++i;
+                else if (c == '"') in_string = false;
+            } else if (c == '"') {
+                in_string = true;
+            } else if (c == '{' || c == '[') {
+                ++depth;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0) return i + 1;
+            }
+        }
+        return 0;
+    }
+    if (p[0] == '"') {
+        for (size_t i = 1; i < n; ++i) {
+            if (p[i] == '\\') ++i;
+            else if (p[i] == '"') return i + 1;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < n; ++i)
+        if (p[i] == ',' || p[i] == ']' || p[i] == '}' || p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r')
+            return i;
+    return 0;
+}
+
+// One top-level member: its key as written between the quotes (escapes
+// not undone) and the exact text of its value.
+struct RawMember {
+    std::string_view key;
+    std::string_view value;
+};
+
+// The members of a JSON object, in order. `text` must be valid JSON (parse
+// it first); false when it is not an object.
+inline bool split_members(std::string_view text, std::vector<RawMember> &out) {
+    out.clear();
+    auto skip_space = [&](size_t i) {
+        while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) ++i;
+        return i;
+    };
+    size_t i = skip_space(0);
+    if (i >= text.size() || text[i] != '{') return false;
+    i = skip_space(i + 1);
+    if (i < text.size() && text[i] == '}') return true;
+    while (i < text.size()) {
+        size_t klen = json_value_length(text.data() + i, text.size() - i);
+        if (klen < 2 || text[i] != '"') return false;
+        std::string_view key = text.substr(i + 1, klen - 2);
+        i = skip_space(i + klen);
+        if (i >= text.size() || text[i] != ':') return false;
+        i = skip_space(i + 1);
+        size_t vlen = json_value_length(text.data() + i, text.size() - i);
+        if (vlen == 0) { // a number or literal running to the end of the text
+            vlen = text.size() - i;
+            while (vlen > 0 && text[i + vlen - 1] == '}') --vlen;
+        }
+        out.push_back(RawMember{key, text.substr(i, vlen)});
+        i = skip_space(i + vlen);
+        if (i < text.size() && text[i] == ',') {
+            i = skip_space(i + 1);
+            continue;
+        }
+        return i < text.size() && text[i] == '}';
+    }
+    return false;
+}
+
+// Whether a JSON number literal fits a double (or, written as an integer,
+// a 64-bit integer). Underflow (1e-400) counts as fitting: it reads as 0.
+inline bool number_fits(std::string_view n) {
+    if (n.find_first_of(".eE") == std::string_view::npos) {
+        if (!n.empty() && n[0] == '-') {
+            int64_t v;
+            return std::from_chars(n.data(), n.data() + n.size(), v).ec == std::errc();
+        }
+        uint64_t v;
+        return std::from_chars(n.data(), n.data() + n.size(), v).ec == std::errc();
+    }
+    std::string s(n);
+    errno = 0;
+    double d = std::strtod(s.c_str(), nullptr);
+    return !(errno == ERANGE && (d == HUGE_VAL || d == -HUGE_VAL));
+}
+
+// The first number of a JSON document that does not fit, and the path of
+// its field ("amount", "items[2].price"); nothing when every one fits.
+inline std::optional<std::pair<std::string, std::string>> find_unrepresentable_number(std::string_view text) {
+    struct Level {
+        bool object;
+        std::string key;
+        size_t index = 0;
+    };
+    std::vector<Level> stack;
+    auto path = [&] {
+        std::string p;
+        for (const Level &l : stack) {
+            if (l.object) p += (p.empty() ? "" : ".") + l.key;
+            else p += "[" + std::to_string(l.index) + "]";
+        }
+        return p;
+    };
+    bool expect_key = false;
+    for (size_t i = 0; i < text.size();) {
+        char c = text[i];
+        if (c == '{' || c == '[') {
+            stack.push_back(Level{c == '{', "", 0});
+            expect_key = c == '{';
+            ++i;
+        } else if (c == '}' || c == ']') {
+            if (!stack.empty()) stack.pop_back();
+            expect_key = false;
+            ++i;
+        } else if (c == ',') {
+            if (!stack.empty() && !stack.back().object) ++stack.back().index;
+            expect_key = !stack.empty() && stack.back().object;
+            ++i;
+        } else if (c == '"') {
+            size_t len = json_value_length(text.data() + i, text.size() - i);
+            if (len < 2) return std::nullopt;
+            if (expect_key && !stack.empty()) stack.back().key = std::string(text.substr(i + 1, len - 2));
+            expect_key = false;
+            i += len;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i;
+            while (j < text.size() && (text[j] == '-' || text[j] == '+' || text[j] == '.' || text[j] == 'e' ||
+                                       text[j] == 'E' || (text[j] >= '0' && text[j] <= '9')))
+                ++j;
+            std::string_view n = text.substr(i, j - i);
+            if (!number_fits(n)) return std::make_pair(path(), std::string(n));
+            i = j;
+        } else {
+            ++i;
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace sluice::plugins
