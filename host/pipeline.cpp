@@ -4,6 +4,7 @@
 #include "graph.hpp"
 #include "kinds.hpp"
 #include "memory_budget.hpp"
+#include "resource_conflicts.hpp"
 #include "report.hpp"
 #include "signal_watcher.hpp"
 
@@ -66,6 +67,18 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
                                  manifest_.stages[r.from].plugin + "' has: " + list + ")");
             }
         }
+    }
+    if (errors.empty()) {
+        // A loader must not write what an extractor reads.
+        std::vector<StageResources> declared;
+        for (size_t i = 0; i < stages_.size(); ++i) {
+            std::string json = stages_[i]->declared_resources();
+            if (json.empty()) continue;
+            std::string problem;
+            if (auto r = parse_resources(i, json, problem)) declared.push_back(std::move(*r));
+            else errors.push_back(file + ": " + manifest_.stages[i].json_path + "/plugin: " + problem);
+        }
+        for (std::string &m : write_read_conflicts(manifest_, declared)) errors.push_back(std::move(m));
     }
     if (!errors.empty()) {
         stages_.clear();

@@ -177,6 +177,15 @@ std::string Stage::recover_exactly_once(const std::string &extractor, const std:
     return {};
 }
 
+std::string Stage::declared_resources() const {
+    if (instances_.empty() || !plugin_.desc->get_extension) return {};
+    const auto *ext = static_cast<const sluice_resources_ext *>(
+        plugin_.desc->get_extension(instances_[0].handle, SLUICE_EXT_RESOURCES));
+    if (!ext || ext->struct_size < sizeof(sluice_resources_ext) || !ext->resources) return {};
+    const char *json = ext->resources(instances_[0].handle);
+    return json ? std::string(json) : std::string();
+}
+
 const AckToken *Stage::marked_pull(const Batch &batch) const {
     if (batch.acks.size() != 1) return nullptr;
     const AckToken &t = *batch.acks[0];

@@ -78,6 +78,9 @@ public:
     std::string recover_exactly_once(const std::string &extractor, const std::vector<uint64_t> &delivered,
                                      bool replay_matches);
     bool delivers_exactly_once() const { return marker_.has_value(); }
+    // [control, created] What the plugin says the stage reads and writes
+    // (sluice.resources/1, JSON), or empty.
+    std::string declared_resources() const;
     // [control] Waits up to `limit` for abandoned (timed-out) calls to
     // return; false if some are still running.
     bool wait_for_abandoned_calls(std::chrono::milliseconds limit);

@@ -1,5 +1,7 @@
 #include "documents_extractor.hpp"
 
+#include "../common/resource_uri.hpp"
+
 #include "../common/sorted_files.hpp"
 #include "text_extraction.hpp"
 
@@ -259,6 +261,10 @@ void DocumentsExtractor::restore(std::string_view position) {
     r.done = saved.flag("done");
     r.emitted = saved.count("emitted");
     resume_ = std::move(r);
+}
+
+std::string DocumentsExtractor::resources() const {
+    return Resources().reads("path", file_uri(root_) + (root_.empty() || root_.back() != '/' ? "/" : "")).json();
 }
 
 } // namespace sluice::plugins::documents

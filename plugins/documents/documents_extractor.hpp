@@ -45,6 +45,8 @@ public:
     // were emitted ({"file": ..., "emitted": N} or {"file": ..., "done": true}).
     std::string checkpoint() const;
     void restore(std::string_view position);
+    // sluice.resources/1: everything under its directory.
+    std::string resources() const;
 
 private:
     // Reads the next file into pending_ (records) or the error path.

@@ -2,6 +2,7 @@
 
 #include "../common/json_members.hpp"
 #include "../common/json_text.hpp"
+#include "../common/resource_uri.hpp"
 #include "../common/sorted_files.hpp"
 #include "csv.hpp"
 
@@ -621,5 +622,7 @@ uint32_t FileExtractor::pull_json_array(Emitter &out, uint32_t max) {
     }
     return n;
 }
+
+std::string FileExtractor::resources() const { return Resources().reads("path", file_uri(pattern_)).json(); }
 
 } // namespace sluice::plugins

@@ -58,6 +58,8 @@ public:
     // inside a file, {"file": path, "done": true} after it.
     std::string checkpoint() const;
     void restore(std::string_view position);
+    // sluice.resources/1: the files it reads.
+    std::string resources() const;
 
 private:
     enum class Format { auto_detect, ndjson, csv, json };

@@ -6,6 +6,7 @@
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
+#include "../common/resource_uri.hpp"
 #include "marker_log.hpp"
 
 #include <memory>
@@ -54,6 +55,8 @@ public:
     // sluice.delivery/1: appended batches are on disk when process returns;
     // a replaced file only once flush has renamed it into place.
     bool durable_on_process() const { return append_; }
+    // sluice.resources/1: the file it writes.
+    std::string resources() const { return Resources().writes("path", file_uri(path_)).json(); }
     // sluice.exactly_once/1. Appending: each batch's marker goes to a side
     // log after the batch is synced (marker_log.hpp), and recover cuts the
     // file back to the last marker. Replacing: the file appears whole or not

@@ -2,6 +2,7 @@
 // optionally incremental on a cursor column. See README.md.
 #pragma once
 
+#include "../common/resource_uri.hpp"
 #include "sqlite_db.hpp"
 
 #include <sluice/json.hpp>
@@ -42,6 +43,10 @@ public:
     // sluice.checkpoint/1: {"cursor": <last value read>}, with cursor_column.
     std::string checkpoint() const;
     void restore(std::string_view position);
+    // sluice.resources/1: its table (a query is not declared).
+    std::string resources() const {
+        return table_.empty() ? std::string() : Resources().reads("table", sqlite_uri(path_, table_)).json();
+    }
 
 private:
     void append_row(std::string &json);

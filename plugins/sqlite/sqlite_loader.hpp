@@ -2,6 +2,7 @@
 // batch. The embedded default destination. See README.md.
 #pragma once
 
+#include "../common/resource_uri.hpp"
 #include "sqlite_db.hpp"
 
 #include <sluice/json.hpp>
@@ -48,6 +49,8 @@ public:
     // sluice_markers (one row per table and stage), written in the batch's
     // own transaction.
     std::string recover();
+    // sluice.resources/1: its table.
+    std::string resources() const { return Resources().writes("table", sqlite_uri(path_, table_)).json(); }
     void process(Input in, Emitter &out, std::string_view marker) { write(in, out, &marker); }
     void flush(Emitter &out);
     void stop();

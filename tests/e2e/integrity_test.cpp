@@ -118,7 +118,9 @@ TEST(Integrity, AnAppendingFileLoaderOnAFullDiskKeepsWhatItDelivered) {
     auto counts = id_counts(dir / "disk/out.ndjson");
     ASSERT_EQ(counts.size(), size_t(kRows)) << "every record is in the output";
     for (const auto &[id, n] : counts)
-        if (id < saved) ASSERT_EQ(n, 1) << "id " << id << " was delivered by the first run, yet written again";
+        if (id < saved) {
+            ASSERT_EQ(n, 1) << "id " << id << " was delivered by the first run, yet written again";
+        }
 }
 
 // R6: an unreadable input (a directory matching the glob) was dead-lettered
@@ -280,4 +282,48 @@ TEST(MemoryBudget, ManyThreadsAndAReorderBufferStayWithinTheBudget) {
     int64_t peak = peak_rss_mb(m);
     if (kSanitized) GTEST_SKIP() << "AddressSanitizer's shadow memory makes RSS meaningless (" << peak << " MB)";
     EXPECT_LT(peak, 64 + 100) << "the budget plus a fixed overhead (512 worker threads' stacks and plugin instances)";
+}
+
+// R8: a loader whose path was the extractor's own input overwrote it (15
+// rows became 9) with exit 0. validate (and run) now refuse it.
+TEST(Integrity, ALoaderThatWritesWhatAnExtractorReadsIsRefused) {
+    TempDir dir;
+    std::string csv = "id,name\n";
+    for (int i = 1; i <= 15; ++i) csv += std::to_string(i) + ",n" + std::to_string(i) + "\n";
+    dir.write("data/orders.csv", csv);
+    std::filesystem::create_directory_symlink(dir / "data", dir / "alias");
+    struct Case {
+        std::string write_path;
+        bool append;
+    };
+    for (const Case &c : {Case{"data/orders.csv", false}, Case{"alias/orders.csv", true}, Case{"data/more.csv", true}}) {
+        std::string m = dir.write("m.json", R"({"name":"self","stages":[
+  {"id":"read","kind":"extractor","plugin":"file","config":{"path":"data/*.csv"}},
+  {"id":"write","kind":"loader","plugin":"file","config":{"path":")" + c.write_path + R"(","append":)" +
+                                                 (c.append ? "true" : "false") + "}}]}");
+        ProcessResult v = run_sluice({"validate", m});
+        EXPECT_EQ(v.exit_code, 2) << c.write_path << ": " << v.out << v.err;
+        EXPECT_NE(v.err.find(m + ": /stages/1/config/path: loader 'write' writes file://"), std::string::npos) << v.err;
+        EXPECT_NE(v.err.find("which extractor 'read' reads (/stages/0/config/path: file://"), std::string::npos) << v.err;
+        EXPECT_NE(v.err.find("the run would overwrite its own input"), std::string::npos) << v.err;
+        ProcessResult r = run_sluice({"run", m});
+        EXPECT_EQ(r.exit_code, 2) << r.err;
+        EXPECT_EQ(read_file(dir / "data/orders.csv"), csv) << "the input is untouched";
+        EXPECT_FALSE(std::filesystem::exists(dir / "data/more.csv"));
+    }
+    // Elsewhere is fine.
+    std::string ok = dir.write("m.json", R"({"name":"self","stages":[
+  {"id":"read","kind":"extractor","plugin":"file","config":{"path":"data/*.csv"}},
+  {"id":"write","kind":"loader","plugin":"file","config":{"path":"out/orders.ndjson"}}]})");
+    EXPECT_EQ(run_sluice({"validate", ok}).exit_code, 0);
+}
+
+TEST(Integrity, ASqliteLoaderWritingTheTableItsExtractorReadsIsRefused) {
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"name":"self","stages":[
+  {"id":"read","kind":"extractor","plugin":"sqlite","config":{"path":"db.sqlite","table":"orders"}},
+  {"id":"write","kind":"loader","plugin":"sqlite","config":{"path":"./db.sqlite","table":"orders"}}]})");
+    ProcessResult v = run_sluice({"validate", m});
+    EXPECT_EQ(v.exit_code, 2) << v.out << v.err;
+    EXPECT_NE(v.err.find("/stages/1/config/table: loader 'write' writes sqlite://"), std::string::npos) << v.err;
 }

@@ -1,5 +1,6 @@
 #include "manifest.hpp"
 #include "error_policy.hpp"
+#include "resource_conflicts.hpp"
 
 #include <gtest/gtest.h>
 
@@ -254,4 +255,17 @@ TEST(Manifest, LineAndColumn) {
     EXPECT_EQ(line_and_column("ab\ncd\nef", 0), (std::pair<size_t, size_t>{1, 1}));
     EXPECT_EQ(line_and_column("ab\ncd\nef", 4), (std::pair<size_t, size_t>{2, 2}));
     EXPECT_EQ(line_and_column("ab\ncd\nef", 6), (std::pair<size_t, size_t>{3, 1}));
+}
+
+TEST(ResourceConflicts, WritesAreMatchedAgainstReadPatternsDirectoriesAndTables) {
+    using sluice::writes_what_is_read;
+    EXPECT_TRUE(writes_what_is_read("file:///tmp/in/*.csv", "file:///tmp/in/a.csv"));
+    EXPECT_TRUE(writes_what_is_read("file:///tmp/in/a.csv", "file:///tmp/in/./a.csv"));
+    EXPECT_FALSE(writes_what_is_read("file:///tmp/in/*.csv", "file:///tmp/in/a.ndjson"));
+    EXPECT_FALSE(writes_what_is_read("file:///tmp/in/*.csv", "file:///tmp/in/sub/a.csv")) << "a glob stays in its directory";
+    EXPECT_TRUE(writes_what_is_read("file:///tmp/docs/", "file:///tmp/docs/sub/out.ndjson"));
+    EXPECT_FALSE(writes_what_is_read("file:///tmp/docs/", "file:///tmp/docs2/out.ndjson"));
+    EXPECT_TRUE(writes_what_is_read("sqlite:///tmp/x.db#t", "sqlite:///tmp/./x.db#t"));
+    EXPECT_FALSE(writes_what_is_read("sqlite:///tmp/x.db#t", "sqlite:///tmp/x.db#u"));
+    EXPECT_FALSE(writes_what_is_read("file:///tmp/x.db", "sqlite:///tmp/x.db#t"));
 }

@@ -43,7 +43,7 @@
  *     1.0  the first
  *     1.1  sluice.acknowledged/1 (a plugin built against 1.1 needs a host
  *          that speaks 1.1, which will call it)
- *     1.2  sluice.exactly_once/1
+ *     1.2  sluice.exactly_once/1, sluice.resources/1
  *
  * ---------------------------------------------------------------------------
  * 3. Data model
@@ -549,6 +549,28 @@ typedef struct sluice_exactly_once_ext {
                                     const sluice_emitter *out, const char *marker, size_t marker_len);
 } sluice_exactly_once_ext;
 
+/* "sluice.resources/1" (since ABI 1.2): what an instance reads and writes,
+ * so that `sluice validate` (and every run) can refuse a pipeline whose
+ * loader would write what one of its extractors reads: its own input,
+ * overwritten or appended to while it is being read.
+ *
+ * resources  [control, created] A NUL-terminated JSON object, valid until the
+ *            next call on the instance:
+ *              {"reads":  [{"uri": "file:///data/in/orders-*.csv", "config": "path"}],
+ *               "writes": [{"uri": "file:///data/out.ndjson", "config": "path"}]}
+ *            "uri" names the resource: file:///ABSOLUTE/PATH (reads may use
+ *            glob patterns; a path ending in "/" is everything under that
+ *            directory), sqlite:///ABSOLUTE/PATH#TABLE, or any scheme of the
+ *            plugin's own (compared as text). "config" is the config key it
+ *            comes from, for the message. No side effects: nothing is
+ *            opened. NULL means nothing to declare. */
+#define SLUICE_EXT_RESOURCES "sluice.resources/1"
+typedef struct sluice_resources_ext {
+    uint32_t struct_size; /* sizeof(sluice_resources_ext) */
+    uint32_t reserved;
+    const char *(*resources)(void *instance);
+} sluice_resources_ext;
+
 /* The function every plugin exports, and its type. */
 typedef const sluice_entry *(*sluice_entry_fn)(void);
 
@@ -579,6 +601,7 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_checkpoint_ext) == 24, "sluice_checkpoint_ext
 SLUICE_STATIC_ASSERT(sizeof(sluice_acknowledged_ext) == 16, "sluice_acknowledged_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_delivery_ext) == 16, "sluice_delivery_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_exactly_once_ext) == 24, "sluice_exactly_once_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_resources_ext) == 16, "sluice_resources_ext layout changed");
 #endif
 
 #ifdef __cplusplus

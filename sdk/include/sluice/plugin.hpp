@@ -35,6 +35,9 @@
 //   bool durable_on_process() const; // true if records are durable when process
 //                                    // returns (sluice.delivery/1); without it,
 //                                    // only after flush
+//   std::string resources() const;   // what it reads and writes, as JSON
+//                                    // (sluice.resources/1; sluice::Resources
+//                                    // builds it)
 //   std::string recover();           // loaders that store the host's marker
 //   void process(Input, Emitter &, std::string_view marker);
 //                                    // atomically with the records
@@ -256,6 +259,41 @@ private:
 
 // --- the adapter from a class to a descriptor ----------------------------------
 
+// Builds the JSON of sluice.resources/1:
+//   Resources r; r.reads("path", "file://" + absolute_pattern); return r.json();
+class Resources {
+public:
+    Resources &reads(std::string_view config_key, std::string_view uri) { return add(reads_, config_key, uri); }
+    Resources &writes(std::string_view config_key, std::string_view uri) { return add(writes_, config_key, uri); }
+    std::string json() const { return "{\"reads\":[" + reads_ + "],\"writes\":[" + writes_ + "]}"; }
+
+private:
+    static void quote(std::string &out, std::string_view s) {
+        out += '"';
+        for (char c : s) {
+            if (c == '"' || c == '\\') out += '\\';
+            if (static_cast<unsigned char>(c) < 0x20) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", unsigned(c));
+                out += buf;
+                continue;
+            }
+            out += c;
+        }
+        out += '"';
+    }
+    Resources &add(std::string &list, std::string_view key, std::string_view uri) {
+        if (!list.empty()) list += ',';
+        list += "{\"uri\":";
+        quote(list, uri);
+        list += ",\"config\":";
+        quote(list, key);
+        list += '}';
+        return *this;
+    }
+    std::string reads_, writes_;
+};
+
 namespace detail {
 
 template <class T>
@@ -266,6 +304,7 @@ struct Instance {
     std::string last_error;
     std::string last_position; // sluice.checkpoint/1
     std::string last_marker;   // sluice.exactly_once/1
+    std::string last_resources; // sluice.resources/1
 };
 
 template <class T> concept HasStart = requires(T t) { t.start(); };
@@ -292,6 +331,9 @@ template <class T> concept HasDelivery = requires(const T t) {
 template <class T> concept HasExactlyOnce = requires(T t, Input in, Emitter &e, std::string_view m) {
     { t.recover() } -> std::convertible_to<std::string>;
     t.process(in, e, m);
+};
+template <class T> concept HasResources = requires(const T t) {
+    { t.resources() } -> std::convertible_to<std::string>;
 };
 template <class T> concept HasCapabilities = requires { T::capabilities; };
 template <class T> concept HasOutputs = requires { T::outputs; };
@@ -450,8 +492,19 @@ sluice_status exactly_once_process(void *p, const sluice_record *records, uint32
 template <class T> inline constexpr sluice_exactly_once_ext exactly_once_ext = {
     sizeof(sluice_exactly_once_ext), 0, &exactly_once_recover<T>, &exactly_once_process<T>};
 
+template <class T> const char *resources(void *p) noexcept {
+    auto &i = self<T>(p);
+    if (guarded(i.last_error, [&] { i.last_resources = i.stage.resources(); }) != SLUICE_OK) return nullptr;
+    return i.last_resources.empty() ? nullptr : i.last_resources.c_str();
+}
+template <class T> inline constexpr sluice_resources_ext resources_ext = {sizeof(sluice_resources_ext), 0,
+                                                                         &resources<T>};
+
 template <class T>
 const void *get_extension(void *p, const char *id) noexcept {
+    if constexpr (HasResources<T>) {
+        if (p && std::strcmp(id, SLUICE_EXT_RESOURCES) == 0) return &resources_ext<T>;
+    }
     if constexpr (HasExactlyOnce<T>) {
         if (p && std::strcmp(id, SLUICE_EXT_EXACTLY_ONCE) == 0) return &exactly_once_ext<T>;
     }
