@@ -10,8 +10,8 @@ packages=(
   # host and SDK
   libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev
   libpoco-dev
-  # tests and benchmarks
-  libgtest-dev libgmock-dev libbenchmark-dev
+  # tests and benchmarks; clang and its runtime for the libFuzzer targets
+  libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   # peers for the benchmark (run side by side with sluice)
   miller jq
   # plugins (llm: TLS for Boost.Beast, the response cache; text: language detection)
