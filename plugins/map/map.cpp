@@ -6,6 +6,7 @@
 #include <sluice/plugin.hpp>
 
 #include <algorithm>
+#include <deque>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -198,13 +199,14 @@ public:
                 *obj = renamed(std::move(*obj));
                 // Renamed texts move with their fields; a field a rename
                 // lands on loses its own.
-                std::vector<std::pair<std::string, std::string_view>> moved;
-                for (auto &[key, text] : source_)
-                    if (const std::string *to = new_name(key)) moved.emplace_back(*to, text);
-                for (auto &[key, text] : source_)
-                    if (!new_name(key) && std::none_of(moved.begin(), moved.end(), [&](const auto &m) { return m.first == key; }))
-                        moved.emplace_back(std::move(key), text);
-                source_ = std::move(moved);
+                moved_.clear();
+                for (const auto &[key, text] : source_)
+                    if (const std::string *to = new_name(key)) moved_.emplace_back(*to, text);
+                for (const auto &[key, text] : source_)
+                    if (!new_name(key) &&
+                        std::none_of(moved_.begin(), moved_.end(), [&](const auto &m) { return m.first == key; }))
+                        moved_.emplace_back(key, text);
+                source_.swap(moved_);
                 changed = true;
             }
             for (const auto &[from, to] : copy_) {
@@ -214,7 +216,7 @@ public:
                     const std::string_view *text = source_of(from);
                     std::optional<std::string_view> kept = text ? std::optional(*text) : std::nullopt;
                     forget_source(to);
-                    if (kept) source_.emplace_back(to, *kept);
+                    if (kept) source_.emplace_back(std::string_view(to), *kept);
                     changed = true;
                 }
             }
@@ -277,22 +279,27 @@ private:
     // Keys (escapes undone) and value texts of the record's members; a key
     // that appears twice keeps no text (which of them the parser kept is
     // its business).
+    // Keys point into the payload (or the config, once renamed); only a key
+    // written with escapes is decoded, into unescaped_: no allocation per
+    // record in the common case.
     void read_source_text(std::string_view payload) {
         source_.clear();
+        unescaped_.clear();
         if (!split_members(payload, members_)) return;
         for (const RawMember &m : members_) {
-            std::string key(m.key);
-            if (key.find('\\') != std::string::npos) {
+            std::string_view key = m.key;
+            if (key.find('\\') != std::string_view::npos) {
                 boost::system::error_code ec;
-                bj::value k = bj::parse("\"" + key + "\"", ec);
+                bj::value k = bj::parse("\"" + std::string(key) + "\"", ec);
                 if (ec || !k.is_string()) continue;
-                key = std::string(k.get_string());
+                unescaped_.emplace_back(k.get_string());
+                key = unescaped_.back();
             }
             if (source_of(key)) {
                 forget_source(key);
                 continue;
             }
-            source_.emplace_back(std::move(key), m.value);
+            source_.emplace_back(key, m.value);
         }
     }
     const std::string_view *source_of(std::string_view key) const {
@@ -368,7 +375,8 @@ private:
     json::RecordParser parser_;
     json::RecordWriter writer_;
     std::vector<RawMember> members_;
-    std::vector<std::pair<std::string, std::string_view>> source_;
+    std::vector<std::pair<std::string_view, std::string_view>> source_, moved_;
+    std::deque<std::string> unescaped_;
     std::string text_;
 };
 

@@ -113,6 +113,7 @@ TEST(Delivery, KilledMidRunAndRestartedLosesNothingAndReplaysOnlyUnacknowledged)
     const bj::object &delivery = report.at("delivery").as_object();
     EXPECT_TRUE(delivery.at("resumed").as_bool());
     EXPECT_EQ(delivery.at("replayed").to_number<uint64_t>(), unacknowledged);
+    EXPECT_EQ(delivery.at("at_least_once").as_array(), (bj::array{"a", "b"})) << "fed by two extractors";
     EXPECT_EQ(report.at("records").at("extracted").to_number<int64_t>(),
               (kRows - (csv_line - 1)) + (kRows - nd_line)) << "the second run reads only what comes after the position";
 
@@ -132,6 +133,10 @@ TEST(Delivery, KilledMidRunAndRestartedLosesNothingAndReplaysOnlyUnacknowledged)
             }
         }
         EXPECT_EQ(counts.size(), size_t(2 * kRows)) << out << " holds records that were never input";
+        // Issue 9, R5: duplicates are bounded by what was in flight (read,
+        // not yet acknowledged when the state was last saved); they used to
+        // run up to the whole input, with a replayed figure ten times too low.
+        EXPECT_LE(uint64_t(replayed), unacknowledged) << out;
         std::cout << out << ": " << replayed << " records written twice; the state had " << unacknowledged
                   << " unacknowledged\n";
     }
