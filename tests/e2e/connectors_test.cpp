@@ -18,11 +18,6 @@ namespace bj = boost::json;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
 
 int64_t scalar(const std::string &db, const std::string &query) {
     sqlite3 *h = nullptr;
@@ -87,15 +82,11 @@ TEST(Connectors, ALargeTableIsReadInBoundedMemory) {
     bj::object rep = read_checked_report(dir / "r.json");
     EXPECT_EQ(rep.at("records").at("extracted").to_number<int64_t>(), 400000);
     // Peak memory of the run, measured around the same command.
-    ProcessResult timed = [&] {
-        ChildProcess c({"/usr/bin/time", "-f", "peak_kb=%M", sluice_binary(), "run", m});
-        return c.wait();
-    }();
+    ProcessResult timed;
+    int64_t peak_mb = sluice_peak_rss_mb({"run", m}, timed);
     ASSERT_EQ(timed.exit_code, 0) << timed.err;
-    auto pos = timed.err.find("peak_kb=");
-    ASSERT_NE(pos, std::string::npos) << timed.err;
-    int64_t peak_mb = std::stoll(timed.err.substr(pos + 8)) / 1024;
-    if (kSanitized) GTEST_SKIP() << "AddressSanitizer's shadow memory makes RSS meaningless (" << peak_mb << " MB)";
+    ASSERT_GE(peak_mb, 0) << timed.err;
+    if (kAddressSanitized) GTEST_SKIP() << "AddressSanitizer's shadow memory makes RSS meaningless (" << peak_mb << " MB)";
     EXPECT_LT(peak_mb, 60) << "an 80+ MB table streamed through bounded queues";
 }
 
@@ -137,14 +128,13 @@ TEST(Connectors, ALargePostgresTableIsReadInBoundedMemory) {
     std::string m = dir.write("m.json", R"({"name":"bigpg","stages":[
   {"id":"in","kind":"extractor","plugin":"postgres","config":{"conninfo":")" + pg.conninfo() + R"(","table":"big"}},
   {"id":"out","kind":"loader","plugin":"null"}]})");
-    ChildProcess c({"/usr/bin/time", "-f", "peak_kb=%M", sluice_binary(), "run", m, "--report", dir / "r.json"});
-    ProcessResult timed = c.wait();
+    ProcessResult timed;
+    int64_t peak_mb = sluice_peak_rss_mb({"run", m, "--report", dir / "r.json"}, timed);
     ASSERT_EQ(timed.exit_code, 0) << timed.err;
     EXPECT_EQ(read_checked_report(dir / "r.json").at("records").at("extracted").to_number<int64_t>(), 400000);
-    auto pos = timed.err.find("peak_kb=");
-    ASSERT_NE(pos, std::string::npos) << timed.err;
-    if (kSanitized) GTEST_SKIP() << "AddressSanitizer's shadow memory makes RSS meaningless";
-    EXPECT_LT(std::stoll(timed.err.substr(pos + 8)) / 1024, 60) << "90 MB of rows through a server-side cursor";
+    ASSERT_GE(peak_mb, 0) << timed.err;
+    if (kAddressSanitized) GTEST_SKIP() << "AddressSanitizer's shadow memory makes RSS meaningless";
+    EXPECT_LT(peak_mb, 60) << "90 MB of rows through a server-side cursor";
 }
 
 TEST(Connectors, TheDocumentsExampleChunksAndEnrichesEveryDocument) {

@@ -2,6 +2,7 @@
 // clients, and the webhook loader posting to a real server.
 #include "child_process.hpp"
 #include "fake_openai_server.hpp"
+#include "gzip.hpp"
 #include "postgres_server.hpp"
 #include "record_accounting.hpp"
 #include "temp_dir.hpp"
@@ -96,14 +97,6 @@ void make_certificate(const std::string &cert, const std::string &key, const std
                       " -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout " + key + " -out " + cert +
                       " > /dev/null 2>&1";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-}
-
-std::string gzip(const std::string &text) {
-    std::ostringstream out;
-    Poco::DeflatingOutputStream z(out, Poco::DeflatingStreamBuf::STREAM_GZIP);
-    z << text;
-    z.close();
-    return out.str();
 }
 
 } // namespace

@@ -215,23 +215,13 @@ TEST(Integrity, DeadLettersAreValidJsonAndCanBeReplayed) {
 }
 
 namespace {
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
-// Peak RSS in MB of `sluice run m`, measured by GNU time.
+// Peak RSS in MB of `sluice run m`, which must succeed.
 int64_t peak_rss_mb(const std::string &m) {
-    ChildProcess c({"/usr/bin/time", "-f", "peak_kb=%M", sluice_binary(), "run", m});
-    ProcessResult r = c.wait();
+    ProcessResult r;
+    int64_t peak = sluice_peak_rss_mb({"run", m}, r);
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    auto pos = r.err.find("peak_kb=");
-    if (pos == std::string::npos) {
-        ADD_FAILURE() << r.err;
-        return -1;
-    }
-    return std::stoll(r.err.substr(pos + 8)) / 1024;
+    EXPECT_GE(peak, 0) << r.err;
+    return peak;
 }
 } // namespace
 
@@ -260,7 +250,7 @@ TEST(MemoryBudget, HugeBatchesStayWithinTheBudget) {
     EXPECT_EQ(report.at("records").at("loaded").to_number<int64_t>(), 1000000);
     EXPECT_LT(report.at("memory").at("peak_batch_mb").to_number<double>(), 64 * 1.25);
     int64_t peak = peak_rss_mb(m);
-    if (kSanitized) GTEST_SKIP() << "AddressSanitizer's shadow memory makes RSS meaningless (" << peak << " MB)";
+    if (kAddressSanitized) GTEST_SKIP() << "AddressSanitizer's shadow memory makes RSS meaningless (" << peak << " MB)";
     EXPECT_LT(peak, 64 + 50) << "the budget plus a fixed overhead";
 }
 
@@ -280,7 +270,7 @@ TEST(MemoryBudget, ManyThreadsAndAReorderBufferStayWithinTheBudget) {
     EXPECT_LT(report.at("memory").at("peak_batch_mb").to_number<double>(), 64 * 1.25);
     std::filesystem::remove(dir / "out.ndjson");
     int64_t peak = peak_rss_mb(m);
-    if (kSanitized) GTEST_SKIP() << "AddressSanitizer's shadow memory makes RSS meaningless (" << peak << " MB)";
+    if (kAddressSanitized) GTEST_SKIP() << "AddressSanitizer's shadow memory makes RSS meaningless (" << peak << " MB)";
     EXPECT_LT(peak, 64 + 100) << "the budget plus a fixed overhead (512 worker threads' stacks and plugin instances)";
 }
 

@@ -24,34 +24,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         R"("format":"csv","header":false,"columns":["a","b","c"],"infer_types":true)"};
     std::string config = std::string(R"({"path":")") + path + R"(","max_record_bytes":1024,"read_buffer_bytes":4096,)" +
                          formats[data[0] % 6] + "}";
-    const sluice_entry *entry = sluice_plugin_entry();
-    for (uint32_t i = 0; i < entry->stage_count; ++i) {
-        const sluice_stage_descriptor *d = entry->stages[i];
-        if (d->kind != SLUICE_KIND_EXTRACTOR) continue;
-        sluice_create_args args{};
-        char error[512];
-        args.struct_size = sizeof args;
-        args.worker_count = 1;
-        args.host = sluice::fuzz::quiet_host();
-        args.stage_id = "fuzz";
-        args.config_json = config.c_str();
-        args.config_len = config.size();
-        args.base_dir = "/";
-        args.error = error;
-        args.error_size = sizeof error;
-        void *instance = nullptr;
-        if (d->create(&args, &instance) != SLUICE_OK) return 0;
-        if (d->start(instance) == SLUICE_OK) {
-            int32_t end = 0;
-            for (int pulls = 0; !end && pulls < 100000; ++pulls) {
-                std::vector<sluice::Batch> outputs(1);
-                sluice::FailureBatch failures;
-                sluice::BatchEmitter emitter(outputs, failures);
-                if (d->pull(instance, emitter.raw(), 7, &end) != SLUICE_OK) break;
-            }
-            d->stop(instance);
+    sluice::fuzz::Created c = sluice::fuzz::create_stage(SLUICE_KIND_EXTRACTOR, config, "/");
+    if (!c.instance) return 0;
+    if (c.desc->start(c.instance) == SLUICE_OK) {
+        int32_t end = 0;
+        for (int pulls = 0; !end && pulls < 100000; ++pulls) {
+            std::vector<sluice::Batch> outputs(1);
+            sluice::FailureBatch failures;
+            sluice::BatchEmitter emitter(outputs, failures);
+            if (c.desc->pull(c.instance, emitter.raw(), 7, &end) != SLUICE_OK) break;
         }
-        d->destroy(instance);
+        c.desc->stop(c.instance);
     }
+    c.desc->destroy(c.instance);
     return 0;
 }

@@ -31,10 +31,14 @@ inline const sluice_host *quiet_host() {
     return &host;
 }
 
-// The stage `kind` of this binary's plugin entry, created with `config`;
-// runs `records` through it once. Returns false when create refuses the
-// config (that is fine: bad configs are part of the input).
-inline bool run_stage(sluice_kind kind, const std::string &config, const std::vector<std::string> &records) {
+// The stage `kind` of this binary's plugin entry and an instance of it made
+// with `config`; no instance when create refuses the config (that is fine:
+// bad configs are part of the input).
+struct Created {
+    const sluice_stage_descriptor *desc = nullptr;
+    void *instance = nullptr;
+};
+inline Created create_stage(sluice_kind kind, const std::string &config, const char *base_dir = ".") {
     const sluice_entry *entry = sluice_plugin_entry();
     for (uint32_t i = 0; i < entry->stage_count; ++i) {
         const sluice_stage_descriptor *d = entry->stages[i];
@@ -47,30 +51,37 @@ inline bool run_stage(sluice_kind kind, const std::string &config, const std::ve
         args.stage_id = "fuzz";
         args.config_json = config.c_str();
         args.config_len = config.size();
-        args.base_dir = ".";
+        args.base_dir = base_dir;
         args.error = error;
         args.error_size = sizeof error;
         void *instance = nullptr;
-        if (d->create(&args, &instance) != SLUICE_OK) return false;
-        std::vector<Batch> outputs(16);
-        FailureBatch failures;
-        BatchEmitter emitter(outputs, failures);
-        Batch in;
-        for (const std::string &r : records) {
-            sluice_record rec{};
-            rec.payload = in.storage->arena.copy(r);
-            rec.payload_len = r.size();
-            in.records.push_back(rec);
-        }
-        if (!d->start || d->start(instance) == SLUICE_OK) {
-            emitter.set_input(&in, 0, uint32_t(in.records.size()));
-            if (d->process) d->process(instance, in.records.data(), uint32_t(in.records.size()), emitter.raw());
-            if (d->stop) d->stop(instance);
-        }
-        d->destroy(instance);
-        return true;
+        if (d->create(&args, &instance) != SLUICE_OK) return {};
+        return Created{d, instance};
     }
-    return false;
+    return {};
+}
+
+// Runs `records` once through a `kind` stage made with `config`.
+inline void run_stage(sluice_kind kind, const std::string &config, const std::vector<std::string> &records) {
+    Created c = create_stage(kind, config);
+    if (!c.instance) return;
+    const sluice_stage_descriptor *d = c.desc;
+    std::vector<Batch> outputs(16);
+    FailureBatch failures;
+    BatchEmitter emitter(outputs, failures);
+    Batch in;
+    for (const std::string &r : records) {
+        sluice_record rec{};
+        rec.payload = in.storage->arena.copy(r);
+        rec.payload_len = r.size();
+        in.records.push_back(rec);
+    }
+    if (!d->start || d->start(c.instance) == SLUICE_OK) {
+        emitter.set_input(&in, 0, uint32_t(in.records.size()));
+        if (d->process) d->process(c.instance, in.records.data(), uint32_t(in.records.size()), emitter.raw());
+        if (d->stop) d->stop(c.instance);
+    }
+    d->destroy(c.instance);
 }
 
 // Splits fuzz input into a first line (a config) and the lines after it.

@@ -99,4 +99,14 @@ ProcessResult run_sluice(const std::vector<std::string> &args, std::chrono::mill
     return child.wait(timeout);
 }
 
+int64_t sluice_peak_rss_mb(const std::vector<std::string> &args, ProcessResult &result) {
+    std::vector<std::string> argv{"/usr/bin/time", "-f", "peak_kb=%M", sluice_binary()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ChildProcess child(argv);
+    result = child.wait();
+    auto pos = result.err.rfind("peak_kb=");
+    if (pos == std::string::npos) return -1;
+    return std::stoll(result.err.substr(pos + 8)) / 1024;
+}
+
 } // namespace sluice::test

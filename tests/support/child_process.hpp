@@ -47,4 +47,16 @@ std::string sluice_binary();
 ProcessResult run_sluice(const std::vector<std::string> &args,
                          std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
+// Whether this build runs under AddressSanitizer, whose shadow memory makes
+// RSS figures meaningless (memory tests skip their bound then).
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitized = true;
+#else
+inline constexpr bool kAddressSanitized = false;
+#endif
+
+// Runs `sluice args...` under GNU time and returns its peak RSS in MB (-1
+// when time said nothing); the run's result goes to `result`.
+int64_t sluice_peak_rss_mb(const std::vector<std::string> &args, ProcessResult &result);
+
 } // namespace sluice::test

@@ -1,23 +1,12 @@
 // The http ingest's answers, without a server (plugins/http/ingest_request).
 #include "ingest_request.hpp"
 
-#include <Poco/DeflatingStream.h>
+#include "gzip.hpp"
 
 #include <gtest/gtest.h>
 
-#include <sstream>
-
 using namespace sluice::plugins::http;
-
-namespace {
-std::string gzip(const std::string &text) {
-    std::ostringstream out;
-    Poco::DeflatingOutputStream z(out, Poco::DeflatingStreamBuf::STREAM_GZIP);
-    z << text;
-    z.close();
-    return out.str();
-}
-} // namespace
+using sluice::test::gzip;
 
 TEST(IngestRequest, TheHeadAloneSettlesWrongPathsMethodsTokensSizesAndEncodings) {
     IngestSettings s;
