@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,32 +19,39 @@
 
 namespace sluice::plugins {
 
+// Index just past the closing quote of the JSON string starting at p[0]
+// (a quote), or 0 when the data ends first. memchr finds the quotes; one is
+// escaped when an odd number of backslashes stands before it.
+inline size_t json_string_end(const char *p, size_t n) {
+    for (size_t i = 1; i < n;) {
+        const void *q = std::memchr(p + i, '"', n - i);
+        if (!q) return 0;
+        size_t j = size_t(static_cast<const char *>(q) - p), slashes = 0;
+        while (j - slashes > 1 && p[j - slashes - 1] == '\\') ++slashes;
+        if (slashes % 2 == 0) return j + 1;
+        i = j + 1;
+    }
+    return 0;
+}
+
 // Length of the JSON value at the start of [p, p+n): 0 when the data ends
 // before the value does. Only finds the end; validation comes elsewhere.
 inline size_t json_value_length(const char *p, size_t n) {
     if (n == 0) return 0;
+    if (p[0] == '"') return json_string_end(p, n);
     if (p[0] == '{' || p[0] == '[') {
         int depth = 0;
-        bool in_string = false;
         for (size_t i = 0; i < n; ++i) {
             char c = p[i];
-            if (in_string) {
-                if (c == '\\') ++i;
-                else if (c == '"') in_string = false;
-            } else if (c == '"') {
-                in_string = true;
+            if (c == '"') {
+                size_t len = json_string_end(p + i, n - i);
+                if (len == 0) return 0;
+                i += len - 1;
             } else if (c == '{' || c == '[') {
                 ++depth;
             } else if (c == '}' || c == ']') {
                 if (--depth == 0) return i + 1;
             }
-        }
-        return 0;
-    }
-    if (p[0] == '"') {
-        for (size_t i = 1; i < n; ++i) {
-            if (p[i] == '\\') ++i;
-            else if (p[i] == '"') return i + 1;
         }
         return 0;
     }

@@ -199,14 +199,21 @@ public:
                 *obj = renamed(std::move(*obj));
                 // Renamed texts move with their fields; a field a rename
                 // lands on loses its own.
-                moved_.clear();
-                for (const auto &[key, text] : source_)
-                    if (const std::string *to = new_name(key)) moved_.emplace_back(*to, text);
-                for (const auto &[key, text] : source_)
-                    if (!new_name(key) &&
-                        std::none_of(moved_.begin(), moved_.end(), [&](const auto &m) { return m.first == key; }))
-                        moved_.emplace_back(key, text);
-                source_.swap(moved_);
+                renamed_.assign(source_.size(), false);
+                for (size_t k = 0; k < source_.size(); ++k)
+                    if (const std::string *to = new_name(source_[k].first)) {
+                        source_[k].first = *to;
+                        renamed_[k] = true;
+                    }
+                for (size_t k = source_.size(); k-- > 0;) {
+                    if (renamed_[k]) continue;
+                    for (size_t j = 0; j < source_.size(); ++j)
+                        if (renamed_[j] && source_[j].first == source_[k].first) {
+                            source_.erase(source_.begin() + std::ptrdiff_t(k));
+                            break;
+                        }
+                }
+                hint_ = 0;
                 changed = true;
             }
             for (const auto &[from, to] : copy_) {
@@ -285,6 +292,7 @@ private:
     void read_source_text(std::string_view payload) {
         source_.clear();
         unescaped_.clear();
+        hint_ = 0;
         if (!split_members(payload, members_)) return;
         for (const RawMember &m : members_) {
             std::string_view key = m.key;
@@ -302,12 +310,21 @@ private:
             source_.emplace_back(key, m.value);
         }
     }
+    // Fields are mostly looked up in the record's order: the search starts
+    // after the last one found.
     const std::string_view *source_of(std::string_view key) const {
-        for (const auto &[k, text] : source_)
-            if (k == key) return &text;
+        const size_t n = source_.size();
+        for (size_t k = 0; k < n; ++k) {
+            size_t at = hint_ + k < n ? hint_ + k : hint_ + k - n;
+            if (source_[at].first == key) {
+                hint_ = at + 1 < n ? at + 1 : 0;
+                return &source_[at].second;
+            }
+        }
         return nullptr;
     }
     void forget_source(std::string_view key) {
+        hint_ = 0;
         for (auto it = source_.begin(); it != source_.end(); ++it)
             if (it->first == key) {
                 source_.erase(it);
@@ -375,7 +392,9 @@ private:
     json::RecordParser parser_;
     json::RecordWriter writer_;
     std::vector<RawMember> members_;
-    std::vector<std::pair<std::string_view, std::string_view>> source_, moved_;
+    std::vector<std::pair<std::string_view, std::string_view>> source_;
+    std::vector<bool> renamed_;
+    mutable size_t hint_ = 0;
     std::deque<std::string> unescaped_;
     std::string text_;
 };
