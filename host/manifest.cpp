@@ -222,7 +222,8 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
         if (!d->is_string() || d->get_string().empty()) check.error("/state_dir", "expected a directory path");
         else m.state_dir = resolve(m.base_dir, std::string(d->get_string()));
     }
-    m.checkpoint_interval_ms = check.bounded(top, "", "checkpoint_interval_ms", 0, 0, 3600000);
+    if (top.contains("checkpoint_interval_ms"))
+        m.checkpoint_interval_ms = check.bounded(top, "", "checkpoint_interval_ms", 0, 0, 3600000);
     m.memory_limit_mb = check.bounded(top, "", "memory_limit_mb", m.memory_limit_mb, 16, 1024 * 1024);
     if (const bj::value *d = top.if_contains("description"); d && !d->is_string())
         check.error("/description", "expected a string");

@@ -57,9 +57,10 @@ struct Manifest {
     std::vector<StageSpec> stages;        // in manifest order
     // Delivery: where resumable extractors' positions are saved (resolved;
     // empty: no state, every run starts afresh), and the least time between
-    // two saves (0: as soon as an acknowledgement moves a position).
+    // two saves (0: as soon as an acknowledgement moves a position; unset:
+    // that when a loader delivers at least once, else a second).
     std::string state_dir;
-    uint32_t checkpoint_interval_ms = 0;
+    std::optional<uint32_t> checkpoint_interval_ms;
     // What batches may hold in all, wherever they are (memory_budget.hpp).
     uint32_t memory_limit_mb = 512;
 };

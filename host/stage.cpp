@@ -177,6 +177,11 @@ std::string Stage::recover_exactly_once(const std::string &extractor, const std:
     return {};
 }
 
+bool Stage::sync_markers() {
+    if (!marker_ || !exactly_once_ext_->sync_markers) return true;
+    return exactly_once_ext_->sync_markers(instances_[0].handle) == SLUICE_OK;
+}
+
 std::string Stage::declared_resources() const {
     if (instances_.empty() || !plugin_.desc->get_extension) return {};
     const auto *ext = static_cast<const sluice_resources_ext *>(
@@ -481,7 +486,11 @@ void Stage::run_processor(uint32_t worker) {
             if (count) failures.storage->parents.push_back(in->storage);
         }
         if (spec_.on_error.max_attempts > 1) retry_failed(worker, *in, outputs, failures, emitter, c);
-        if (pull && !environment_failed_.load()) marker_->add(pull->tracker().origin().worker, pull->pull());
+        if (pull && !environment_failed_.load()) {
+            marker_->add(pull->tracker().origin().worker, pull->pull());
+            if (sync_each_batch_ && !sync_markers())
+                fatal("cannot make the destination's delivery markers durable");
+        }
         if (!in->acks.empty()) {
             for (auto &b : outputs) b.acks = in->acks;
             if (!durable_on_process_) {

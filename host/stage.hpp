@@ -78,6 +78,12 @@ public:
     std::string recover_exactly_once(const std::string &extractor, const std::vector<uint64_t> &delivered,
                                      bool replay_matches);
     bool delivers_exactly_once() const { return marker_.has_value(); }
+    // [any thread] Makes the markers stored so far durable (before the
+    // state is saved). False when the plugin could not.
+    bool sync_markers();
+    // A source confirms delivery to its clients: markers are made durable
+    // after every batch, not only before saves. Set before launch().
+    void sync_markers_each_batch(bool on) { sync_each_batch_ = on; }
     // [control, created] What the plugin says the stage reads and writes
     // (sluice.resources/1, JSON), or empty.
     std::string declared_resources() const;
@@ -177,6 +183,7 @@ private:
     const sluice_exactly_once_ext *exactly_once_ext_ = nullptr;
     std::optional<PullMarker> marker_, already_held_;
     std::string current_marker_;
+    bool sync_each_batch_ = false;
     // The pull a batch came from when it is one pull of the marked extractor.
     const AckToken *marked_pull(const Batch &batch) const;
     std::atomic<bool> environment_failed_{false};

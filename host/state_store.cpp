@@ -210,6 +210,10 @@ std::string StateStore::save(bool force) {
         }
         stages[id] = bj::object{{"plugin", t.plugin}, {"batch_size", t.batch_size}, {"workers", std::move(workers)}};
     }
+    // The positions are read; now what they count on is made durable
+    // (anything acknowledged after this point is not in this save).
+    if (before_save_ && !before_save_())
+        return path_ + ": not saved this time: a loader could not make its delivery markers durable";
     // Saved even once the run has aborted: trackers ignore every token
     // completed after the abort flag is set (batches dropped unloaded), so
     // the snapshot is what was really delivered, and a failed run keeps it.
@@ -227,12 +231,16 @@ std::string StateStore::save(bool force) {
         ::unlink(tmp.c_str());
         return path_ + ": cannot save the state: " + std::strerror(err);
     }
-    // The rename itself must survive a crash.
-    fs::path dir = fs::path(path_).parent_path();
-    int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
+    // The last save's rename must survive a crash. An earlier one lost to a
+    // crash only leaves an older state, which is safe (more is read again),
+    // so saves while running spare themselves the directory sync.
+    if (force) {
+        fs::path dir = fs::path(path_).parent_path();
+        int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            ::fsync(dfd);
+            ::close(dfd);
+        }
     }
     written_version_ = version;
     return {};

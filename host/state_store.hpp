@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,11 @@ public:
     void track(const std::string &stage, const std::string &plugin, uint32_t batch_size,
                std::vector<std::shared_ptr<AckTracker>> workers);
 
+    // Called before each save, after the positions to save are read: what
+    // must be durable before the state says so (exactly-once loaders'
+    // markers). A false return skips that save. Set before start().
+    void before_save(std::function<bool()> fn) { before_save_ = std::move(fn); }
+
     // Saves in the background as soon as an acknowledgement moves a
     // position, so that a crash reads again little more than what was in
     // flight; with `min_interval` > 0, at most once per that time.
@@ -90,6 +96,7 @@ private:
     std::condition_variable wake_;
     bool stopping_ = false;
     bool dirty_ = false; // an acknowledgement moved since the last save
+    std::function<bool()> before_save_;
     std::thread writer_;
 };
 

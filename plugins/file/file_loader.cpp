@@ -220,13 +220,17 @@ void FileLoader::process(Input in, Emitter &out, std::string_view marker) {
     process(in, out);
     if (!markers_) return;
     try {
-        markers_->append(file_length_, marker);
+        markers_->append(file_length_, marker, false);
     } catch (const EnvironmentError &) {
         // The batch must not stay without its marker: take it back.
         if (::ftruncate(fd_, off_t(before)) != 0) throw FatalError("cannot cut " + path_ + " back: " + errno_text());
         file_length_ = before;
         throw;
     }
+}
+
+void FileLoader::sync_markers() {
+    if (markers_) markers_->sync();
 }
 
 void FileLoader::write_batch(Input in, Emitter &out) {

@@ -63,6 +63,7 @@ public:
     // at all, so there is nothing to recover and the marker is not needed.
     std::string recover();
     void process(Input in, Emitter &out, std::string_view marker);
+    void sync_markers(); // [thread-safe]
 
 private:
     // Append mode: cuts off a partial last record a crashed run left.

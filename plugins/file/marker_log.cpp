@@ -45,6 +45,7 @@ std::string MarkerLog::line(uint64_t length, std::string_view marker) {
 }
 
 std::optional<MarkerLog::Entry> MarkerLog::recover(uint64_t output_size) {
+    std::lock_guard lock(mutex_);
     std::optional<Entry> last;
     std::ifstream in(path_, std::ios::binary);
     if (in) {
@@ -99,13 +100,14 @@ void MarkerLog::rewrite(const std::optional<Entry> &last) {
     entries_ = 0;
 }
 
-void MarkerLog::append(uint64_t length, std::string_view marker) {
+void MarkerLog::append(uint64_t length, std::string_view marker, bool sync_now) {
+    std::lock_guard lock(mutex_);
     if (entries_ >= kRewriteEvery) {
-        rewrite(Entry{length, std::string(marker)});
+        rewrite(Entry{length, std::string(marker)}); // synced
         return;
     }
     const std::string text = line(length, marker);
-    if (!write_all(fd_, text) || (fsync_ && ::fdatasync(fd_) != 0)) {
+    if (!write_all(fd_, text) || (sync_now && fsync_ && ::fdatasync(fd_) != 0)) {
         std::string message = "cannot write " + path_ + ": " + errno_text();
         if (::ftruncate(fd_, off_t(size_)) != 0)
             throw FatalError(message + ", and cutting off the partial line failed too: " + errno_text());
@@ -113,6 +115,11 @@ void MarkerLog::append(uint64_t length, std::string_view marker) {
     }
     size_ += text.size();
     ++entries_;
+}
+
+void MarkerLog::sync() {
+    std::lock_guard lock(mutex_);
+    if (fd_ >= 0 && fsync_ && ::fdatasync(fd_) != 0) throw EnvironmentError("fdatasync of " + path_ + " failed: " + errno_text());
 }
 
 } // namespace sluice::plugins

@@ -102,8 +102,9 @@ printf "  %-8s %10s %12s %12d\n" mlr "$m_sec" "$m_rate" $((m_rss / 1024))
 printf "  %-8s %10s %12s %12d\n" jq "$j_sec" "$j_rate" $((j_rss / 1024))
 echo "  sluice / mlr: $(ratio "$s_rate" "$m_rate")x    sluice / jq: $(ratio "$s_rate" "$j_rate")x"
 
-# The same job with at-least-once delivery on: positions tracked and saved,
-# the loader appending and fdatasync-ing every batch before acknowledging it.
+# The same job with exactly-once delivery on: positions tracked and saved as
+# acknowledgements move, the loader appending and fdatasync-ing every batch
+# and its marker before acknowledging it.
 delivery_manifest() { # INPUT OUTPUT STATE-DIR
   job_manifest "$1" "{\"id\": \"out\", \"kind\": \"loader\", \"plugin\": \"file\", \"config\": {\"path\": \"$2\", \"append\": true}}" |
     sed "s|{\"name\": \"bench\",|{\"name\": \"bench\", \"state_dir\": \"$3\",|"
@@ -112,7 +113,7 @@ delivery_manifest "$work/input.ndjson" "$work/acked.ndjson" "$work/state" > "$wo
 read -r a_sec a_rss < <(measure "$sluice" run "$work/acked.json")
 a_out=$(wc -l < "$work/acked.ndjson")
 [ "$a_out" = "$s_out" ] || { echo "bench: at-least-once run wrote $a_out records, not $s_out" >&2; exit 1; }
-echo "  same job, at-least-once (state_dir, append + fdatasync per batch): $a_sec s, $(rate "$n" "$a_sec") records/s" \
+echo "  same job, exactly once (state_dir, append + fdatasync and a synced marker per batch): $a_sec s, $(rate "$n" "$a_sec") records/s" \
      "($(ratio "$(rate "$n" "$a_sec")" "$s_rate")x of the plain run), peak RSS $((a_rss / 1024)) MB"
 rm -rf "$work/acked.ndjson" "$work/state"
 

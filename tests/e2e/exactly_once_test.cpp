@@ -162,7 +162,9 @@ TEST(ExactlyOnce, AnAppendingFileFedByTwoExtractorWorkersSurvivesThreeKills) {
 TEST(ExactlyOnce, PullsTheDestinationHoldsAreSkippedWhenReadAgain) {
     TempDir dir;
     dir.write("in.ndjson", input_rows());
-    std::string m = dir.write("m.json", manifest(R"({"id":"write","kind":"loader","plugin":"file","config":{"path":"out.ndjson","append":true}})"));
+    std::string m = manifest(R"({"id":"write","kind":"loader","plugin":"file","config":{"path":"out.ndjson","append":true}})");
+    m.replace(m.find(R"("state_dir":"state",)"), 20, R"("state_dir":"state","checkpoint_interval_ms":0,)");
+    m = dir.write("m.json", m);
     const std::string state = dir / "state/once.state.json";
     ChildProcess child({sluice_binary(), "run", m});
     std::string mid_run;

@@ -537,9 +537,17 @@ typedef struct sluice_delivery_ext {
  *             extractor reads them again. Anything but SLUICE_OK (with
  *             last_error) fails the run before it reads anything.
  * - process_marked  [worker, started] Exactly process, plus: when it returns
- *             SLUICE_OK, `marker` is durable together with the records it
- *             accepted, and if it fails, neither is. Never keep a marker
- *             whose records are not durable. */
+ *             SLUICE_OK, the records it accepted are durable and `marker` is
+ *             stored with them: durable too, or (with sync_markers) durable
+ *             at the next sync_markers; if it fails, neither is stored. Never
+ *             keep a marker whose records are not durable.
+ * - sync_markers  [any thread, started, thread-safe] Optional (NULL: markers
+ *             are durable when process_marked returns). Makes every marker
+ *             stored so far durable. The host calls it before each save of
+ *             its state, and after every batch when a source confirms
+ *             delivery to its clients, so a plugin whose markers live apart
+ *             from its records (a file's side log) syncs them once per save
+ *             instead of once per batch. */
 #define SLUICE_EXT_EXACTLY_ONCE "sluice.exactly_once/1"
 typedef struct sluice_exactly_once_ext {
     uint32_t struct_size; /* sizeof(sluice_exactly_once_ext) */
@@ -547,6 +555,7 @@ typedef struct sluice_exactly_once_ext {
     sluice_status (*recover)(void *instance, const char **marker);
     sluice_status (*process_marked)(void *instance, const sluice_record *records, uint32_t count,
                                     const sluice_emitter *out, const char *marker, size_t marker_len);
+    sluice_status (*sync_markers)(void *instance);
 } sluice_exactly_once_ext;
 
 /* "sluice.resources/1" (since ABI 1.2): what an instance reads and writes,
@@ -600,7 +609,7 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_outputs_ext) == 24, "sluice_outputs_ext layou
 SLUICE_STATIC_ASSERT(sizeof(sluice_checkpoint_ext) == 24, "sluice_checkpoint_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_acknowledged_ext) == 16, "sluice_acknowledged_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_delivery_ext) == 16, "sluice_delivery_ext layout changed");
-SLUICE_STATIC_ASSERT(sizeof(sluice_exactly_once_ext) == 24, "sluice_exactly_once_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_exactly_once_ext) == 32, "sluice_exactly_once_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_resources_ext) == 16, "sluice_resources_ext layout changed");
 #endif
 

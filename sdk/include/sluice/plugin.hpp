@@ -42,6 +42,8 @@
 //   void process(Input, Emitter &, std::string_view marker);
 //                                    // atomically with the records
 //                                    // (sluice.exactly_once/1): exactly once
+//   void sync_markers();             // [thread-safe] optional: markers made
+//                                    // durable here, not in every process
 // Extractors define `bool pull(sluice::Emitter &out, uint32_t max_records)`
 // instead of process; it returns true at end of input.
 //
@@ -335,6 +337,7 @@ template <class T> concept HasExactlyOnce = requires(T t, Input in, Emitter &e, 
 template <class T> concept HasResources = requires(const T t) {
     { t.resources() } -> std::convertible_to<std::string>;
 };
+template <class T> concept HasSyncMarkers = requires(T t) { t.sync_markers(); };
 template <class T> concept HasCapabilities = requires { T::capabilities; };
 template <class T> concept HasOutputs = requires { T::outputs; };
 
@@ -489,8 +492,17 @@ sluice_status exactly_once_process(void *p, const sluice_record *records, uint32
         i.stage.process(Input(records, count), e, std::string_view(marker, marker_len));
     });
 }
+template <class T> sluice_status exactly_once_sync(void *p) noexcept {
+    // Its own message slot: it runs beside the worker's calls.
+    thread_local std::string message;
+    return guarded(message, [&] { self<T>(p).stage.sync_markers(); });
+}
+template <class T> constexpr auto exactly_once_sync_fn() {
+    if constexpr (HasSyncMarkers<T>) return &exactly_once_sync<T>;
+    else return static_cast<sluice_status (*)(void *)>(nullptr);
+}
 template <class T> inline constexpr sluice_exactly_once_ext exactly_once_ext = {
-    sizeof(sluice_exactly_once_ext), 0, &exactly_once_recover<T>, &exactly_once_process<T>};
+    sizeof(sluice_exactly_once_ext), 0, &exactly_once_recover<T>, &exactly_once_process<T>, exactly_once_sync_fn<T>()};
 
 template <class T> const char *resources(void *p) noexcept {
     auto &i = self<T>(p);
