@@ -4,6 +4,8 @@
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
+#include <cmath>
+
 #include <re2/re2.h>
 
 #include <array>
@@ -34,7 +36,11 @@ std::string_view type_of(const bj::value &v) {
 
 bool has_type(const bj::value &v, std::string_view type) {
     if (type == "number") return v.is_number();
-    if (type == "integer") return v.is_int64() || v.is_uint64() || (v.is_double() && v.get_double() == double(int64_t(v.get_double())));
+    // A whole double is an integer too (JSON Schema's meaning), however
+    // large: no cast to int64, which would overflow past 2^63.
+    if (type == "integer")
+        return v.is_int64() || v.is_uint64() ||
+               (v.is_double() && std::isfinite(v.get_double()) && std::trunc(v.get_double()) == v.get_double());
     return type_of(v) == type;
 }
 

@@ -245,3 +245,13 @@ TEST(Map, NumbersThatCannotBeRepresentedFailNamingTheField) {
     EXPECT_EQ(untouched.process({R"({"big":1e400})"}).out(), std::vector<std::string>{R"({"big":1e400,"x":1})"})
         << "a field nobody changes passes as it is";
 }
+
+// Found by fuzz_rules: "type": "integer" on a double past 2^63 cast it to
+// int64 (undefined behaviour). Whole doubles of any size are integers.
+TEST(Rules, IntegerTypeTakesHugeWholeDoublesWithoutOverflow) {
+    StageHarness r(SLUICE_KIND_VALIDATOR, "rules", R"({"rules":[{"field":"n","type":"integer"}]})");
+    Emitted e = r.process({R"({"n":1e300})", R"({"n":-9.3e18})", R"({"n":1.5})", R"({"n":7})"});
+    EXPECT_EQ(e.out(0).size(), 3u);
+    ASSERT_EQ(e.failures.size(), 1u);
+    EXPECT_NE(e.failures[0].message.find("n"), std::string::npos) << e.failures[0].message;
+}
