@@ -5,12 +5,12 @@
 // stage's retry_environment_ms, and after that the stage fails the run.
 #pragma once
 
+#include "error_policy.hpp"
 #include "pipeline_control.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <random>
 
 namespace sluice {
 
@@ -28,18 +28,20 @@ public:
         if (control.aborted() || control.failed()) return false;
         auto now = Clock::now();
         if (now >= deadline_) return false;
-        thread_local std::minstd_rand rng{std::random_device{}()};
-        auto d = std::min(kBase * (1 << std::min(attempts_ - 1, 10)), kMax);
-        d += std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, d.count() / 2)(rng));
-        d = std::min(d, std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - now));
+        static const ErrorPolicy kBackoff = [] {
+            ErrorPolicy p;
+            p.backoff = std::chrono::milliseconds(100);
+            p.max_backoff = std::chrono::milliseconds(5000);
+            return p;
+        }();
+        auto d = std::min(retry_delay(kBackoff, uint32_t(attempts_)),
+                          std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - now));
         return control.sleep_for(d, wake_on_stop) && !control.failed();
     }
     // Tries made so far (the first included) once wait() said no.
     int attempts() const { return attempts_; }
 
 private:
-    static constexpr std::chrono::milliseconds kBase{100};
-    static constexpr std::chrono::milliseconds kMax{5000};
     Clock::time_point deadline_;
     int attempts_ = 0;
 };
