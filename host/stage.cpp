@@ -530,8 +530,8 @@ sluice_status Stage::call_retrying_environment(uint32_t worker, const Batch &inp
 }
 
 std::string Stage::fail_environment(const std::string &cause, int attempts) {
-    std::string message = "not delivered: " + cause + " (tried " + std::to_string(attempts) +
-                          (attempts == 1 ? " time)" : " times)");
+    const std::string tried = "tried " + std::to_string(attempts) + (attempts == 1 ? " time" : " times");
+    std::string message = "not delivered: " + cause + " (" + tried + ")";
     {
         std::lock_guard lock(environment_mutex_);
         if (environment_failed_.load()) return environment_failure_;
@@ -539,8 +539,8 @@ std::string Stage::fail_environment(const std::string &cause, int attempts) {
         environment_failed_ = true;
     }
     std::string what = "stage '" + spec_.id + "' (" + std::string(kind_name(spec_.kind)) + " " + spec_.plugin +
-                       ") failed: " + cause + " (tried " + std::to_string(attempts) + (attempts == 1 ? " time" : " times") +
-                       " over up to " + std::to_string(spec_.retry_environment_ms) + " ms)";
+                       ") failed: " + cause + " (" + tried + " over up to " + std::to_string(spec_.retry_environment_ms) +
+                       " ms)";
     spdlog::error("{}", what);
     control_.fail(what);
     return message;

@@ -166,9 +166,10 @@ void FileExtractor::resume_in_file() {
     }
     std::string err;
     if (!reader_->seek(r.offset, err)) {
-        resume_ = std::move(r); // tried again with the file
+        resume_ = std::move(r); // tried again with the file: the next pull reopens it
         --next_file_;
         reader_->close();
+        file_done_ = true;
         throw SourceUnavailable{current_ + ": cannot resume at byte " + std::to_string(resume_->offset) + ": " + err};
     }
     line_ = r.line;

@@ -1,5 +1,6 @@
 #include "file_loader.hpp"
 
+#include "../common/sync_directory.hpp"
 #include "csv.hpp"
 
 #include <cerrno>
@@ -281,15 +282,7 @@ void FileLoader::flush(Emitter &) {
     if (!append_) {
         if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
             throw Error("cannot rename " + temp_path_ + " to " + path_ + ": " + errno_text());
-        if (fsync_) {
-            // Make the rename itself durable.
-            fs::path dir = fs::path(path_).parent_path();
-            int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd >= 0) {
-                ::fsync(dfd);
-                ::close(dfd);
-            }
-        }
+        if (fsync_) sync_directory_of(path_); // the rename itself
     }
     committed_ = true;
     host_.counter("records_written", int64_t(records_));

@@ -1,5 +1,7 @@
 #include "marker_log.hpp"
 
+#include "../common/sync_directory.hpp"
+
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -86,14 +88,7 @@ void MarkerLog::rewrite(const std::optional<Entry> &last) {
         ::unlink(tmp.c_str());
         throw EnvironmentError("cannot rewrite " + path_ + ": " + std::strerror(err));
     }
-    if (fsync_) {
-        std::filesystem::path dir = std::filesystem::path(path_).parent_path();
-        int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            ::fsync(dfd);
-            ::close(dfd);
-        }
-    }
+    if (fsync_) sync_directory_of(path_);
     fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     if (fd_ < 0) throw EnvironmentError("cannot open " + path_ + ": " + errno_text());
     size_ = text.size();
