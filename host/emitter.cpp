@@ -29,6 +29,44 @@ void BatchEmitter::set_input(const Batch *input, uint32_t offset, uint32_t count
     input_ = input;
     offset_ = offset;
     count_ = input ? count : 0;
+    accounted_.assign(count_, 0);
+    dropped_ = 0;
+    refusal_.clear();
+}
+
+std::vector<uint32_t> BatchEmitter::unaccounted() const {
+    std::vector<uint32_t> out;
+    for (uint32_t i = 0; i < count_; ++i)
+        if (!accounted_[i]) out.push_back(i);
+    return out;
+}
+
+sluice_status BatchEmitter::refuse(std::string what) {
+    if (refusal_.empty()) refusal_ = std::move(what);
+    return SLUICE_ERROR;
+}
+
+bool BatchEmitter::account(uint32_t index, const char *call) {
+    if (index < count_) {
+        accounted_[index] = 1;
+        return true;
+    }
+    refuse(std::string(call) + " of input " + std::to_string(index) + " (the call has " + std::to_string(count_) +
+           (count_ == 1 ? " record)" : " records)"));
+    return false;
+}
+
+sluice_status BatchEmitter::drop(const sluice_emitter *e, uint32_t input_index) {
+    if (!e || !e->emitter_data) return SLUICE_ERROR;
+    BatchEmitter &s = *static_cast<BatchEmitter *>(e->emitter_data);
+    if (!s.account(input_index, "drop")) return SLUICE_ERROR;
+    ++s.dropped_;
+    return SLUICE_OK;
+}
+
+const sluice_drop_ext *BatchEmitter::drop_extension() {
+    static const sluice_drop_ext ext{sizeof(sluice_drop_ext), 0, &BatchEmitter::drop};
+    return &ext;
 }
 
 const sluice_record *BatchEmitter::input_record(uint32_t index) const {
@@ -41,11 +79,14 @@ static BatchEmitter &self(const sluice_emitter *e) { return *static_cast<BatchEm
 sluice_status BatchEmitter::emit(const sluice_emitter *e, uint32_t output, uint32_t input_index,
                                  const sluice_record *rec) {
     BatchEmitter &s = self(e);
-    if (!rec || output >= s.outputs_.size() || (!rec->payload && rec->payload_len)) return SLUICE_ERROR;
+    if (!rec || (!rec->payload && rec->payload_len)) return s.refuse("emit of a record without a payload");
+    if (output >= s.outputs_.size())
+        return s.refuse("emit to output " + std::to_string(output) + " (the stage has " +
+                        std::to_string(s.outputs_.size()) + ")");
     const sluice_record *in = nullptr;
     if (input_index != SLUICE_NO_INPUT) {
+        if (!s.account(input_index, "emit from")) return SLUICE_ERROR;
         in = s.input_record(input_index);
-        if (!in) return SLUICE_ERROR;
     }
     Batch &out = s.outputs_[output];
     ByteArena &arena = out.storage->arena;
@@ -69,8 +110,11 @@ sluice_status BatchEmitter::emit(const sluice_emitter *e, uint32_t output, uint3
 
 sluice_status BatchEmitter::forward(const sluice_emitter *e, uint32_t output, uint32_t input_index) {
     BatchEmitter &s = self(e);
+    if (output >= s.outputs_.size())
+        return s.refuse("forward to output " + std::to_string(output) + " (the stage has " +
+                        std::to_string(s.outputs_.size()) + ")");
+    if (!s.account(input_index, "forward")) return SLUICE_ERROR;
     const sluice_record *in = s.input_record(input_index);
-    if (!in || output >= s.outputs_.size()) return SLUICE_ERROR;
     Batch &out = s.outputs_[output];
     out.keep(s.input_->storage);
     out.records.push_back(*in);
@@ -78,8 +122,8 @@ sluice_status BatchEmitter::forward(const sluice_emitter *e, uint32_t output, ui
 }
 
 sluice_status BatchEmitter::add_failure(FailureKind kind, uint32_t index, const char *msg, size_t len) {
+    if (!account(index, kind == FailureKind::rejected ? "reject" : "fail")) return SLUICE_ERROR;
     const sluice_record *in = input_record(index);
-    if (!in) return SLUICE_ERROR;
     failures_.items.push_back(Failure{kind, *in, std::string(msg ? msg : "", msg ? len : 0)});
     auto &parents = failures_.storage->parents;
     if (parents.empty() || parents.back() != input_->storage) parents.push_back(input_->storage);
@@ -97,7 +141,7 @@ sluice_status BatchEmitter::fail(const sluice_emitter *e, uint32_t input_index, 
 sluice_status BatchEmitter::emit_failed(const sluice_emitter *e, const sluice_record *raw, const char *message,
                                         size_t len) {
     BatchEmitter &s = self(e);
-    if (!raw || (!raw->payload && raw->payload_len)) return SLUICE_ERROR;
+    if (!raw || (!raw->payload && raw->payload_len)) return s.refuse("emit_failed of a record without a payload");
     ByteArena &arena = s.failures_.storage->arena;
     sluice_record r{};
     r.payload = arena.copy({raw->payload, raw->payload_len});

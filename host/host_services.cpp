@@ -1,5 +1,6 @@
 #include "host_services.hpp"
 
+#include "emitter.hpp"
 #include "stage.hpp"
 
 #include <spdlog/spdlog.h>
@@ -26,7 +27,10 @@ void host_counter_add(const sluice_host *h, const char *name, int64_t delta) {
     stage_of(h).metrics().counter_add(name, delta);
 }
 
-const void *host_get_extension(const sluice_host *, const char *) { return nullptr; }
+const void *host_get_extension(const sluice_host *, const char *id) {
+    if (id && std::string_view(id) == SLUICE_EXT_DROP) return BatchEmitter::drop_extension();
+    return nullptr;
+}
 
 } // namespace
 

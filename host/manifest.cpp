@@ -171,7 +171,22 @@ struct Defaults {
     uint32_t batch_size = 1024;
     uint32_t timeout_ms = 0;
     uint32_t retry_environment_ms = 30000;
+    Isolation isolation;
 };
+
+// "isolation", "memory_limit_mb" and "max_restarts" of a stage or of the
+// defaults, over `base`.
+Isolation parse_isolation(const bj::object &o, const std::string &path, const Isolation &base, Checker &check) {
+    Isolation iso = base;
+    if (const bj::value *v = o.if_contains("isolation")) {
+        if (v->is_string() && v->get_string() == "process") iso.process = true;
+        else if (v->is_string() && v->get_string() == "none") iso.process = false;
+        else check.error(path + "/isolation", "expected \"none\" (in the host's process) or \"process\"");
+    }
+    iso.memory_limit_mb = check.bounded(o, path, "memory_limit_mb", iso.memory_limit_mb, 0, 1024 * 1024);
+    iso.max_restarts = check.bounded(o, path, "max_restarts", iso.max_restarts, 0, 1000000);
+    return iso;
+}
 
 constexpr uint32_t kMaxThreads = 256;
 constexpr uint32_t kMaxQueue = 65536;
@@ -235,7 +250,8 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
         } else {
             const bj::object &o = d->get_object();
             check.known_keys(o, "/defaults", {"threads", "queue_capacity", "batch_size", "timeout_ms", "retry_environment_ms",
-                                               "on_error"});
+                                               "on_error", "isolation", "memory_limit_mb", "max_restarts"});
+            defaults.isolation = parse_isolation(o, "/defaults", defaults.isolation, check);
             defaults.retry_environment_ms =
                 check.positive(o, "/defaults", "retry_environment_ms", defaults.retry_environment_ms, 86400000);
             defaults.timeout_ms = o.contains("timeout_ms") ? check.positive(o, "/defaults", "timeout_ms", 0, 86400000) : 0;
@@ -264,7 +280,8 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             const bj::object &so = arr[i].get_object();
             check.known_keys(so, sp,
                              {"id", "kind", "plugin", "library", "config", "inputs", "threads", "queue_capacity",
-                              "batch_size", "timeout_ms", "retry_environment_ms", "ordered", "on_error"});
+                              "batch_size", "timeout_ms", "retry_environment_ms", "ordered", "on_error", "isolation",
+                              "memory_limit_mb", "max_restarts"});
             StageSpec s;
             s.json_path = sp;
             s.on_error = defaults.on_error;
@@ -300,6 +317,11 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             if (!so.contains("timeout_ms")) s.timeout_ms = defaults.timeout_ms;
             s.retry_environment_ms =
                 check.positive(so, sp, "retry_environment_ms", defaults.retry_environment_ms, 86400000);
+            s.isolation = parse_isolation(so, sp, defaults.isolation, check);
+            if (s.isolation.memory_limit_mb && !s.isolation.process)
+                check.error(sp + (so.contains("memory_limit_mb") ? "/memory_limit_mb" : ""),
+                            "a memory limit needs \"isolation\": \"process\" (a plugin in the host's process "
+                            "cannot be capped)");
             s.ordered = s.kind == SLUICE_KIND_LOADER; // loaders write in extraction order by default
             if (const bj::value *o = so.if_contains("ordered")) {
                 if (!o->is_bool()) check.error(sp + "/ordered", "expected true or false");

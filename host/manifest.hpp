@@ -26,6 +26,13 @@ struct InputRef {
     std::string json_path; // "/stages/3/inputs/0", or the stage's path when implicit
 };
 
+// Whether a stage's plugin runs in worker processes, and their limits.
+struct Isolation {
+    bool process = false;         // "isolation": "process" (default "none")
+    uint32_t memory_limit_mb = 0; // a worker above it is killed (0: none)
+    uint32_t max_restarts = 5;    // worker deaths per minute before on_error
+};
+
 struct StageSpec {
     std::string id;
     sluice_kind kind = 0;
@@ -40,6 +47,7 @@ struct StageSpec {
     // cannot take anything: disk full, connection lost) is tried again
     // before the stage fails the run.
     uint32_t retry_environment_ms = 30000;
+    Isolation isolation;
     bool ordered = false;        // receive batches in extraction order
     bool ordered_explicit = false;
     std::vector<InputRef> inputs; // where records come from (none for extractors)

@@ -14,6 +14,8 @@ StageTotals StageMetrics::totals() const {
         t.rejected += w.rejected.load(std::memory_order_relaxed);
         t.errors += w.errors.load(std::memory_order_relaxed);
         t.dropped += w.dropped.load(std::memory_order_relaxed);
+        t.filtered += w.filtered.load(std::memory_order_relaxed);
+        t.unaccounted += w.unaccounted.load(std::memory_order_relaxed);
         t.dead_lettered += w.dead_lettered.load(std::memory_order_relaxed);
         t.retries += w.retries.load(std::memory_order_relaxed);
         t.batches += w.batches.load(std::memory_order_relaxed);
@@ -48,6 +50,32 @@ std::vector<std::pair<std::string, uint64_t>> StageMetrics::top_reasons(bool rej
     std::stable_sort(v.begin(), v.end(), [](const auto &a, const auto &b) { return a.second > b.second; });
     if (v.size() > limit) v.resize(limit);
     return v;
+}
+
+void StageMetrics::worker_crashed(const std::string &cause) {
+    std::lock_guard lock(mutex_);
+    ++isolation_.crashes[cause];
+}
+
+void StageMetrics::worker_restarted() {
+    std::lock_guard lock(mutex_);
+    ++isolation_.restarts;
+}
+
+void StageMetrics::poison_record(uint64_t id) {
+    std::lock_guard lock(mutex_);
+    ++isolation_.poison_count;
+    if (isolation_.poison_records.size() < kMaxPoisonListed) isolation_.poison_records.push_back(id);
+}
+
+void StageMetrics::worker_peak_rss(uint64_t mb) {
+    std::lock_guard lock(mutex_);
+    isolation_.peak_rss_mb = std::max(isolation_.peak_rss_mb, mb);
+}
+
+IsolationTotals StageMetrics::isolation() const {
+    std::lock_guard lock(mutex_);
+    return isolation_;
 }
 
 void StageMetrics::mark_started() {

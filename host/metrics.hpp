@@ -21,6 +21,8 @@ struct alignas(64) WorkerCounters {
     std::atomic<uint64_t> rejected{0};  // records that failed a rule
     std::atomic<uint64_t> errors{0};    // records that failed processing or reading
     std::atomic<uint64_t> dropped{0};   // records emitted on an output nothing reads
+    std::atomic<uint64_t> filtered{0};  // inputs the plugin dropped on purpose (sluice.drop/1)
+    std::atomic<uint64_t> unaccounted{0}; // inputs the plugin said nothing about (also errors)
     std::atomic<uint64_t> dead_lettered{0}; // errors sent to the dead-letter stage
     std::atomic<uint64_t> retries{0};   // records or batches tried again
     std::atomic<uint64_t> batches{0};
@@ -30,8 +32,18 @@ struct alignas(64) WorkerCounters {
 };
 
 struct StageTotals {
-    uint64_t in = 0, out = 0, rejected = 0, errors = 0, dropped = 0, dead_lettered = 0, retries = 0, batches = 0;
+    uint64_t in = 0, out = 0, rejected = 0, errors = 0, dropped = 0, filtered = 0, unaccounted = 0, dead_lettered = 0,
+             retries = 0, batches = 0;
     double busy_seconds = 0;
+};
+
+// What the workers of an isolated stage went through (process isolation).
+struct IsolationTotals {
+    uint64_t restarts = 0;
+    std::map<std::string, uint64_t> crashes; // by cause: SIGSEGV, exit, memory_limit, timeout ...
+    std::vector<uint64_t> poison_records;    // ids (the first kMaxPoisonListed)
+    uint64_t poison_count = 0;
+    uint64_t peak_rss_mb = 0;
 };
 
 class StageMetrics {
@@ -54,12 +66,22 @@ public:
     void output_add(size_t output, uint64_t n) { outputs_[output].fetch_add(n, std::memory_order_relaxed); }
     std::vector<uint64_t> output_counts() const;
 
+    // Isolation: a worker died of `cause`; a worker was started anew; a
+    // record was found to kill the worker; a worker's peak memory.
+    void worker_crashed(const std::string &cause);
+    void worker_restarted();
+    void poison_record(uint64_t id);
+    void worker_peak_rss(uint64_t mb);
+    IsolationTotals isolation() const;
+
     void mark_started();
     void mark_finished();
     double seconds() const; // first start to finish (or to now)
 
 private:
     static constexpr size_t kMaxReasons = 256;
+    static constexpr size_t kMaxPoisonListed = 100;
+    IsolationTotals isolation_;
     std::vector<WorkerCounters> workers_;
     std::unique_ptr<std::atomic<uint64_t>[]> outputs_;
     size_t output_count_ = 0;

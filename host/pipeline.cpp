@@ -1,6 +1,7 @@
 #include "pipeline.hpp"
 
 #include "config_schema.hpp"
+#include "crash_reporter.hpp"
 #include "graph.hpp"
 #include "kinds.hpp"
 #include "memory_budget.hpp"
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <sstream>
 
 namespace bj = boost::json;
@@ -48,6 +50,22 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
 
     for (size_t i = 0; i < manifest_.stages.size(); ++i)
         stages_.push_back(std::make_unique<Stage>(manifest_.stages[i], plugins[i], control_, manifest_.base_dir));
+    if (!manifest_.state_dir.empty()) {
+        // A stage that crashed the last run (in process) runs isolated now:
+        // the record that crashed it is found and set aside instead of
+        // crashing every run from the same saved position.
+        crash_marker_path_ = crash_reporter::marker_path(manifest_.state_dir);
+        if (auto marker = crash_reporter::read_marker(crash_marker_path_)) {
+            for (auto &stage : stages_) {
+                if (stage->id() != marker->stage || stage->spec().isolation.process) continue;
+                stage->isolate();
+                recovering_from_crash_ = true;
+                spdlog::warn("the last run crashed in stage '{}' (plugin {}, {}): this run runs it isolated in worker "
+                             "processes, so a record that crashes it is found and takes the error path",
+                             marker->stage, marker->plugin, marker->signal);
+            }
+        }
+    }
     for (auto &stage : stages_) {
         std::string problem = stage->create_instances();
         if (problem.empty()) problem = stage->resolve_config_outputs();
@@ -372,6 +390,8 @@ RunResult Pipeline::run(const RunOptions &options) {
     budget.reset_peak();
     if (std::string problem = open_state(result); !problem.empty()) return fail_before_running(problem);
     warn_about_late_confirmations();
+    crash_reporter::install();
+    crash_reporter::set_marker_path(crash_marker_path_);
 
     // Start loaders first: a destination that cannot open fails the run
     // before anything is read.
@@ -438,6 +458,13 @@ RunResult Pipeline::run(const RunOptions &options) {
     // Stop every instance: loaders that were flushed keep their output,
     // the others discard what they had not committed.
     for (auto &s : stages_) s->stop_and_destroy();
+    crash_reporter::set_marker_path("");
+    if (!crash_marker_path_.empty() && result.status != "failed") {
+        // Past the crash: the next run is in process again.
+        std::error_code ec;
+        if (std::filesystem::remove(crash_marker_path_, ec) && recovering_from_crash_)
+            spdlog::info("the stage that crashed the last run is past it; the next run runs it in process again");
+    }
     result.report = build_report(*this, result, started_wall, seconds);
     return result;
 }

@@ -97,6 +97,10 @@ private:
         bool replay_matches;             // same batch size as when saved
     };
     std::vector<ExactlyOnce> exactly_once_;
+    // In-process crashes (crash_reporter.hpp): where a crash leaves its
+    // marker, and whether the last run left one (its stage runs isolated).
+    std::string crash_marker_path_;
+    bool recovering_from_crash_ = false;
 };
 
 } // namespace sluice

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <ctime>
 
 namespace sluice {
@@ -46,6 +47,7 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
     r["seconds"] = seconds;
 
     uint64_t extracted = 0, unreadable = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0, dead_lettered = 0;
+    uint64_t filtered = 0, unaccounted = 0;
     bj::array stages;
     for (const auto &sp : pipeline.stages()) {
         const Stage &s = *sp;
@@ -74,7 +76,25 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         o["rejected"] = t.rejected;
         o["errors"] = t.errors;
         o["dropped"] = t.dropped;
+        o["filtered"] = t.filtered;       // dropped on purpose by the plugin
+        o["unaccounted"] = t.unaccounted; // the plugin said nothing of them (also errors)
         o["dead_lettered"] = t.dead_lettered;
+        o["isolation"] = s.spec().isolation.process ? "process" : "none";
+        o["calls_running_at_exit"] = s.abandoned_calls();
+        if (s.spec().isolation.process) {
+            IsolationTotals iso = s.metrics().isolation();
+            bj::object crashes;
+            for (const auto &[cause, n] : iso.crashes) crashes[cause] = n;
+            bj::array poison;
+            for (uint64_t id : iso.poison_records) poison.push_back(id);
+            o["workers"] = bj::object{{"restarts", iso.restarts},
+                                      {"crashes", std::move(crashes)},
+                                      {"poison_records", iso.poison_count},
+                                      {"poison_record_ids", std::move(poison)},
+                                      {"peak_rss_mb", iso.peak_rss_mb},
+                                      {"memory_limit_mb", s.spec().isolation.memory_limit_mb},
+                                      {"max_restarts", s.spec().isolation.max_restarts}};
+        }
         // Records emitted on each output, read or not (so that, stage by
         // stage, in = outputs + rejected + errors can be checked).
         bj::object outputs;
@@ -108,6 +128,8 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         rejected += t.rejected;
         errors += t.errors;
         dropped += t.dropped;
+        filtered += t.filtered;
+        unaccounted += t.unaccounted;
         dead_lettered += t.dead_lettered;
     }
     // Quality: each gate's verdicts, and the share of extracted records that
@@ -138,6 +160,8 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
                               {"rejected", rejected},
                               {"errors", errors},
                               {"dropped", dropped},
+                              {"filtered", filtered},
+                              {"unaccounted", unaccounted},
                               {"dead_lettered", dead_lettered}};
     if (!result.delivery.empty()) r["delivery"] = result.delivery;
     if (!result.memory.empty()) r["memory"] = result.memory;
@@ -165,14 +189,33 @@ std::string format_report_table(const bj::object &report) {
                        rec.at("loaded").to_number<uint64_t>(), rec.at("rejected").to_number<uint64_t>(),
                        rec.at("errors").to_number<uint64_t>());
     const bj::object &q = report.at("quality").as_object();
+    // Rounded down: a run that lost or failed a record never reads 1.000.
+    auto down = [](double v) { return std::floor(v * 1000.0) / 1000.0; };
     out += fmt::format("quality score {:.3f} ({} of {} extracted records passed every gate), error rate {:.3f}\n",
-                       q.at("quality_score").to_number<double>(), q.at("passed_every_gate").to_number<uint64_t>(),
+                       down(q.at("quality_score").to_number<double>()), q.at("passed_every_gate").to_number<uint64_t>(),
                        rec.at("extracted").to_number<uint64_t>(), q.at("error_rate").to_number<double>());
     for (const auto &g : q.at("gates").as_array())
         out += fmt::format("  gate {}: {} passed, {} failed\n", std::string(g.at("id").as_string()),
                            g.at("passed").to_number<uint64_t>(), g.at("failed").to_number<uint64_t>());
     if (rec.at("dead_lettered").to_number<uint64_t>() > 0)
         out += fmt::format("  {} records were dead-lettered\n", rec.at("dead_lettered").to_number<uint64_t>());
+    if (rec.at("unaccounted").to_number<uint64_t>() > 0)
+        out += fmt::format("  {} records were not accounted for by their plugin (they took the error path)\n",
+                           rec.at("unaccounted").to_number<uint64_t>());
+    for (const auto &v : report.at("stages").as_array()) {
+        const bj::object &s = v.as_object();
+        const bj::value *w = s.if_contains("workers");
+        if (!w) continue;
+        const bj::object &wo = w->as_object();
+        std::string crashes;
+        for (const auto &c : wo.at("crashes").as_object())
+            crashes += fmt::format("{}{} {}", crashes.empty() ? "" : ", ", c.value().to_number<uint64_t>(),
+                                   std::string(c.key()));
+        out += fmt::format("  {}: isolated, {} worker restarts{}, {} poison records, peak {} MB\n",
+                           std::string(s.at("id").as_string()), wo.at("restarts").to_number<uint64_t>(),
+                           crashes.empty() ? "" : " (crashes: " + crashes + ")",
+                           wo.at("poison_records").to_number<uint64_t>(), wo.at("peak_rss_mb").to_number<uint64_t>());
+    }
     if (rec.at("dropped").to_number<uint64_t>() > 0)
         out += fmt::format("  {} records were emitted on outputs nothing reads\n", rec.at("dropped").to_number<uint64_t>());
     if (const bj::value *d = report.if_contains("delivery")) {

@@ -1,20 +1,18 @@
 #include "stage.hpp"
 
-#include "host_services.hpp"
 #include "environment_retry.hpp"
 #include "error_policy.hpp"
-#include "memory_budget.hpp"
+#include "host_services.hpp"
+#include "isolated_instance.hpp"
 #include "kinds.hpp"
-
-#include <sluice/dead_letter.hpp>
+#include "memory_budget.hpp"
+#include "poison_bisection.hpp"
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
@@ -34,9 +32,6 @@ constexpr std::chrono::milliseconds kRetryBase{50};
 constexpr std::chrono::milliseconds kRetryMax{2000};
 // An extractor whose pull fails this many times in a row stops the pipeline.
 constexpr int kMaxConsecutivePullErrors = 5;
-// Failures logged at warn level per stage; the rest go to debug (all are
-// counted in the report).
-constexpr uint64_t kFailuresLoggedPerStage = 20;
 
 std::chrono::milliseconds backoff(int attempt) {
     thread_local std::minstd_rand rng{std::random_device{}()};
@@ -44,13 +39,6 @@ std::chrono::milliseconds backoff(int attempt) {
     if (d > kRetryMax) d = kRetryMax;
     std::uniform_int_distribution<int64_t> jitter(0, d.count() / 2);
     return d + std::chrono::milliseconds(jitter(rng));
-}
-
-std::string_view attr_value(const sluice_record &r, std::string_view key) {
-    for (uint32_t i = 0; i < r.attr_count; ++i)
-        if (std::string_view(r.attrs[i].key, r.attrs[i].key_len) == key)
-            return {r.attrs[i].value, r.attrs[i].value_len};
-    return {};
 }
 
 // Output sizes before a call, to undo what a failed call emitted.
@@ -71,12 +59,17 @@ void rollback(std::vector<Batch> &outputs, FailureBatch &failures, const Mark &m
     failures.items.resize(m.failures);
 }
 
+bool known_status(sluice_status s) {
+    return s == SLUICE_OK || s == SLUICE_ERROR || s == SLUICE_RETRY || s == SLUICE_FATAL;
+}
+
 } // namespace
 
 Stage::Stage(StageSpec spec, LoadedStage plugin, PipelineControl &control, std::string base_dir)
     : spec_(std::move(spec)), plugin_(std::move(plugin)), control_(control), base_dir_(std::move(base_dir)),
       metrics_(spec_.threads) {
     config_text_ = boost::json::serialize(spec_.config);
+    label_ = crash_reporter::make_label(spec_.id, std::string(kind_name(spec_.kind)).c_str(), spec_.plugin);
     HostServices::fill(host_, *this);
     outputs_.resize(plugin_.output_names.size());
     for (size_t i = 0; i < plugin_.output_names.size(); ++i)
@@ -88,81 +81,70 @@ Stage::~Stage() {
     stop_and_destroy();
 }
 
-std::string Stage::plugin_message(const Instance &inst) const {
-    const char *m = plugin_.desc->last_error ? plugin_.desc->last_error(inst.handle) : nullptr;
-    return m && *m ? std::string(m) : std::string("(the plugin gave no message)");
+std::string Stage::describe() const {
+    return "stage '" + spec_.id + "' (" + std::string(kind_name(spec_.kind)) + " " + spec_.plugin + ")";
 }
 
-std::string Stage::create_instance(uint32_t index, uint32_t count, Instance &inst) {
-    char error[1024] = {0};
-    sluice_create_args args{};
-    args.struct_size = sizeof args;
-    args.worker_index = index;
-    args.worker_count = count;
-    args.host = &host_;
-    args.stage_id = spec_.id.c_str();
-    args.config_json = config_text_.c_str();
-    args.config_len = config_text_.size();
-    args.base_dir = base_dir_.c_str();
-    args.error = error;
-    args.error_size = sizeof error;
-    void *handle = nullptr;
-    if (plugin_.desc->create(&args, &handle) != SLUICE_OK)
-        return error[0] ? std::string(error) : std::string("create failed (the plugin gave no message)");
-    inst.handle = handle;
-    inst.created = true;
-    inst.started = false;
-    const void *ext = plugin_.desc->get_extension ? plugin_.desc->get_extension(handle, SLUICE_EXT_CHECKPOINT) : nullptr;
-    const auto *cp = static_cast<const sluice_checkpoint_ext *>(ext);
-    inst.checkpoint = cp && cp->struct_size >= sizeof(sluice_checkpoint_ext) && cp->position && cp->restore ? cp : nullptr;
-    ext = plugin_.desc->get_extension ? plugin_.desc->get_extension(handle, SLUICE_EXT_ACKNOWLEDGED) : nullptr;
-    const auto *ack = static_cast<const sluice_acknowledged_ext *>(ext);
-    inst.acknowledged = ack && ack->struct_size >= sizeof(sluice_acknowledged_ext) && ack->acknowledged ? ack : nullptr;
-    return {};
+InstanceSetup Stage::setup_for(uint32_t index, uint32_t count) const {
+    InstanceSetup s;
+    s.desc = plugin_.desc;
+    s.host = &host_;
+    s.library_path = plugin_.library ? plugin_.library->path() : std::string();
+    s.stage_id = spec_.id;
+    s.config_json = config_text_;
+    s.base_dir = base_dir_;
+    s.worker_index = index;
+    s.worker_count = count;
+    s.kind = spec_.kind;
+    // A shared (concurrent) instance cannot be replaced under the other
+    // workers, so in process it gets no time limit.
+    const bool shared = !spec_.isolation.process && (plugin_.desc->capabilities & SLUICE_CAP_CONCURRENT);
+    s.timeout_ms = shared && spec_.threads > 1 ? 0 : spec_.timeout_ms;
+    s.label = &label_;
+    return s;
+}
+
+std::unique_ptr<StageInstance> Stage::make_instance(uint32_t index, uint32_t count, std::string &problem) {
+    InstanceSetup setup = setup_for(index, count);
+    if (!spec_.isolation.process) return InProcessInstance::create(setup, abandoned_, problem);
+    WorkerLimits limits;
+    limits.memory_limit_mb = spec_.isolation.memory_limit_mb;
+    limits.timeout_ms = spec_.timeout_ms;
+    return IsolatedInstance::create(setup, limits, control_, metrics_, problem);
 }
 
 std::string Stage::create_instances() {
-    const bool shared = plugin_.desc->capabilities & SLUICE_CAP_CONCURRENT;
+    // In process a concurrent plugin gets one instance shared by the
+    // workers; isolated, each worker has a process (and instance) of its own.
+    const bool shared = (plugin_.desc->capabilities & SLUICE_CAP_CONCURRENT) && !spec_.isolation.process;
     const uint32_t count = shared ? 1 : spec_.threads;
-    instances_.resize(count);
+    instances_.clear();
     for (uint32_t i = 0; i < count; ++i) {
-        std::string problem = create_instance(i, count, instances_[i]);
-        if (!problem.empty()) {
-            instances_.resize(i);
-            return problem;
-        }
+        std::string problem;
+        auto inst = make_instance(i, count, problem);
+        if (!inst) return problem;
+        instances_.push_back(std::move(inst));
     }
+    const InstanceFeatures &f = instances_[0]->features();
     // Loaders are durable only after flush unless they say otherwise; other
     // stages pass on everything within the call unless they say otherwise.
-    durable_on_process_ = spec_.kind != SLUICE_KIND_LOADER;
-    const void *ext = plugin_.desc->get_extension && !instances_.empty()
-                          ? plugin_.desc->get_extension(instances_[0].handle, SLUICE_EXT_DELIVERY)
-                          : nullptr;
-    const auto *delivery = static_cast<const sluice_delivery_ext *>(ext);
-    if (delivery && delivery->struct_size >= sizeof(sluice_delivery_ext) && delivery->durable_on_process)
-        durable_on_process_ = delivery->durable_on_process(instances_[0].handle) != 0;
-    ext = plugin_.desc->get_extension && !instances_.empty()
-              ? plugin_.desc->get_extension(instances_[0].handle, SLUICE_EXT_EXACTLY_ONCE)
-              : nullptr;
-    const auto *once = static_cast<const sluice_exactly_once_ext *>(ext);
-    if (spec_.kind == SLUICE_KIND_LOADER && once && once->struct_size >= sizeof(sluice_exactly_once_ext) &&
-        once->recover && once->process_marked)
-        exactly_once_ext_ = once;
+    durable_on_process_ = f.durable_on_process.value_or(spec_.kind != SLUICE_KIND_LOADER);
+    exactly_once_ = spec_.kind == SLUICE_KIND_LOADER && f.exactly_once;
     return {};
 }
 
 std::string Stage::recover_exactly_once(const std::string &extractor, const std::vector<uint64_t> &delivered,
                                         bool replay_matches) {
-    const char *text = nullptr;
-    if (exactly_once_ext_->recover(instances_[0].handle, &text) != SLUICE_OK)
-        return "cannot recover the destination: " + plugin_message(instances_[0]);
+    std::string text;
+    CallResult r = instances_[0]->recover(text);
+    if (!r.ok()) return "cannot recover the destination: " + (r.death ? r.death->what : r.message);
     marker_.emplace(extractor, delivered);
-    if (!text || !*text) return {}; // nothing stored yet: from here on
+    if (text.empty()) return {}; // nothing stored yet: from here on
     std::string problem;
     std::optional<PullMarker> held = PullMarker::parse(text, problem);
     if (!held) return "the destination's marker: " + problem;
     if (held->extractor() != extractor || held->pulls().size() != delivered.size())
-        return "the destination holds records of another pipeline or layout (its marker: " + std::string(text) +
+        return "the destination holds records of another pipeline or layout (its marker: " + text +
                "); give this loader another destination or remove its marker";
     // The state may count later pulls than the marker: pulls that brought
     // this destination nothing (an empty read, records that went elsewhere).
@@ -178,17 +160,13 @@ std::string Stage::recover_exactly_once(const std::string &extractor, const std:
 }
 
 bool Stage::sync_markers() {
-    if (!marker_ || !exactly_once_ext_->sync_markers) return true;
-    return exactly_once_ext_->sync_markers(instances_[0].handle) == SLUICE_OK;
+    if (!marker_) return true;
+    return instances_[0]->sync_markers();
 }
 
 std::string Stage::declared_resources() const {
-    if (instances_.empty() || !plugin_.desc->get_extension) return {};
-    const auto *ext = static_cast<const sluice_resources_ext *>(
-        plugin_.desc->get_extension(instances_[0].handle, SLUICE_EXT_RESOURCES));
-    if (!ext || ext->struct_size < sizeof(sluice_resources_ext) || !ext->resources) return {};
-    const char *json = ext->resources(instances_[0].handle);
-    return json ? std::string(json) : std::string();
+    if (instances_.empty()) return {};
+    return instances_[0]->resources();
 }
 
 const AckToken *Stage::marked_pull(const Batch &batch) const {
@@ -200,8 +178,8 @@ const AckToken *Stage::marked_pull(const Batch &batch) const {
 bool Stage::can_resume() const {
     if (spec_.kind != SLUICE_KIND_EXTRACTOR || instances_.empty()) return false;
     if (instances_.size() == 1 && spec_.threads > 1) return false; // one instance shared by workers
-    for (const Instance &inst : instances_)
-        if (!inst.checkpoint) return false;
+    for (const auto &inst : instances_)
+        if (!inst->features().checkpoint) return false;
     return true;
 }
 
@@ -211,17 +189,15 @@ std::string Stage::restore_and_track(const std::vector<std::string> &positions, 
         std::optional<std::string> restored;
         if (i < positions.size() && !positions[i].empty()) {
             const std::string &p = positions[i];
-            if (instances_[i].checkpoint->restore(instances_[i].handle, p.data(), p.size()) != SLUICE_OK)
-                return "cannot resume from the saved position " + p + ": " + plugin_message(instances_[i]);
+            std::string problem = instances_[i]->restore(p);
+            if (!problem.empty()) return "cannot resume from the saved position " + p + ": " + problem;
             restored = p;
         }
         AckTracker::Origin origin{spec_.id, uint32_t(i), i < pulls.size() ? pulls[i] : 0};
         auto tracker = std::make_shared<AckTracker>(control_, std::move(restored), std::move(origin));
-        if (const sluice_acknowledged_ext *ack = instances_[i].acknowledged) {
-            void *handle = instances_[i].handle;
-            tracker->on_commit([ack, handle](const std::string &position) {
-                ack->acknowledged(handle, position.data(), position.size());
-            });
+        if (instances_[i]->features().acknowledged) {
+            StageInstance *inst = instances_[i].get();
+            tracker->on_commit([inst](const std::string &position) { inst->acknowledged(position); });
         }
         trackers_.push_back(std::move(tracker));
     }
@@ -230,26 +206,17 @@ std::string Stage::restore_and_track(const std::vector<std::string> &positions, 
 
 bool Stage::wants_acknowledgements() const {
     if (!can_resume()) return false;
-    for (const Instance &inst : instances_)
-        if (!inst.acknowledged) return false;
+    for (const auto &inst : instances_)
+        if (!inst->features().acknowledged) return false;
     return true;
 }
 
 std::string Stage::resolve_config_outputs() {
     if (!(plugin_.desc->capabilities & SLUICE_CAP_CONFIG_OUTPUTS)) return {};
-    const void *ext = instances_.empty() || !plugin_.desc->get_extension
-                          ? nullptr
-                          : plugin_.desc->get_extension(instances_[0].handle, SLUICE_EXT_OUTPUTS);
-    const auto *outputs = static_cast<const sluice_outputs_ext *>(ext);
-    if (!outputs || outputs->struct_size < sizeof(sluice_outputs_ext) || !outputs->count || !outputs->name)
-        return "the plugin declares config-chosen outputs but does not provide " SLUICE_EXT_OUTPUTS;
-    std::vector<std::string> names;
-    for (uint32_t i = 0; i < outputs->count(instances_[0].handle); ++i) {
-        const char *n = outputs->name(instances_[0].handle, i);
-        if (!n || !*n) return "output " + std::to_string(i) + " has no name";
-        names.emplace_back(n);
-    }
-    if (names.empty()) return "the plugin's config gives it no output";
+    if (instances_.empty()) return "no instance to ask for its outputs";
+    std::string problem;
+    std::vector<std::string> names = instances_[0]->config_outputs(problem);
+    if (!problem.empty()) return problem;
     plugin_.output_names = std::move(names);
     outputs_.assign(plugin_.output_names.size(), {});
     fail_output_ = -1;
@@ -259,27 +226,17 @@ std::string Stage::resolve_config_outputs() {
 }
 
 std::string Stage::start_instances() {
-    for (Instance &inst : instances_) {
-        if (!plugin_.desc->start) {
-            inst.started = true;
-            continue;
-        }
-        sluice_status s = plugin_.desc->start(inst.handle);
-        if (s != SLUICE_OK) return plugin_message(inst);
-        inst.started = true;
+    for (auto &inst : instances_) {
+        std::string problem = inst->start();
+        if (!problem.empty()) return problem;
     }
     return {};
 }
 
 void Stage::stop_and_destroy() {
-    for (Instance &inst : instances_) {
-        if (inst.started && plugin_.desc->stop) {
-            if (plugin_.desc->stop(inst.handle) != SLUICE_OK)
-                spdlog::warn("[{}] stop failed: {}", spec_.id, plugin_message(inst));
-        }
-        inst.started = false;
-        if (inst.created) plugin_.desc->destroy(inst.handle);
-        inst.created = false;
+    for (auto &inst : instances_) {
+        inst->stop();
+        metrics_.worker_peak_rss(inst->peak_rss_mb());
     }
     instances_.clear();
 }
@@ -310,8 +267,7 @@ void Stage::join() {
 }
 
 void Stage::fatal(const std::string &what) {
-    std::string message = "stage '" + spec_.id + "' (" + std::string(kind_name(spec_.kind)) + " " + spec_.plugin +
-                          "): " + what;
+    std::string message = describe() + ": " + what;
     spdlog::error("{}", message);
     control_.abort(message);
 }
@@ -323,11 +279,187 @@ void Stage::worker_finished() {
     // end of input once they have drained them.
     for (auto &queues : outputs_)
         for (auto &q : queues) q->producer_done();
-    if (dead_letter_) dead_letter_->producer_done();
+    if (error_path_.dead_letter()) error_path_.dead_letter()->producer_done();
+}
+
+bool Stage::wait_for_abandoned_calls(std::chrono::milliseconds limit) {
+    auto deadline = Clock::now() + limit;
+    while (abandoned_->load() > 0) {
+        if (Clock::now() > deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+CallResult Stage::call_once(uint32_t worker, const Batch &input, uint32_t off, uint32_t count, BatchEmitter &emitter,
+                            FailureBatch &failures, WorkerCounters &c) {
+    StageInstance &inst = instance_for(worker);
+    emitter.set_input(&input, off, count);
+    auto t0 = Clock::now();
+    CallResult r = inst.process(input.records.data() + off, count, emitter, marker_ ? &current_marker_ : nullptr);
+    c.add(c.busy_ns, elapsed_ns(t0));
+    if (!emitter.refusal().empty() && !refusal_logged_.exchange(true))
+        spdlog::warn("[{}] the host refused a call of plugin '{}': {} (logged once per stage)", spec_.id,
+                     spec_.plugin, emitter.refusal());
+    if (r.death) return r;
+    if (!known_status(r.status)) {
+        r.message = "the plugin returned status " + std::to_string(int(r.status)) + ", which the ABI does not know";
+        r.status = SLUICE_ERROR;
+        return r;
+    }
+    if (r.status != SLUICE_OK) return r;
+    c.add(c.filtered, emitter.dropped());
+    // Accounting: an input the plugin said nothing about cannot vanish.
+    std::vector<uint32_t> missing = emitter.unaccounted();
+    if (!missing.empty() && spec_.kind != SLUICE_KIND_LOADER) {
+        static const std::string kReason = "the plugin did not account for this record";
+        c.add(c.unaccounted, missing.size());
+        if (!unaccounted_logged_.exchange(true))
+            spdlog::warn("[{}] plugin '{}' neither forwarded, emitted from, rejected, failed nor dropped {} of "
+                         "{} records in a call; they take the error path (logged once per stage)",
+                         spec_.id, spec_.plugin, missing.size(), count);
+        for (uint32_t i : missing) failures.items.push_back(Failure{FailureKind::failed, input.records[off + i], kReason, 1, false});
+        failures.storage->parents.push_back(input.storage);
+    }
+    return r;
+}
+
+bool Stage::replace_dead_worker(uint32_t worker, const WorkerDeath &death, const std::string &during, bool charged,
+                                std::string &why) {
+    metrics_.worker_crashed(death.report_key());
+    spdlog::error("[{}] the worker of plugin '{}' died ({}) during {}", spec_.id, spec_.plugin, death.what, during);
+    if (control_.aborted()) {
+        why = "the run is aborting";
+        return false;
+    }
+    if (charged && !restarts_.take()) {
+        why = "its worker died " + std::to_string(restarts_.per_minute() + 1) +
+              " times within a minute (max_restarts " + std::to_string(restarts_.per_minute()) +
+              "), the last time of " + death.what;
+        return false;
+    }
+    // A little backoff: a worker that dies at start would otherwise spin.
+    control_.sleep_for(std::chrono::milliseconds(20), false);
+    why = instance_for(worker).restart();
+    if (!why.empty()) {
+        why = "a new worker could not be started: " + why;
+        return false;
+    }
+    metrics_.worker_restarted();
+    return true;
+}
+
+sluice_status Stage::call_guarded(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
+                                  std::vector<Batch> &outputs, FailureBatch &failures, BatchEmitter &emitter,
+                                  WorkerCounters &c, std::string &message) {
+    if (environment_failed_.load()) {
+        // The stage has failed: what still reaches it is not delivered.
+        std::lock_guard lock(environment_mutex_);
+        message = environment_failure_;
+        return SLUICE_RETRY;
+    }
+    const std::string during = "a batch of " + std::to_string(count) + " records (ids " +
+                               std::to_string(input.records[off].id) + ".." +
+                               std::to_string(input.records[off + count - 1].id) + ")";
+    // A worker that dies loses what the instance held from earlier calls
+    // when its records become durable only at flush: nothing to retry then.
+    auto unrecoverable = [&](const WorkerDeath &death) {
+        message = "its worker died (" + death.what + ") in a stage that keeps records until it flushes; "
+                  "the records it held cannot be saved";
+        return SLUICE_FATAL;
+    };
+    Mark m = mark(outputs, failures);
+    EnvironmentRetry retry(spec_.retry_environment_ms);
+    int deaths = 0;
+    for (;;) {
+        CallResult r = call_once(worker, input, off, count, emitter, failures, c);
+        if (r.death) {
+            rollback(outputs, failures, m);
+            if (!durable_on_process_) {
+                metrics_.worker_crashed(r.death->report_key());
+                return unrecoverable(*r.death);
+            }
+            std::string why;
+            if (!replace_dead_worker(worker, *r.death, during, deaths == 0, why)) {
+                message = "not processed: " + why;
+                return SLUICE_ERROR;
+            }
+            if (++deaths < 2) continue; // the batch is sent again once
+            // Twice: look for the records that kill it.
+            auto attempt = [&](uint32_t first, uint32_t n) -> Attempt {
+                Mark before = mark(outputs, failures);
+                CallResult a = call_once(worker, input, first, n, emitter, failures, c);
+                if (!a.death) {
+                    if (a.status != SLUICE_OK) {
+                        rollback(outputs, failures, before);
+                        for (uint32_t i = first; i < first + n; ++i)
+                            failures.items.push_back(Failure{FailureKind::failed, input.records[i], a.message});
+                        failures.storage->parents.push_back(input.storage);
+                    }
+                    return {};
+                }
+                rollback(outputs, failures, before);
+                std::string sub_why;
+                const std::string part = n == 1 ? "record " + std::to_string(input.records[first].id)
+                                                : std::to_string(n) + " records of the batch";
+                if (!replace_dead_worker(worker, *a.death, part + " (looking for the poison record)", false, sub_why))
+                    return Attempt{Attempt::Outcome::cannot_continue, WorkerDeath{a.death->cause, sub_why}};
+                return Attempt{Attempt::Outcome::died, *a.death};
+            };
+            Bisection b = find_poison(off, count, *r.death, attempt);
+            for (size_t k = 0; k < b.poison.size(); ++k) {
+                const PoisonRecord &p = b.poison[k];
+                metrics_.poison_record(input.records[p.index].id);
+                spdlog::error("[{}] record {} kills the worker of plugin '{}' ({}): it takes the error path",
+                              spec_.id, input.records[p.index].id, spec_.plugin, p.death.what);
+                failures.items.push_back(
+                    Failure{FailureKind::failed, input.records[p.index], "worker crashed: " + p.death.what, 1, false});
+                // One restart per poison record counts against max_restarts
+                // (the first was counted when the batch first died).
+                if (k > 0 && !restarts_.take()) {
+                    b.stopped_by = WorkerDeath{p.death.cause, "its worker died more than " +
+                                                                  std::to_string(restarts_.per_minute()) +
+                                                                  " times within a minute (max_restarts)"};
+                }
+            }
+            for (auto [first, n] : b.untried)
+                for (uint32_t i = first; i < first + n; ++i)
+                    failures.items.push_back(Failure{FailureKind::failed, input.records[i],
+                                                     "not processed: " + b.stopped_by->what, 1, false});
+            if (!b.poison.empty() || !b.untried.empty()) failures.storage->parents.push_back(input.storage);
+            spdlog::info("[{}] {} poison record(s) found in {} extra calls", spec_.id, b.poison.size(), b.calls);
+            return SLUICE_OK;
+        }
+        if (r.status != SLUICE_RETRY) {
+            message = r.message;
+            return r.status;
+        }
+        rollback(outputs, failures, m);
+        spdlog::debug("[{}] environment failure, trying the batch again: {}", spec_.id, r.message);
+        if (!retry.wait(control_, false)) {
+            message = fail_environment(r.message, retry.attempts());
+            return SLUICE_RETRY;
+        }
+    }
+}
+
+std::string Stage::fail_environment(const std::string &cause, int attempts) {
+    const std::string tried = "tried " + std::to_string(attempts) + (attempts == 1 ? " time" : " times");
+    std::string message = "not delivered: " + cause + " (" + tried + ")";
+    {
+        std::lock_guard lock(environment_mutex_);
+        if (environment_failed_.load()) return environment_failure_;
+        environment_failure_ = message;
+        environment_failed_ = true;
+    }
+    std::string what = describe() + " failed: " + cause + " (" + tried + " over up to " +
+                       std::to_string(spec_.retry_environment_ms) + " ms)";
+    spdlog::error("{}", what);
+    control_.fail(what);
+    return message;
 }
 
 void Stage::run_extractor(uint32_t worker) {
-    Instance &inst = instance_for(worker);
     WorkerCounters &c = metrics_.worker(worker);
     std::vector<Batch> outputs;
     FailureBatch failures;
@@ -347,13 +479,32 @@ void Stage::run_extractor(uint32_t worker) {
         outputs.resize(output_count());
         failures = FailureBatch{};
         emitter.set_input(nullptr, 0, 0);
-        int32_t end = 0;
+        bool end = false;
         auto t0 = Clock::now();
-        sluice_status s = plugin_.desc->pull(inst.handle, emitter.raw(), max_records, &end);
+        CallResult r = instance_for(worker).pull(emitter, max_records, end);
         c.add(c.busy_ns, elapsed_ns(t0));
+        if (r.death) {
+            // What the dead worker read is gone with it; a new one goes on
+            // from the last position it reported (IsolatedInstance::restart).
+            std::string why;
+            if (!instance_for(worker).features().checkpoint && c.batches.load() > 0) {
+                metrics_.worker_crashed(r.death->report_key());
+                fatal("its worker died (" + r.death->what + ") and the plugin cannot resume from a position "
+                      "(no " SLUICE_EXT_CHECKPOINT "): a new worker would read the source again from the start");
+                return;
+            }
+            if (!replace_dead_worker(worker, *r.death, "a pull", true, why)) {
+                fatal(why);
+                return;
+            }
+            continue;
+        }
+        const sluice_status s = known_status(r.status) ? r.status : SLUICE_FATAL;
+        if (!known_status(r.status))
+            r.message = "the plugin returned status " + std::to_string(int(r.status)) + ", which the ABI does not know";
         if (s == SLUICE_RETRY) {
             // The source cannot be read right now; nothing was consumed.
-            std::string msg = plugin_message(inst);
+            std::string msg = r.message;
             if (!environment_retry) environment_retry.emplace(spec_.retry_environment_ms);
             spdlog::debug("[{}] source unavailable, trying again: {}", spec_.id, msg);
             if (!environment_retry->wait(control_, true)) {
@@ -365,7 +516,7 @@ void Stage::run_extractor(uint32_t worker) {
         }
         environment_retry.reset();
         if (s == SLUICE_ERROR) {
-            std::string msg = plugin_message(inst);
+            std::string msg = r.message;
             ++consecutive_errors;
             c.add(c.errors, 1);
             metrics_.reason(false, msg);
@@ -378,7 +529,7 @@ void Stage::run_extractor(uint32_t worker) {
             continue;
         }
         if (s != SLUICE_OK) {
-            fatal(plugin_message(inst));
+            fatal(r.message);
             return;
         }
         consecutive_errors = 0;
@@ -399,8 +550,7 @@ void Stage::run_extractor(uint32_t worker) {
         // records; it completes when the last of them is gone.
         std::vector<AckRef> acks;
         if (!trackers_.empty()) {
-            const char *pos = inst.checkpoint->position(inst.handle);
-            acks.push_back(trackers_[worker]->issue(pos ? std::string(pos) : std::string(),
+            acks.push_back(trackers_[worker]->issue(instance_for(worker).position(),
                                                     produced + failures.items.size()));
             for (auto &b : outputs) b.acks = acks;
         }
@@ -472,7 +622,7 @@ void Stage::run_processor(uint32_t worker) {
             const uint32_t count = std::min(step, n - off);
             Mark m = mark(outputs, failures);
             std::string msg;
-            sluice_status s = call_retrying_environment(worker, *in, off, count, outputs, failures, emitter, c, msg);
+            sluice_status s = call_guarded(worker, *in, off, count, outputs, failures, emitter, c, msg);
             if (s == SLUICE_OK) continue;
             if (s != SLUICE_ERROR && s != SLUICE_RETRY) {
                 fatal(msg);
@@ -482,7 +632,8 @@ void Stage::run_processor(uint32_t worker) {
             // path, or, when the environment failed, is left undelivered.
             rollback(outputs, failures, m);
             const FailureKind kind = s == SLUICE_RETRY ? FailureKind::undelivered : FailureKind::failed;
-            for (uint32_t i = off; i < off + count; ++i) failures.items.push_back(Failure{kind, in->records[i], msg});
+            for (uint32_t i = off; i < off + count; ++i)
+                failures.items.push_back(Failure{kind, in->records[i], msg, 1, kind == FailureKind::failed});
             if (count) failures.storage->parents.push_back(in->storage);
         }
         if (spec_.on_error.max_attempts > 1) retry_failed(worker, *in, outputs, failures, emitter, c);
@@ -506,170 +657,6 @@ void Stage::run_processor(uint32_t worker) {
     flush_instance(worker, outputs, failures, emitter);
 }
 
-sluice_status Stage::call_retrying_environment(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
-                                               std::vector<Batch> &outputs, FailureBatch &failures,
-                                               BatchEmitter &emitter, WorkerCounters &c, std::string &message) {
-    if (environment_failed_.load()) {
-        // The stage has failed: what still reaches it is not delivered.
-        std::lock_guard lock(environment_mutex_);
-        message = environment_failure_;
-        return SLUICE_RETRY;
-    }
-    Mark m = mark(outputs, failures);
-    EnvironmentRetry retry(spec_.retry_environment_ms);
-    for (;;) {
-        sluice_status s = call_process(worker, input, off, count, outputs, failures, emitter, c, message);
-        if (s != SLUICE_RETRY) return s;
-        rollback(outputs, failures, m);
-        spdlog::debug("[{}] environment failure, trying the batch again: {}", spec_.id, message);
-        if (!retry.wait(control_, false)) {
-            message = fail_environment(message, retry.attempts());
-            return SLUICE_RETRY;
-        }
-    }
-}
-
-std::string Stage::fail_environment(const std::string &cause, int attempts) {
-    const std::string tried = "tried " + std::to_string(attempts) + (attempts == 1 ? " time" : " times");
-    std::string message = "not delivered: " + cause + " (" + tried + ")";
-    {
-        std::lock_guard lock(environment_mutex_);
-        if (environment_failed_.load()) return environment_failure_;
-        environment_failure_ = message;
-        environment_failed_ = true;
-    }
-    std::string what = "stage '" + spec_.id + "' (" + std::string(kind_name(spec_.kind)) + " " + spec_.plugin +
-                       ") failed: " + cause + " (" + tried + " over up to " + std::to_string(spec_.retry_environment_ms) +
-                       " ms)";
-    spdlog::error("{}", what);
-    control_.fail(what);
-    return message;
-}
-
-sluice_status Stage::call_process(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
-                                  std::vector<Batch> &outputs, FailureBatch &failures, BatchEmitter &emitter,
-                                  WorkerCounters &c, std::string &message) {
-    Instance &inst = instance_for(worker);
-    const sluice_stage_descriptor *desc = plugin_.desc;
-    auto t0 = Clock::now();
-    // A shared (concurrent) instance cannot be replaced under the other
-    // workers, so it gets no time limit.
-    if (spec_.timeout_ms == 0 || (instances_.size() == 1 && spec_.threads > 1)) {
-        emitter.set_input(&input, off, count);
-        sluice_status s =
-            marker_ ? exactly_once_ext_->process_marked(inst.handle, input.records.data() + off, count, emitter.raw(),
-                                                        current_marker_.data(), current_marker_.size())
-                    : desc->process(inst.handle, input.records.data() + off, count, emitter.raw());
-        c.add(c.busy_ns, elapsed_ns(t0));
-        if (s != SLUICE_OK) message = plugin_message(inst);
-        return s;
-    }
-    // The call runs on its own thread into its own buffers, so an abandoned
-    // call can never write into what this worker goes on with.
-    struct Call {
-        std::mutex mutex;
-        std::condition_variable cv;
-        bool done = false, abandoned = false;
-        Batch input;
-        std::vector<Batch> outputs;
-        FailureBatch failures;
-        sluice_status status = SLUICE_OK;
-        std::string message;
-    };
-    auto call = std::make_shared<Call>();
-    call->input.seq = input.seq;
-    call->input.storage = input.storage;
-    call->input.records.assign(input.records.begin() + off, input.records.begin() + off + count);
-    call->outputs.resize(output_count());
-    Instance orphan = inst; // what the thread destroys if it is abandoned
-    auto abandoned_counter = abandoned_;
-    const sluice_exactly_once_ext *marked = marker_ ? exactly_once_ext_ : nullptr;
-    std::thread thread([call, desc, orphan, abandoned_counter, marked, marker = current_marker_] {
-        BatchEmitter e(call->outputs, call->failures);
-        e.set_input(&call->input, 0, uint32_t(call->input.records.size()));
-        const uint32_t n = uint32_t(call->input.records.size());
-        sluice_status s = marked ? marked->process_marked(orphan.handle, call->input.records.data(), n, e.raw(),
-                                                          marker.data(), marker.size())
-                                 : desc->process(orphan.handle, call->input.records.data(), n, e.raw());
-        std::string msg = s != SLUICE_OK && desc->last_error ? std::string(desc->last_error(orphan.handle)) : "";
-        bool abandoned;
-        {
-            std::lock_guard lock(call->mutex);
-            call->status = s;
-            call->message = msg;
-            call->done = true;
-            abandoned = call->abandoned;
-        }
-        call->cv.notify_all();
-        if (abandoned) {
-            if (orphan.started && desc->stop) desc->stop(orphan.handle);
-            desc->destroy(orphan.handle);
-            abandoned_counter->fetch_sub(1);
-        }
-    });
-    std::unique_lock lock(call->mutex);
-    bool done = call->cv.wait_for(lock, std::chrono::milliseconds(spec_.timeout_ms), [&] { return call->done; });
-    if (!done) {
-        call->abandoned = true;
-        abandoned_->fetch_add(1);
-        lock.unlock();
-        thread.detach();
-        c.add(c.busy_ns, elapsed_ns(t0));
-        message = "timed out after " + std::to_string(spec_.timeout_ms) + " ms";
-        if (!durable_on_process_) {
-            // The instance holds records it took in earlier calls and has not
-            // made durable yet (they are made so only by its flush): they
-            // would be lost with it.
-            message += " in a stage that keeps records until it flushes; the records it held cannot be saved";
-            inst = Instance{}; // the abandoned call's thread destroys it when the call returns
-            return SLUICE_FATAL;
-        }
-        spdlog::warn("[{}] a call {}; replacing the instance (the old one is destroyed when the call returns)",
-                     spec_.id, message);
-        // A fresh instance for this worker.
-        Instance fresh;
-        std::string problem = create_instance(worker, uint32_t(instances_.size()), fresh);
-        if (problem.empty() && desc->start) {
-            if (desc->start(fresh.handle) != SLUICE_OK) problem = plugin_message(fresh);
-        }
-        fresh.started = problem.empty();
-        inst = fresh;
-        if (!problem.empty()) {
-            message += "; a new instance could not be made: " + problem;
-            return SLUICE_FATAL;
-        }
-        return SLUICE_ERROR;
-    }
-    lock.unlock();
-    thread.join();
-    c.add(c.busy_ns, elapsed_ns(t0));
-    if (call->status != SLUICE_OK) {
-        message = call->message.empty() ? std::string("(the plugin gave no message)") : call->message;
-        return call->status;
-    }
-    for (size_t o = 0; o < outputs.size(); ++o) {
-        Batch &from = call->outputs[o];
-        if (from.records.empty()) continue;
-        outputs[o].keep(from.storage);
-        outputs[o].keep(input.storage);
-        outputs[o].records.insert(outputs[o].records.end(), from.records.begin(), from.records.end());
-    }
-    if (!call->failures.items.empty()) {
-        failures.storage->parents.push_back(call->failures.storage);
-        for (auto &f : call->failures.items) failures.items.push_back(std::move(f));
-    }
-    return SLUICE_OK;
-}
-
-bool Stage::wait_for_abandoned_calls(std::chrono::milliseconds limit) {
-    auto deadline = Clock::now() + limit;
-    while (abandoned_->load() > 0) {
-        if (Clock::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return true;
-}
-
 void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
                            BatchEmitter &emitter) {
     // A shared (concurrent) instance is flushed once, by the last worker to
@@ -681,7 +668,7 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
         held_[instances_.size() == 1 ? 0 : worker].clear();
         return;
     }
-    Instance &inst = instance_for(worker);
+    StageInstance &inst = instance_for(worker);
     WorkerCounters &c = metrics_.worker(worker);
     outputs.clear();
     outputs.resize(output_count());
@@ -689,10 +676,15 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
     failures = FailureBatch{};
     emitter.set_input(nullptr, 0, 0);
     auto t0 = Clock::now();
-    sluice_status s = plugin_.desc->flush(inst.handle, emitter.raw());
+    CallResult r = inst.flush(emitter);
     c.add(c.busy_ns, elapsed_ns(t0));
-    if (s != SLUICE_OK) {
-        fatal("flush failed: " + plugin_message(inst));
+    if (r.death) {
+        metrics_.worker_crashed(r.death->report_key());
+        fatal("its worker died (" + r.death->what + ") during flush: what it held is lost");
+        return;
+    }
+    if (r.status != SLUICE_OK) {
+        fatal("flush failed: " + r.message);
         return;
     }
     uint64_t produced = 0;
@@ -706,8 +698,7 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
     // their acknowledgements on (a loader has no outputs: they complete here).
     std::vector<AckRef> acks;
     if (spec_.kind == SLUICE_KIND_EXTRACTOR && !trackers_.empty()) {
-        const char *pos = inst.checkpoint->position(inst.handle);
-        acks.push_back(trackers_[worker]->issue(pos ? std::string(pos) : std::string(), produced));
+        acks.push_back(trackers_[worker]->issue(inst.position(), produced));
     } else {
         std::lock_guard lock(held_mutex_);
         acks.swap(held_[instances_.size() == 1 ? 0 : worker]);
@@ -762,7 +753,7 @@ bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerC
         c.add(c.out, input_count - rejected - failed);
     c.add(c.rejected, rejected);
     c.add(c.errors, failed);
-    if (!failures.items.empty() && !handle_failures(failures, c, acks)) return false;
+    if (!failures.items.empty() && !error_path_.route(failures, c, acks)) return false;
     return !control_.aborted();
 }
 
@@ -779,7 +770,7 @@ void Stage::retry_failed(uint32_t worker, const Batch &input, std::vector<Batch>
         again.storage->parents = failures.storage->parents;
         std::vector<Failure> kept;
         for (auto &f : failures.items) {
-            if (f.kind == FailureKind::failed) again.records.push_back(f.record);
+            if (f.kind == FailureKind::failed && f.retryable) again.records.push_back(f.record);
             else kept.push_back(std::move(f));
         }
         if (again.records.empty()) return;
@@ -791,7 +782,7 @@ void Stage::retry_failed(uint32_t worker, const Batch &input, std::vector<Batch>
         const uint32_t n = uint32_t(again.records.size());
         Mark m = mark(outputs, failures);
         std::string msg;
-        sluice_status s = call_retrying_environment(worker, again, 0, n, outputs, failures, emitter, c, msg);
+        sluice_status s = call_guarded(worker, again, 0, n, outputs, failures, emitter, c, msg);
         if (s != SLUICE_OK && s != SLUICE_ERROR && s != SLUICE_RETRY) {
             fatal(msg);
             return;
@@ -808,70 +799,4 @@ void Stage::retry_failed(uint32_t worker, const Batch &input, std::vector<Batch>
     }
 }
 
-void Stage::log_failure(const Failure &f) {
-    const bool rejected = f.kind == FailureKind::rejected;
-    uint64_t n = failures_logged_.fetch_add(1, std::memory_order_relaxed);
-    auto level = n < kFailuresLoggedPerStage ? spdlog::level::warn : spdlog::level::debug;
-    if (!spdlog::should_log(level)) return;
-    std::string_view source = attr_value(f.record, SLUICE_ATTR_SOURCE);
-    std::string_view line = attr_value(f.record, SLUICE_ATTR_SOURCE_LINE);
-    std::string where;
-    if (!source.empty()) where = " (" + std::string(source) + (line.empty() ? "" : ":" + std::string(line)) + ")";
-    const char *what = rejected                                ? "rejected"
-                       : f.kind == FailureKind::unreadable  ? "could not read"
-                       : f.kind == FailureKind::undelivered ? "could not deliver"
-                                                            : "failed";
-    std::string tries = f.attempts > 1 ? " after " + std::to_string(f.attempts) + " attempts" : "";
-    spdlog::log(level, "[{}] {} record {}{}{}: {}", spec_.id, what, f.record.id, where, tries, f.message);
-    if (n + 1 == kFailuresLoggedPerStage)
-        spdlog::warn("[{}] further failures are logged at debug level; the report counts them all", spec_.id);
-}
-
-bool Stage::handle_failures(const FailureBatch &failures, WorkerCounters &c, const std::vector<AckRef> &acks) {
-    const ErrorPolicy &policy = spec_.on_error;
-    Batch dead;
-    dead.seq = BatchQueue::kTailSeq;
-    dead.acks = acks; // acknowledged once the dead letters are loaded
-    for (const auto &f : failures.items) {
-        const bool rejected = f.kind == FailureKind::rejected;
-        metrics_.reason(rejected, f.message);
-        log_failure(f);
-        if (rejected) continue;
-        if (f.kind == FailureKind::undelivered) {
-            // Neither skipped nor dead-lettered: the saved position must
-            // stay before it, so the next run reads it again.
-            for (const AckRef &a : acks) a->poison();
-            continue;
-        }
-        if (policy.then == ErrorPolicy::Then::dead_letter && dead_letter_) {
-            dead_letter::Letter letter;
-            letter.payload = {f.record.payload, f.record.payload_len};
-            letter.payload_is_json = f.record.content_type == nullptr ||
-                                     std::string_view(f.record.content_type) == SLUICE_CONTENT_JSON;
-            letter.record_id = f.record.id;
-            letter.stage = spec_.id;
-            letter.plugin = spec_.plugin;
-            letter.kind = f.kind == FailureKind::unreadable ? "unreadable" : "failed";
-            letter.error = f.message;
-            letter.attempts = f.attempts;
-            for (uint32_t i = 0; i < f.record.attr_count; ++i)
-                letter.attributes.emplace_back(std::string_view(f.record.attrs[i].key, f.record.attrs[i].key_len),
-                                               std::string_view(f.record.attrs[i].value, f.record.attrs[i].value_len));
-            std::string envelope = dead_letter::write(letter);
-            sluice_record r{};
-            r.id = f.record.id;
-            r.payload = dead.storage->arena.copy(envelope);
-            r.payload_len = envelope.size();
-            dead.records.push_back(r);
-        } else if (policy.then == ErrorPolicy::Then::fail) {
-            // Not delivered: the saved position must stay before it.
-            for (const AckRef &a : acks) a->poison();
-            control_.fail("stage '" + spec_.id + "' (" + std::string(kind_name(spec_.kind)) + " " + spec_.plugin +
-                          "): record " + std::to_string(f.record.id) + " failed and on_error is fail: " + f.message);
-        }
-    }
-    if (dead.records.empty()) return true;
-    c.add(c.dead_lettered, dead.records.size());
-    return dead_letter_->push(std::move(dead));
-}
 } // namespace sluice

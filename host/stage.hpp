@@ -1,15 +1,24 @@
-// A pipeline stage at run time: its plugin instances, its own thread pool,
-// its input queue and the queues its outputs feed.
+// A pipeline stage at run time: its plugin instances (in this process or in
+// worker processes, see stage_instance.hpp), its own thread pool running
+// the extractor or processor loop, its input queue, the queues its outputs
+// feed, and its error path (failure_router.hpp). Isolated workers that die
+// are restarted within max_restarts, the batch in flight is sent again, and
+// a batch that kills twice is bisected down to its poison records.
 #pragma once
 
 #include "batch.hpp"
+#include "crash_reporter.hpp"
 #include "emitter.hpp"
+#include "failure_router.hpp"
 #include "manifest.hpp"
 #include "metrics.hpp"
 #include "pipeline_control.hpp"
+#include "in_process_instance.hpp"
 #include "plugin_loader.hpp"
 #include "pull_marker.hpp"
 #include "queue.hpp"
+#include "restart_budget.hpp"
+#include "stage_instance.hpp"
 
 #include <sluice/plugin.h>
 
@@ -68,7 +77,7 @@ public:
     const std::vector<std::shared_ptr<AckTracker>> &trackers() const { return trackers_; }
     // Exactly-once delivery (sluice.exactly_once/1, see pull_marker.hpp).
     // [control, created] Whether the plugin can store the host's markers.
-    bool can_deliver_exactly_once() const { return exactly_once_ext_ != nullptr; }
+    bool can_deliver_exactly_once() const { return exactly_once_; }
     // [control, started] Brings the destination back to its last marker and
     // from then on writes every batch with the marker of the pulls it holds.
     // `delivered`: pulls per worker of `extractor` the state says were
@@ -92,13 +101,18 @@ public:
     bool wait_for_abandoned_calls(std::chrono::milliseconds limit);
     // [control] Stops started instances, then destroys all of them.
     void stop_and_destroy();
+    // Calls abandoned after timeout_ms (in process) not yet returned.
+    int abandoned_calls() const { return abandoned_->load(); }
+    // Runs the stage in worker processes whatever the manifest says (set
+    // before create_instances: the last run crashed in this stage).
+    void isolate() { spec_.isolation.process = true; }
 
     // Wiring, before launch().
     void set_input(std::shared_ptr<BatchQueue> queue) { input_ = std::move(queue); }
     void connect(uint32_t output, std::shared_ptr<BatchQueue> queue);
     const std::shared_ptr<BatchQueue> &input() const { return input_; }
     // Where the error path sends dead letters (on_error then: dead_letter).
-    void set_dead_letter(std::shared_ptr<BatchQueue> queue) { dead_letter_ = std::move(queue); }
+    void set_dead_letter(std::shared_ptr<BatchQueue> queue) { error_path_.set_dead_letter(std::move(queue)); }
     // Extractors: number batches from `window` (see SequenceWindow).
     void set_sequence_window(std::shared_ptr<SequenceWindow> window) { window_ = std::move(window); }
     size_t output_count() const { return plugin_.output_names.size(); }
@@ -109,34 +123,33 @@ public:
     void join();
 
 private:
-    struct Instance {
-        void *handle = nullptr;
-        bool created = false;
-        bool started = false;
-        const sluice_checkpoint_ext *checkpoint = nullptr;
-        const sluice_acknowledged_ext *acknowledged = nullptr;
-    };
+    StageInstance &instance_for(uint32_t worker) { return *instances_[instances_.size() == 1 ? 0 : worker]; }
+    InstanceSetup setup_for(uint32_t index, uint32_t count) const;
+    std::unique_ptr<StageInstance> make_instance(uint32_t index, uint32_t count, std::string &problem);
 
-    Instance &instance_for(uint32_t worker) { return instances_[instances_.size() == 1 ? 0 : worker]; }
-    std::string create_instance(uint32_t index, uint32_t count, Instance &inst);
-    // One process call on records [off, off+count) of `input`, its results
-    // appended to outputs/failures. With timeout_ms the call runs on its own
-    // thread; one that overruns is abandoned (its instance is replaced and
-    // destroyed when the call returns) and counts as SLUICE_ERROR.
-    sluice_status call_process(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
+    // One process call on records [off, off+count) of `input`: results go
+    // into the emitter's outputs and `failures`; inputs the plugin did not
+    // account for are failed; a status the ABI does not know is an error.
+    CallResult call_once(uint32_t worker, const Batch &input, uint32_t off, uint32_t count, BatchEmitter &emitter,
+                         FailureBatch &failures, WorkerCounters &c);
+    // call_once, guarded: tried again while it answers SLUICE_RETRY (for up
+    // to retry_environment_ms, then the stage fails: fail_environment, and
+    // SLUICE_RETRY is returned with the message for its records); when the
+    // worker dies, restarted and sent again, then bisected (poison records
+    // become failures). Returns SLUICE_OK, SLUICE_ERROR (the whole slice
+    // failed: `message`), SLUICE_RETRY or SLUICE_FATAL.
+    sluice_status call_guarded(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
                                std::vector<Batch> &outputs, FailureBatch &failures, BatchEmitter &emitter,
                                WorkerCounters &c, std::string &message);
-    // call_process, tried again while it answers SLUICE_RETRY, for up to
-    // retry_environment_ms; after that the stage fails (fail_environment)
-    // and SLUICE_RETRY is returned with the message for its records.
-    sluice_status call_retrying_environment(uint32_t worker, const Batch &input, uint32_t off, uint32_t count,
-                                            std::vector<Batch> &outputs, FailureBatch &failures,
-                                            BatchEmitter &emitter, WorkerCounters &c, std::string &message);
+    // After a death: logs it, counts it and starts a new worker for
+    // `worker`. `charged`: the restart counts against max_restarts. False
+    // (and `why`) when no worker may or can be started.
+    bool replace_dead_worker(uint32_t worker, const WorkerDeath &death, const std::string &during, bool charged,
+                             std::string &why);
     // The stage's environment failed for good: the run fails cleanly (what
     // is in flight drains) and whatever still reaches the stage is left
     // undelivered. Returns the message for those records.
     std::string fail_environment(const std::string &cause, int attempts);
-    std::string plugin_message(const Instance &inst) const;
 
     void run_extractor(uint32_t worker);
     void run_processor(uint32_t worker);
@@ -150,11 +163,9 @@ private:
     // policy, adding what they emit to `outputs`.
     void retry_failed(uint32_t worker, const Batch &input, std::vector<Batch> &outputs, FailureBatch &failures,
                       BatchEmitter &emitter, WorkerCounters &c);
-    // Applies the policy to failures left after retries; false if aborting.
-    bool handle_failures(const FailureBatch &failures, WorkerCounters &c, const std::vector<AckRef> &acks);
-    void log_failure(const Failure &f);
     void worker_finished();
     void fatal(const std::string &what);
+    std::string describe() const; // "stage 'x' (transformer map)"
 
     static const sluice_host *host_table();
 
@@ -164,23 +175,25 @@ private:
     std::string base_dir_;
     std::string config_text_;
     sluice_host host_{};
-    std::vector<Instance> instances_;
+    crash_reporter::Label label_;
+    std::vector<std::unique_ptr<StageInstance>> instances_;
     std::shared_ptr<BatchQueue> input_;
     std::vector<std::vector<std::shared_ptr<BatchQueue>>> outputs_;
     int fail_output_ = -1; // the output named "fail", where rejects go
     StageMetrics metrics_;
+    FailureRouter error_path_{spec_, control_, metrics_};
+    RestartBudget restarts_{spec_.isolation.max_restarts};
     std::unique_ptr<boost::asio::thread_pool> pool_;
     std::atomic<uint32_t> running_{0};  // workers not yet finished
     std::atomic<uint32_t> draining_{0}; // workers not yet at end of input
     std::atomic<uint64_t> next_seq_{0};
     std::shared_ptr<SequenceWindow> window_;
-    std::shared_ptr<BatchQueue> dead_letter_;
     std::shared_ptr<std::atomic<int>> abandoned_ = std::make_shared<std::atomic<int>>(0);
-    std::atomic<uint64_t> failures_logged_{0};
+    std::atomic<bool> refusal_logged_{false}, unaccounted_logged_{false};
     // Exactly once: the marker of what the destination holds, what it held
     // before this run (pulls read again are skipped), and the marker text
     // for the batch being written. Used by the stage's one worker only.
-    const sluice_exactly_once_ext *exactly_once_ext_ = nullptr;
+    bool exactly_once_ = false;
     std::optional<PullMarker> marker_, already_held_;
     std::string current_marker_;
     bool sync_each_batch_ = false;

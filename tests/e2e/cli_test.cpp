@@ -44,7 +44,7 @@ TEST(Cli, VersionHelpAndUsageErrors) {
     ProcessResult v = run_sluice({"--version"});
     EXPECT_EQ(v.exit_code, 0);
     EXPECT_EQ(v.out.rfind("sluice ", 0), 0u);
-    EXPECT_NE(v.out.find("plugin ABI 1.2"), std::string::npos);
+    EXPECT_NE(v.out.find("plugin ABI 1.3"), std::string::npos);
     for (const char *cmd : {"run", "validate", "plugins"}) {
         ProcessResult h = run_sluice({cmd, "--help"});
         EXPECT_EQ(h.exit_code, 0) << cmd;
@@ -68,7 +68,7 @@ TEST(Cli, VersionHelpAndUsageErrors) {
 TEST(Cli, PluginsListsTheBundledPluginsWithTheirConfig) {
     ProcessResult p = run_sluice({"plugins"});
     ASSERT_EQ(p.exit_code, 0) << p.err;
-    for (const char *head : {"file (extractor) 1.0.0  ABI 1.2", "generate (extractor)", "map (transformer)",
+    for (const char *head : {"file (extractor) 1.0.0  ABI 1.3", "generate (extractor)", "map (transformer)",
                              "route (transformer)", "rules (validator)", "file (loader)", "null (loader)", "llm (enricher)",
                              "llm_extract (transformer)", "text (enricher)", "sqlite (extractor)", "sqlite (loader)", "postgres (extractor)", "postgres (loader)",
                              "documents (extractor)", "http (extractor)", "http (loader)"})
@@ -81,7 +81,7 @@ TEST(Cli, PluginsListsTheBundledPluginsWithTheirConfig) {
     ASSERT_EQ(j.exit_code, 0);
     bj::object o = bj::parse(j.out).as_object();
     EXPECT_EQ(o.at("plugins").as_array().size(), 17u);
-    EXPECT_EQ(o.at("problems").as_array().size(), 4u) << "the bad plugins are reported, not hidden";
+    EXPECT_EQ(o.at("problems").as_array().size(), 5u) << "the bad plugins are reported, not hidden";
 }
 
 TEST(Cli, QuickstartProducesTheExpectedOutputAndReport) {
@@ -143,7 +143,7 @@ TEST(Cli, EachKindOfSetupMistakeGetsItsOneLineMessage) {
         {R"({"id":"x","kind":"transformer","plugin":"x","library":")" + kBadPlugins + R"(/no_entry.so"})",
          "/stages/1/library: " + kBadPlugins + "/no_entry.so: not a Sluice plugin: it does not export sluice_plugin_entry()"},
         {R"({"id":"x","kind":"transformer","plugin":"from_elsewhere","library":")" + kBadPlugins + R"(/abi2.so"})",
-         "/stages/1/library: " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.2"},
+         "/stages/1/library: " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.3"},
         {R"({"id":"x","kind":"transformer","plugin":"map","config":{"renam":{}}})",
          "/stages/1/config/renam: unknown key (expected one of: rename, copy, default, cast, set, drop, on_cast_error)"},
         {R"({"id":"x","kind":"transformer","plugin":"map","config":{"cast":{"a":"date"}}})",

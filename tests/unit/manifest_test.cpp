@@ -92,9 +92,11 @@ TEST(Manifest, UnknownKeysAreErrors) {
               "m.json: /stage: unknown key (expected one of: name, description, plugin_dirs, state_dir, checkpoint_interval_ms, memory_limit_mb, defaults, stages)");
     EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","thread":2})")),
               "m.json: /stages/1/thread: unknown key (expected one of: id, kind, plugin, library, config, inputs, "
-              "threads, queue_capacity, batch_size, timeout_ms, retry_environment_ms, ordered, on_error)");
+              "threads, queue_capacity, batch_size, timeout_ms, retry_environment_ms, ordered, on_error, isolation, "
+              "memory_limit_mb, max_restarts)");
     EXPECT_EQ(first_error(R"({"defaults":{"thread":1},"stages":[1]})"),
-              "m.json: /defaults/thread: unknown key (expected one of: threads, queue_capacity, batch_size, timeout_ms, retry_environment_ms, on_error)");
+              "m.json: /defaults/thread: unknown key (expected one of: threads, queue_capacity, batch_size, timeout_ms, "
+              "retry_environment_ms, on_error, isolation, memory_limit_mb, max_restarts)");
 }
 
 TEST(Manifest, NumbersMustBePositiveIntegersInRange) {

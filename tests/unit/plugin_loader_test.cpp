@@ -44,12 +44,12 @@ TEST(PluginLoader, RefusesALibraryWithoutTheEntrySymbol) {
 
 TEST(PluginLoader, RefusesAnotherAbiMajorNamingBothVersions) {
     EXPECT_EQ(open_error(kBad + "/abi2.so"),
-              kBad + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.2 (the major versions must match)");
+              kBad + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.3 (the major versions must match)");
 }
 
 TEST(PluginLoader, RefusesANewerAbiMinor) {
     EXPECT_EQ(open_error(kBad + "/abi_newer.so"),
-              kBad + "/abi_newer.so: built for Sluice ABI 1.99, newer than this host's ABI 1.2 (upgrade sluice)");
+              kBad + "/abi_newer.so: built for Sluice ABI 1.99, newer than this host's ABI 1.3 (upgrade sluice)");
 }
 
 TEST(PluginLoader, MissingFile) {
@@ -101,14 +101,14 @@ TEST(PluginLoader, ExplicitLibraryWithoutThatStage) {
     EXPECT_EQ(find_error(r, SLUICE_KIND_TRANSFORMER, "nope", kTest + "/probe.so"),
               kTest + "/probe.so: has no stage named 'nope' (it has: probe_source, probe_sink, fault)");
     EXPECT_EQ(find_error(r, SLUICE_KIND_TRANSFORMER, "x", kBad + "/abi2.so"),
-              kBad + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.2 (the major versions must match)");
+              kBad + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.3 (the major versions must match)");
 }
 
 TEST(PluginLoader, SearchSkipsBadFilesButListingReportsThem) {
     PluginRegistry r({kBad, kTest});
     EXPECT_EQ(r.find(SLUICE_KIND_TRANSFORMER, "c_tag", std::nullopt).desc->kind, SLUICE_KIND_TRANSFORMER);
     auto listing = r.list_all();
-    EXPECT_EQ(listing.problems.size(), 4u);
+    EXPECT_EQ(listing.problems.size(), 5u) << "abi2, abi_newer, no_entry, not_elf, liar";
     size_t stages = listing.stages.size();
-    EXPECT_EQ(stages, 4u) << "c_tag + probe_source, probe_sink, fault";
+    EXPECT_EQ(stages, 5u) << "c_tag + probe_source, probe_sink, fault + faulty";
 }

@@ -44,6 +44,8 @@
  *     1.1  sluice.acknowledged/1 (a plugin built against 1.1 needs a host
  *          that speaks 1.1, which will call it)
  *     1.2  sluice.exactly_once/1, sluice.resources/1
+ *     1.3  the host extension sluice.drop/1 (a filter says which records it
+ *          drops on purpose, see 8)
  *
  * ---------------------------------------------------------------------------
  * 3. Data model
@@ -95,6 +97,12 @@
  * state it is called in:
  *   [control]  the host's control thread      [worker]  a stage worker thread
  *   [any]      any thread                     [thread-safe] may be concurrent
+ * One exception, in process only: when a call overruns the stage's
+ * timeout_ms the host abandons it (a thread cannot be killed). It creates
+ * and starts a replacement instance on the worker thread, and the abandoned
+ * instance is stopped and destroyed on the thread of the overrunning call
+ * once that call returns. With "isolation": "process" the worker is killed
+ * instead and the tags hold without exception.
  *
  * ---------------------------------------------------------------------------
  * 6. Concurrency
@@ -139,7 +147,46 @@
  *   be lost.
  *
  * ---------------------------------------------------------------------------
- * 8. Minimal plugin in C
+ * 8. Every input record is accounted for
+ * ---------------------------------------------------------------------------
+ * After each process call the host checks that every input record was
+ * forwarded, emitted from (emit with its input_index), rejected, failed, or
+ * dropped on purpose. A record with none of these is "unaccounted": the
+ * host cannot tell a filter from a bug, so it takes the stage's error path
+ * (on_error) with the reason "the plugin did not account for this record"
+ * and is counted and logged. A plugin that filters must say so, per record:
+ *
+ *     const sluice_drop_ext *d = host->get_extension(host, SLUICE_EXT_DROP);
+ *     d->drop(out, i);     (C++: out.drop(i))
+ *
+ * An emitter call the host refuses (an output that does not exist, an index
+ * out of range) returns SLUICE_ERROR and is logged once per stage; the
+ * record it named stays unaccounted. A plugin that keeps records across
+ * calls (an aggregator emitting in flush) should drop them when it takes
+ * them in and emit the aggregate with SLUICE_NO_INPUT.
+ *
+ * ---------------------------------------------------------------------------
+ * 9. Running in a worker process
+ * ---------------------------------------------------------------------------
+ * A stage with "isolation": "process" runs its plugin in a worker process
+ * (`sluice-worker`, one per worker thread) that loads the same library
+ * through this same ABI. The plugin cannot tell and needs no change, but it
+ * may assume only what this header promises:
+ * - Records, the config and every host function behave as in the host.
+ *   Records are borrowed from shared memory for the call: copy what you keep.
+ * - Host functions called outside a call (from a thread of the plugin's
+ *   own) are delivered when the current or next call ends.
+ * - Plugin globals are per process: each worker thread's instance lives in a
+ *   process of its own, even with SLUICE_CAP_CONCURRENT.
+ * - The worker may be killed at any time (a crash, a memory limit, a
+ *   timeout) and a new one started: create and start are called again and
+ *   the batch that was in flight is sent again. Anything the plugin did
+ *   outside the host (rows written, files appended) must be safe to redo,
+ *   exactly as after a crash of the whole host.
+ * - Stdout and stderr are the host's.
+ *
+ * ---------------------------------------------------------------------------
+ * 10. Minimal plugin in C
  * ---------------------------------------------------------------------------
  *
  *   #include <sluice/plugin.h>
@@ -184,7 +231,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 2
+#define SLUICE_ABI_MINOR 3
 
 /* The one symbol a plugin exports. */
 #define SLUICE_ENTRY_SYMBOL "sluice_plugin_entry"
@@ -574,6 +621,23 @@ typedef struct sluice_exactly_once_ext {
  *            comes from, for the message. No side effects: nothing is
  *            opened. NULL means nothing to declare. */
 #define SLUICE_EXT_RESOURCES "sluice.resources/1"
+
+/* ------------------------------------------------------------------------ */
+/* Host extensions (returned by sluice_host.get_extension)                   */
+/* ------------------------------------------------------------------------ */
+
+/* "sluice.drop/1" (since ABI 1.3): the emitter's "dropped on purpose".
+ * - drop  [worker, during the call that got `out`] Input record
+ *         `input_index` is deliberately not passed on (a filter said no).
+ *         It is counted as dropped, not as an error, and no longer
+ *         unaccounted (see 8). SLUICE_ERROR for an index out of range. */
+typedef struct sluice_drop_ext {
+    uint32_t struct_size; /* sizeof(sluice_drop_ext) */
+    uint32_t reserved;
+    sluice_status (*drop)(const sluice_emitter *out, uint32_t input_index);
+} sluice_drop_ext;
+
+#define SLUICE_EXT_DROP "sluice.drop/1"
 typedef struct sluice_resources_ext {
     uint32_t struct_size; /* sizeof(sluice_resources_ext) */
     uint32_t reserved;
@@ -611,6 +675,7 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_acknowledged_ext) == 16, "sluice_acknowledged
 SLUICE_STATIC_ASSERT(sizeof(sluice_delivery_ext) == 16, "sluice_delivery_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_exactly_once_ext) == 32, "sluice_exactly_once_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_resources_ext) == 16, "sluice_resources_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_drop_ext) == 16, "sluice_drop_ext layout changed");
 #endif
 
 #ifdef __cplusplus

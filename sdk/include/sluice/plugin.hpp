@@ -198,7 +198,8 @@ private:
 // bug in the plugin, not in the data.
 class Emitter {
 public:
-    explicit Emitter(const sluice_emitter *out) : out_(out) {}
+    // `drop`: the host's sluice.drop/1 (the adapter below looks it up).
+    explicit Emitter(const sluice_emitter *out, const sluice_drop_ext *drop = nullptr) : out_(out), drop_(drop) {}
 
     // A new record derived from input `input_index` (SLUICE_NO_INPUT in an
     // extractor or in flush). Pass `inherit_attrs` to keep the input's
@@ -250,6 +251,15 @@ public:
         r.attr_count = static_cast<uint32_t>(attrs.size());
         check(out_->emit_failed(out_, &r, message.data(), message.size()), "emit_failed");
     }
+    // Input `input_index` is filtered out on purpose: counted as dropped,
+    // not as an error. Every input must be forwarded, emitted from,
+    // rejected, failed or dropped, or the host sends it down the error path
+    // as "unaccounted" (plugin.h, 8). Throws on a host older than ABI 1.3.
+    void drop(uint32_t input_index) const {
+        if (!drop_ || drop_->struct_size < sizeof(sluice_drop_ext) || !drop_->drop)
+            throw Error("the host does not offer " SLUICE_EXT_DROP " (it is older than ABI 1.3)");
+        check(drop_->drop(out_, input_index), "drop");
+    }
     const sluice_emitter *raw() const { return out_; }
 
 private:
@@ -257,6 +267,7 @@ private:
         if (s != SLUICE_OK) throw Error(std::string("host refused ") + what + " (bad output or index)");
     }
     const sluice_emitter *out_;
+    const sluice_drop_ext *drop_;
 };
 
 // --- the adapter from a class to a descriptor ----------------------------------
@@ -303,6 +314,7 @@ struct Instance {
     template <class... A>
     explicit Instance(A &&...a) : stage(std::forward<A>(a)...) {}
     T stage;
+    const sluice_drop_ext *drop = nullptr; // the host's sluice.drop/1, for Emitter::drop
     std::string last_error;
     std::string last_position; // sluice.checkpoint/1
     std::string last_marker;   // sluice.exactly_once/1
@@ -375,7 +387,9 @@ sluice_status create(const sluice_create_args *args, void **instance) noexcept {
         ctx.base_dir = args->base_dir ? args->base_dir : "";
         ctx.worker_index = args->worker_index;
         ctx.worker_count = args->worker_count;
-        *instance = new Instance<T>(ctx);
+        auto *made = new Instance<T>(ctx);
+        made->drop = static_cast<const sluice_drop_ext *>(ctx.host.extension(SLUICE_EXT_DROP));
+        *instance = made;
     });
     if (s != SLUICE_OK && args->error && args->error_size > 0)
         std::snprintf(args->error, args->error_size, "%s", message.c_str());
@@ -404,7 +418,7 @@ template <class T>
 sluice_status pull(void *p, const sluice_emitter *out, uint32_t max, int32_t *end) noexcept {
     auto &i = self<T>(p);
     return guarded(i.last_error, [&] {
-        Emitter e(out);
+        Emitter e(out, i.drop);
         *end = i.stage.pull(e, max) ? 1 : 0;
     });
 }
@@ -414,7 +428,7 @@ sluice_status process(void *p, const sluice_record *records, uint32_t count,
                       const sluice_emitter *out) noexcept {
     auto &i = self<T>(p);
     return guarded(i.last_error, [&] {
-        Emitter e(out);
+        Emitter e(out, i.drop);
         i.stage.process(Input(records, count), e);
     });
 }
@@ -423,7 +437,7 @@ template <class T>
 sluice_status flush(void *p, const sluice_emitter *out) noexcept {
     auto &i = self<T>(p);
     return guarded(i.last_error, [&] {
-        Emitter e(out);
+        Emitter e(out, i.drop);
         if constexpr (HasFlush<T>) i.stage.flush(e);
     });
 }
@@ -488,7 +502,7 @@ sluice_status exactly_once_process(void *p, const sluice_record *records, uint32
                                    const char *marker, size_t marker_len) noexcept {
     auto &i = self<T>(p);
     return guarded(i.last_error, [&] {
-        Emitter e(out);
+        Emitter e(out, i.drop);
         i.stage.process(Input(records, count), e, std::string_view(marker, marker_len));
     });
 }

@@ -1,0 +1,177 @@
+/* A transformer that misbehaves on purpose, for the tests of what the host
+ * does about plugins it cannot trust. Plain C against plugin.h only.
+ *
+ * Config (parsed crudely: a test plugin): {"fault": F, "match": S, "nth": N}
+ * Records are forwarded unchanged unless the fault says otherwise. The fault
+ * hits a record whose payload contains S ("match"), or the Nth record this
+ * instance sees (1-based, "nth"):
+ *   crash              writes through a null pointer (SIGSEGV)
+ *   abort              abort() (SIGABRT)
+ *   exit               exit(4) from process
+ *   exit_in_start      exit(3) from start
+ *   loop               never returns
+ *   allocate           touches 2 GiB of memory, then frees it
+ *   leak               every call leaks 4 MB (touched)
+ *   bad_output         emits the record on output 7 (there is one) and ignores the error
+ *   forward_out_of_range  forwards index count instead of the last record
+ *   never_forward_last    forwards every record but the last of each call
+ *   garbage_status     returns 12345 from the call
+ *   drop               drops the record on purpose (sluice.drop/1): a well-behaved filter
+ */
+#include <sluice/plugin.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct faulty {
+    char fault[32];
+    char match[128];
+    long nth;
+    long seen;
+    const sluice_drop_ext *drop;
+} faulty;
+
+static void config_string(const char *json, const char *key, char *out, size_t size) {
+    char pattern[64];
+    const char *v, *end;
+    snprintf(pattern, sizeof pattern, "\"%s\":\"", key);
+    v = strstr(json, pattern);
+    out[0] = 0;
+    if (!v) return;
+    v += strlen(pattern);
+    end = v;
+    /* The host writes the config as compact JSON: a quote inside the
+     * value is escaped with a backslash. */
+    while (*end && !(*end == '"' && end[-1] != '\\')) end++;
+    if ((size_t)(end - v) >= size) return;
+    memcpy(out, v, (size_t)(end - v));
+    out[end - v] = 0;
+}
+
+static sluice_status f_create(const sluice_create_args *args, void **instance) {
+    faulty *f = (faulty *)calloc(1, sizeof *f);
+    const char *n;
+    if (!f) return SLUICE_ERROR;
+    config_string(args->config_json, "fault", f->fault, sizeof f->fault);
+    config_string(args->config_json, "match", f->match, sizeof f->match);
+    /* The match is JSON text inside JSON: undo the escaped quotes. */
+    {
+        char *r = f->match, *w = f->match;
+        for (; *r; r++)
+            if (!(r[0] == '\\' && r[1] == '"')) *w++ = *r;
+        *w = 0;
+    }
+    n = strstr(args->config_json, "\"nth\":");
+    f->nth = n ? strtol(n + 6, NULL, 10) : 0;
+    f->drop = (const sluice_drop_ext *)args->host->get_extension(args->host, SLUICE_EXT_DROP);
+    *instance = f;
+    return SLUICE_OK;
+}
+
+static sluice_status f_start(void *instance) {
+    faulty *f = (faulty *)instance;
+    if (strcmp(f->fault, "exit_in_start") == 0) exit(3);
+    return SLUICE_OK;
+}
+
+static int hits(faulty *f, const sluice_record *r) {
+    f->seen++;
+    if (f->nth > 0 && f->seen == f->nth) return 1;
+    if (!f->match[0]) return 0;
+    /* payloads are not NUL-terminated: search within the length */
+    {
+        size_t m = strlen(f->match), i;
+        for (i = 0; i + m <= r->payload_len; i++)
+            if (memcmp(r->payload + i, f->match, m) == 0) return 1;
+    }
+    return 0;
+}
+
+static sluice_status f_process(void *instance, const sluice_record *in, uint32_t n, const sluice_emitter *out) {
+    faulty *f = (faulty *)instance;
+    const char *fault = f->fault;
+    uint32_t i;
+    if (strcmp(fault, "leak") == 0) {
+        char *p = (char *)malloc(4 << 20);
+        if (p) memset(p, 1, 4 << 20);
+    }
+    for (i = 0; i < n; i++) {
+        int hit = hits(f, &in[i]);
+        if (strcmp(fault, "forward_out_of_range") == 0 && i + 1 == n) {
+            out->forward(out, 0, n); /* one past the end: refused, ignored */
+            continue;
+        }
+        if (strcmp(fault, "never_forward_last") == 0 && i + 1 == n) continue;
+        if (hit) {
+            if (strcmp(fault, "crash") == 0) *(volatile int *)0 = 1;
+            if (strcmp(fault, "abort") == 0) abort();
+            if (strcmp(fault, "exit") == 0) exit(4);
+            if (strcmp(fault, "loop") == 0)
+                for (;;) {
+                    volatile int spin = 0;
+                    (void)spin;
+                }
+            if (strcmp(fault, "allocate") == 0) {
+                enum { chunk = 64 << 20, chunks = 32 };
+                char *blocks[chunks];
+                int k;
+                for (k = 0; k < chunks; k++) {
+                    blocks[k] = (char *)malloc(chunk);
+                    if (blocks[k]) memset(blocks[k], 1, chunk);
+                }
+                for (k = 0; k < chunks; k++) free(blocks[k]);
+            }
+            if (strcmp(fault, "bad_output") == 0) {
+                out->emit(out, 7, i, &in[i]); /* refused: there is one output */
+                continue;
+            }
+            if (strcmp(fault, "garbage_status") == 0) return (sluice_status)12345;
+            if (strcmp(fault, "drop") == 0 && f->drop) {
+                f->drop->drop(out, i);
+                continue;
+            }
+        }
+        out->forward(out, 0, i);
+    }
+    return SLUICE_OK;
+}
+
+static void f_destroy(void *instance) { free(instance); }
+
+static const char *f_last_error(void *instance) {
+    (void)instance;
+    return "faulty: the fault struck";
+}
+
+static const sluice_stage_descriptor faulty_stage = {
+    sizeof(sluice_stage_descriptor),
+    SLUICE_KIND_TRANSFORMER,
+    "faulty",
+    "1.0.0",
+    "Misbehaves on purpose (tests of plugin containment)",
+    "{\"type\":\"object\",\"properties\":{"
+    "\"fault\":{\"type\":\"string\",\"description\":\"crash, abort, exit, exit_in_start, loop, allocate, leak, "
+    "bad_output, forward_out_of_range, never_forward_last, garbage_status or drop\"},"
+    "\"match\":{\"type\":\"string\",\"description\":\"the fault hits records whose payload contains this\"},"
+    "\"nth\":{\"type\":\"integer\",\"description\":\"or the Nth record the instance sees\"}}}",
+    0,
+    NULL,
+    0,
+    0,
+    f_create,
+    f_start,
+    NULL,
+    f_process,
+    NULL,
+    NULL,
+    f_destroy,
+    f_last_error,
+    NULL,
+};
+
+static const sluice_stage_descriptor *const stages[] = {&faulty_stage};
+static const sluice_entry entry = {SLUICE_ABI_MAJOR, SLUICE_ABI_MINOR, sizeof(sluice_entry), 1, stages};
+
+SLUICE_EXPORT const sluice_entry *sluice_plugin_entry(void) { return &entry; }
