@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <fstream>
@@ -106,6 +107,17 @@ void install() {
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = SA_RESETHAND | SA_NODEFER;
         for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) ::sigaction(sig, &sa, nullptr);
+        // A plugin that calls exit() ends the host from inside its call:
+        // the handlers run on its thread, which still names the call.
+        std::atexit([] {
+            if (const Label *label = current_label) {
+                put(2, "sluice: ");
+                put(2, label->stage.c_str());
+                put(2, " ended the process (exit) during ");
+                put(2, current_call ? current_call : "a call");
+                put(2, "; nothing after it was flushed (\"isolation\": \"process\" contains it)\n");
+            }
+        });
     });
 }
 

@@ -70,7 +70,7 @@ CallResult IsolatedInstance::exchange(const Header &command, Header &reply, bool
     CallResult r;
     std::string text;
     if (!worker_ || !worker_->alive()) {
-        r.death = WorkerDeath{WorkerDeath::Cause::protocol, "no worker running"};
+        r.death = WorkerDeath{WorkerDeath::Cause::not_running, "no worker running"};
         return r;
     }
     worker_->send(command);

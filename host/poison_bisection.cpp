@@ -28,7 +28,15 @@ struct Search {
         Attempt a = attempt(first, count);
         switch (a.outcome) {
         case Attempt::Outcome::done: return;
-        case Attempt::Outcome::died: narrow(first, count, a.death); return;
+        case Attempt::Outcome::died:
+            if (a.last) {
+                if (count == 1) result.poison.push_back(PoisonRecord{first, a.death});
+                else result.untried.emplace_back(first, count);
+                result.stopped_by = WorkerDeath{a.death.cause, a.stop_reason};
+                return;
+            }
+            narrow(first, count, a.death);
+            return;
         case Attempt::Outcome::cannot_continue:
             result.stopped_by = a.death;
             result.untried.emplace_back(first, count);

@@ -34,6 +34,10 @@ struct Attempt {
     enum class Outcome { done, died, cannot_continue };
     Outcome outcome = Outcome::done;
     WorkerDeath death{}; // when it died, or why it cannot go on
+    // died, and no new worker may be started: the search ends here (a
+    // single record is still a poison record). `stop_reason` says why.
+    bool last = false;
+    std::string stop_reason;
 };
 
 // `range` killed the worker (`death`, the last time). `attempt` sends a

@@ -326,8 +326,11 @@ CallResult Stage::call_once(uint32_t worker, const Batch &input, uint32_t off, u
 
 bool Stage::replace_dead_worker(uint32_t worker, const WorkerDeath &death, const std::string &during, bool charged,
                                 std::string &why) {
-    metrics_.worker_crashed(death.report_key());
-    spdlog::error("[{}] the worker of plugin '{}' died ({}) during {}", spec_.id, spec_.plugin, death.what, during);
+    if (death.cause != WorkerDeath::Cause::not_running) {
+        metrics_.worker_crashed(death.report_key());
+        spdlog::error("[{}] the worker of plugin '{}' died ({}) during {}", spec_.id, spec_.plugin, death.what,
+                      during);
+    }
     if (control_.aborted()) {
         why = "the run is aborting";
         return false;
@@ -385,7 +388,10 @@ sluice_status Stage::call_guarded(uint32_t worker, const Batch &input, uint32_t 
                 return SLUICE_ERROR;
             }
             if (++deaths < 2) continue; // the batch is sent again once
-            // Twice: look for the records that kill it.
+            // Twice: look for the records that kill it. Deaths while
+            // narrowing down are free; each poison record after the first
+            // counts against max_restarts.
+            uint32_t poison_found = 0;
             auto attempt = [&](uint32_t first, uint32_t n) -> Attempt {
                 Mark before = mark(outputs, failures);
                 CallResult a = call_once(worker, input, first, n, emitter, failures, c);
@@ -399,28 +405,25 @@ sluice_status Stage::call_guarded(uint32_t worker, const Batch &input, uint32_t 
                     return {};
                 }
                 rollback(outputs, failures, before);
-                std::string sub_why;
-                const std::string part = n == 1 ? "record " + std::to_string(input.records[first].id)
+                const bool poison = n == 1;
+                const bool charged = poison && ++poison_found > 1;
+                const std::string part = poison ? "record " + std::to_string(input.records[first].id)
                                                 : std::to_string(n) + " records of the batch";
-                if (!replace_dead_worker(worker, *a.death, part + " (looking for the poison record)", false, sub_why))
-                    return Attempt{Attempt::Outcome::cannot_continue, WorkerDeath{a.death->cause, sub_why}};
-                return Attempt{Attempt::Outcome::died, *a.death};
+                std::string sub_why;
+                Attempt out{Attempt::Outcome::died, *a.death, false, {}};
+                if (!replace_dead_worker(worker, *a.death, part + " (looking for the poison record)", charged, sub_why)) {
+                    out.last = true;
+                    out.stop_reason = sub_why;
+                }
+                return out;
             };
             Bisection b = find_poison(off, count, *r.death, attempt);
-            for (size_t k = 0; k < b.poison.size(); ++k) {
-                const PoisonRecord &p = b.poison[k];
+            for (const PoisonRecord &p : b.poison) {
                 metrics_.poison_record(input.records[p.index].id);
                 spdlog::error("[{}] record {} kills the worker of plugin '{}' ({}): it takes the error path",
                               spec_.id, input.records[p.index].id, spec_.plugin, p.death.what);
                 failures.items.push_back(
                     Failure{FailureKind::failed, input.records[p.index], "worker crashed: " + p.death.what, 1, false});
-                // One restart per poison record counts against max_restarts
-                // (the first was counted when the batch first died).
-                if (k > 0 && !restarts_.take()) {
-                    b.stopped_by = WorkerDeath{p.death.cause, "its worker died more than " +
-                                                                  std::to_string(restarts_.per_minute()) +
-                                                                  " times within a minute (max_restarts)"};
-                }
             }
             for (auto [first, n] : b.untried)
                 for (uint32_t i = first; i < first + n; ++i)

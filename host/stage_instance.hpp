@@ -18,7 +18,8 @@ class BatchEmitter;
 
 // How a worker process ended during a call.
 struct WorkerDeath {
-    enum class Cause { signal, exit, memory_limit, timeout, protocol };
+    // not_running: the last worker died and no new one was allowed.
+    enum class Cause { signal, exit, memory_limit, timeout, protocol, not_running };
     Cause cause;
     std::string what; // "SIGSEGV", "exit code 3", "memory limit (64 MB)", "timed out after 500 ms"
     // The report's name for the cause: "SIGSEGV", "exit", "memory_limit",

@@ -47,6 +47,7 @@ std::string WorkerDeath::report_key() const {
     case Cause::memory_limit: return "memory_limit";
     case Cause::timeout: return "timeout";
     case Cause::protocol: return "protocol";
+    case Cause::not_running: return "not_running";
     }
     return "unknown";
 }
@@ -157,7 +158,7 @@ std::optional<WorkerDeath> WorkerProcess::await_reply(
     const WorkerLimits &limits, worker::Header &reply, std::string &text,
     const std::function<void(const worker::Header &, const std::string &)> &on_message,
     const std::function<void()> &poll) {
-    if (pid_ <= 0) return WorkerDeath{WorkerDeath::Cause::protocol, "no worker"};
+    if (pid_ <= 0) return WorkerDeath{WorkerDeath::Cause::not_running, "no worker running"};
     const auto started = Clock::now();
     const auto deadline = started + std::chrono::milliseconds(limits.timeout_ms);
     for (;;) {
@@ -166,7 +167,15 @@ std::optional<WorkerDeath> WorkerProcess::await_reply(
         if (n > 0 && (p.revents & POLLIN)) {
             if (!worker::receive_message(channel_, reply, text)) return reap(std::nullopt); // it died
             if (reply.op == worker::Op::reply) {
-                peak_rss_kb_ = std::max(peak_rss_kb_, private_rss_kb());
+                // A call too short to be watched can still pass the limit:
+                // that worker is dead too, and the call is sent again.
+                const uint64_t rss = private_rss_kb();
+                peak_rss_kb_ = std::max(peak_rss_kb_, rss);
+                if (limits.memory_limit_mb && rss > uint64_t(limits.memory_limit_mb) * 1024) {
+                    ::kill(pid_, SIGKILL);
+                    return reap(WorkerDeath{WorkerDeath::Cause::memory_limit,
+                                            "memory limit (" + std::to_string(limits.memory_limit_mb) + " MB)"});
+                }
                 return std::nullopt;
             }
             on_message(reply, text);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <signal.h>
 #include <filesystem>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -77,11 +78,31 @@ void FileLoader::start() {
         header_written_ = file_length_ > 0;
         return;
     }
+    remove_stale_temp_files();
     // The temp file sits beside the target so the final rename is atomic.
     temp_path_ = path_ + ".tmp-" + std::to_string(::getpid());
     fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) throw Error("cannot create " + temp_path_ + ": " + errno_text());
     buffer_.reserve(kWriteChunk + 64 * 1024);
+}
+
+void FileLoader::remove_stale_temp_files() {
+    // PATH.tmp-PID of a process that is gone: a run that crashed (or was
+    // killed) before its flush. Nothing in it was ever delivered.
+    fs::path p(path_);
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    const std::string prefix = p.filename().string() + ".tmp-";
+    std::error_code ec;
+    for (const auto &entry : fs::directory_iterator(dir, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string pid = name.substr(prefix.size());
+        if (pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) continue;
+        if (::kill(pid_t(std::stol(pid)), 0) == 0 || errno != ESRCH) continue; // still running (or not ours)
+        std::error_code rm;
+        if (fs::remove(entry.path(), rm))
+            host_.log(SLUICE_LOG_INFO, "removed " + entry.path().string() + ", left by a run that did not finish");
+    }
 }
 
 void FileLoader::repair_tail() {

@@ -68,6 +68,7 @@ public:
 private:
     // Append mode: cuts off a partial last record a crashed run left.
     void repair_tail();
+    void remove_stale_temp_files();
     // Writes what process was given; EnvironmentError leaves the file as it
     // was before the batch (process puts the buffer back too).
     void write_batch(Input in, Emitter &out);

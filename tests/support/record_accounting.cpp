@@ -45,9 +45,11 @@ std::vector<std::string> unaccounted_records(const bj::object &report) {
                    "received " + std::to_string(in) + " but loaded " + std::to_string(count(st, "out")) + " + rejected " +
                        std::to_string(rejected) + " + failed " + std::to_string(errors));
         } else {
-            expect(in == sent + rejected + errors, "received " + std::to_string(in) + " but sent on " +
-                                                       std::to_string(sent) + " + rejected " + std::to_string(rejected) +
-                                                       " + failed " + std::to_string(errors));
+            const uint64_t filtered = st.contains("filtered") ? count(st, "filtered") : 0;
+            expect(in == sent + rejected + errors + filtered,
+                   "received " + std::to_string(in) + " but sent on " + std::to_string(sent) + " + rejected " +
+                       std::to_string(rejected) + " + failed " + std::to_string(errors) + " + dropped on purpose " +
+                       std::to_string(filtered));
         }
         if (const bj::value *fail = outputs.if_contains("fail"); fail && read.count(id + ".fail"))
             expect(fail->to_number<uint64_t>() == rejected, "rejected " + std::to_string(rejected) + " but sent " +
