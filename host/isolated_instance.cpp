@@ -31,12 +31,14 @@ IsolatedInstance::~IsolatedInstance() {
     if (worker_) worker_->shut_down();
 }
 
+void IsolatedInstance::set_worker(std::shared_ptr<WorkerProcess> worker) {
+    if (worker_) peak_rss_mb_ = std::max(peak_rss_mb_, worker_->peak_rss_mb());
+    std::lock_guard lock(worker_mutex_);
+    worker_ = std::move(worker); // the old one, if any, is killed once nothing uses it
+}
+
 std::string IsolatedInstance::launch() {
-    if (worker_) {
-        peak_rss_mb_ = std::max(peak_rss_mb_, worker_->peak_rss_mb());
-        worker_.reset(); // kills what is left of the old one
-    }
-    worker_ = std::make_unique<WorkerProcess>();
+    set_worker(std::make_shared<WorkerProcess>());
     std::string problem = worker_->spawn(setup_.stage_id);
     if (!problem.empty()) return problem;
     worker::InitArgs args;
@@ -102,7 +104,7 @@ CallResult IsolatedInstance::replayed(CallResult r, const Header &reply, BatchEm
     std::string problem;
     if (!replay_calls(std::string_view(worker_->output().data(), reply.out_bytes), out, inputs, count, problem)) {
         // Nothing from a worker that scribbles over its results is trusted.
-        worker_.reset();
+        set_worker(nullptr);
         r.death = WorkerDeath{WorkerDeath::Cause::protocol, problem};
     }
     return r;
@@ -215,11 +217,16 @@ std::string IsolatedInstance::restore(const std::string &position) {
 }
 
 void IsolatedInstance::acknowledged(const std::string &position) {
-    // No reply: the worker hears it between calls. (Sent whole, so it
-    // cannot interleave with a command another thread sends.)
+    // No reply, and no wait for the call in flight: the worker hears it
+    // between calls. A message is sent whole, so it cannot interleave with
+    // a command; a full channel drops it (a later one says as much).
     if (position.size() > worker::kMaxText) return;
-    std::lock_guard lock(exchange_mutex_);
-    if (worker_ && worker_->alive()) worker_->send(Header{Op::acknowledged}, position);
+    std::shared_ptr<WorkerProcess> w;
+    {
+        std::lock_guard lock(worker_mutex_);
+        w = worker_;
+    }
+    if (w && w->alive()) w->send(Header{Op::acknowledged}, position, false);
 }
 
 CallResult IsolatedInstance::recover(std::string &marker) {

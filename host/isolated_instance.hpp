@@ -61,8 +61,11 @@ private:
     WorkerLimits limits_;
     PipelineControl &control_;
     StageMetrics &metrics_;
-    std::unique_ptr<WorkerProcess> worker_;
+    void set_worker(std::shared_ptr<WorkerProcess> worker);
+
+    std::shared_ptr<WorkerProcess> worker_;
     std::mutex exchange_mutex_; // one command at a time (sync_markers comes from another thread)
+    std::mutex worker_mutex_;   // guards worker_ itself for acknowledged(), which sends outside exchanges
     InstanceFeatures features_;
     bool started_ = false;
     std::string position_; // the last position pulled to (or restored)

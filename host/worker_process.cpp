@@ -120,8 +120,8 @@ std::string WorkerProcess::spawn(const std::string &stage_id) {
     return {};
 }
 
-bool WorkerProcess::send(const worker::Header &h, std::string_view text) {
-    return channel_ >= 0 && worker::send_message(channel_, h, text);
+bool WorkerProcess::send(const worker::Header &h, std::string_view text, bool wait) {
+    return channel_ >= 0 && worker::send_message(channel_, h, text, wait);
 }
 
 uint64_t WorkerProcess::private_rss_kb() const {
@@ -142,10 +142,8 @@ WorkerDeath WorkerProcess::reap(std::optional<WorkerDeath> known) {
     do r = ::wait4(pid_, &status, 0, &usage);
     while (r < 0 && errno == EINTR);
     pid_ = -1;
-    if (channel_ >= 0) {
-        ::close(channel_);
-        channel_ = -1;
-    }
+    // The channel stays open until the destructor: another thread may be
+    // sending an acknowledgement on it (to a dead peer: it just fails).
     if (known) return *known;
     if (r > 0 && WIFSIGNALED(status))
         return WorkerDeath{WorkerDeath::Cause::signal, signal_name(WTERMSIG(status))};
@@ -214,10 +212,6 @@ void WorkerProcess::shut_down() {
     if (pid_ > 0) {
         ::kill(pid_, SIGKILL);
         reap(WorkerDeath{WorkerDeath::Cause::signal, "SIGKILL"});
-    }
-    if (channel_ >= 0) {
-        ::close(channel_);
-        channel_ = -1;
     }
 }
 

@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -33,7 +34,7 @@ public:
     worker::SharedRegion &output() { return output_; }
     worker::SharedFlags &flags() { return *reinterpret_cast<worker::SharedFlags *>(input_.data()); }
 
-    bool send(const worker::Header &h, std::string_view text = {});
+    bool send(const worker::Header &h, std::string_view text = {}, bool wait = true);
     // Waits for the reply to the command just sent, handing log lines and
     // counters to `on_message` as they come. While waiting, `poll` runs
     // every few milliseconds (to pass the stop flag on). A death (or a
@@ -54,7 +55,7 @@ private:
     WorkerDeath reap(std::optional<WorkerDeath> known);
     uint64_t private_rss_kb() const;
 
-    pid_t pid_ = -1;
+    std::atomic<pid_t> pid_{-1};
     int channel_ = -1;
     worker::SharedRegion input_, output_;
     uint64_t peak_rss_kb_ = 0;

@@ -49,14 +49,14 @@ bool SharedRegion::write(size_t offset, std::string_view bytes) {
     return true;
 }
 
-bool send_message(int fd, const Header &h, std::string_view text) {
+bool send_message(int fd, const Header &h, std::string_view text, bool wait) {
     char buf[kMaxMessage];
     Header head = h;
     head.text_len = uint32_t(std::min(text.size(), kMaxText));
     std::memcpy(buf, &head, sizeof head);
     std::memcpy(buf + sizeof head, text.data(), head.text_len);
     for (;;) {
-        ssize_t n = ::send(fd, buf, sizeof head + head.text_len, MSG_NOSIGNAL);
+        ssize_t n = ::send(fd, buf, sizeof head + head.text_len, MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT));
         if (n >= 0) return true;
         if (errno != EINTR) return false;
     }

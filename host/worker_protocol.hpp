@@ -101,8 +101,9 @@ private:
     size_t size_ = 0; // bytes of the file
 };
 
-// Channel I/O. send returns false when the peer is gone.
-bool send_message(int fd, const Header &h, std::string_view text = {});
+// Channel I/O. send returns false when the peer is gone (or, with `wait`
+// false, when the channel is full).
+bool send_message(int fd, const Header &h, std::string_view text = {}, bool wait = true);
 // Blocks for the next message; false on end of file or error.
 bool receive_message(int fd, Header &h, std::string &text);
 

@@ -117,6 +117,24 @@ echo "  same job, exactly once (state_dir, append + fdatasync and a synced marke
      "($(ratio "$(rate "$n" "$a_sec")" "$s_rate")x of the plain run), peak RSS $((a_rss / 1024)) MB"
 rm -rf "$work/acked.ndjson" "$work/state"
 
+# The same job with map and rules isolated ("isolation": "process": one
+# worker process per thread, batches in shared memory), against the same job
+# in process, three runs each, alternating; medians.
+sed 's|"threads": '"$threads"',|"threads": '"$threads"', "isolation": "process",|' "$work/job.json" > "$work/isolated.json"
+grep -q '"isolation"' "$work/isolated.json" || { echo "bench: could not isolate the job" >&2; exit 1; }
+median() { sort -n | sed -n 2p; }
+plain_runs=(); isolated_runs=()
+for _ in 1 2 3; do
+  read -r sec _rss < <(measure "$sluice" run "$work/job.json"); plain_runs+=("$sec")
+  read -r sec i_rss < <(measure "$sluice" run "$work/isolated.json"); isolated_runs+=("$sec")
+  i_out=$(wc -l < "$work/sluice.ndjson")
+  [ "$i_out" = "$s_out" ] || { echo "bench: the isolated run wrote $i_out records, not $s_out" >&2; exit 1; }
+done
+p_sec=$(printf '%s\n' "${plain_runs[@]}" | median)
+i_sec=$(printf '%s\n' "${isolated_runs[@]}" | median)
+echo "  same job, map and rules isolated in $((2 * threads)) worker processes: $i_sec s, $(rate "$n" "$i_sec") records/s" \
+     "($(ratio "$(rate "$n" "$i_sec")" "$(rate "$n" "$p_sec")")x of in process, $p_sec s; medians of 3), host peak RSS $((i_rss / 1024)) MB"
+
 # No I/O: the host and plugins alone.
 cat > "$work/gen_null.json" <<JSON
 {"name": "bench-null", "stages": [
