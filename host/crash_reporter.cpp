@@ -17,6 +17,9 @@ namespace {
 
 thread_local const Label *current_label = nullptr;
 thread_local const char *current_call = nullptr;
+thread_local const char *current_extractor = nullptr; // the pull the batch in the call came from
+thread_local uint32_t current_worker = 0;
+thread_local uint64_t current_pull = 0;
 
 // The marker path lives in a fixed buffer: the handler reads it.
 char marker_file[4096];
@@ -43,6 +46,15 @@ void put(int fd, const char *s) {
     }
 }
 
+void put_number(int fd, uint64_t n) {
+    char digits[24];
+    int i = sizeof digits;
+    digits[--i] = 0;
+    do digits[--i] = char('0' + n % 10);
+    while ((n /= 10) > 0 && i > 0);
+    put(fd, digits + i);
+}
+
 void on_fatal_signal(int sig) {
     const Label *label = current_label;
     if (label) {
@@ -58,7 +70,17 @@ void on_fatal_signal(int sig) {
             if (fd >= 0) {
                 put(fd, label->marker.c_str());
                 put(fd, signal_name(sig));
-                put(fd, "\"}\n");
+                put(fd, "\"");
+                if (current_extractor) {
+                    // Stage ids are letters, digits, '_' and '-': no escaping.
+                    put(fd, ",\"extractor\":\"");
+                    put(fd, current_extractor);
+                    put(fd, "\",\"worker\":");
+                    put_number(fd, current_worker);
+                    put(fd, ",\"pull\":");
+                    put_number(fd, current_pull);
+                }
+                put(fd, "}\n");
                 ::fsync(fd);
                 ::close(fd);
             }
@@ -85,8 +107,12 @@ std::optional<Marker> read_marker(const std::string &path) {
     boost::json::value v = boost::json::parse(text, ec);
     if (ec || !v.is_object()) return std::nullopt;
     Marker m;
-    for (auto [key, field] : {std::pair{"stage", &m.stage}, {"plugin", &m.plugin}, {"signal", &m.signal}})
-        if (const auto *s = v.as_object().if_contains(key); s && s->is_string()) *field = s->as_string();
+    const boost::json::object &o = v.as_object();
+    for (auto [key, field] : {std::pair{"stage", &m.stage}, {"plugin", &m.plugin}, {"signal", &m.signal},
+                              {"extractor", &m.extractor}})
+        if (const auto *s = o.if_contains(key); s && s->is_string()) *field = s->as_string();
+    if (const auto *w = o.if_contains("worker"); w && w->is_int64()) m.worker = uint32_t(w->as_int64());
+    if (const auto *p = o.if_contains("pull"); p && p->is_int64()) m.pull = uint64_t(p->as_int64());
     if (m.stage.empty()) return std::nullopt;
     return m;
 }
@@ -126,6 +152,12 @@ void set_marker_path(const std::string &path) {
     if (path.empty() || path.size() >= sizeof marker_file) return;
     std::memcpy(marker_file, path.c_str(), path.size() + 1);
     marker_set = true;
+}
+
+void set_current_pull(const char *extractor, uint32_t worker, uint64_t pull) {
+    current_extractor = extractor;
+    current_worker = worker;
+    current_pull = pull;
 }
 
 CallScope::CallScope(const Label *label, const char *call)

@@ -6,6 +6,7 @@
 // that crashed (crash_marker.hpp). Then the signal takes its default course.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -14,6 +15,11 @@ namespace sluice::crash_reporter {
 // The marker a crash leaves in the state directory.
 struct Marker {
     std::string stage, plugin, signal;
+    // The pull the batch in the crashing call came from, when it came from
+    // one tracked pull (extractor empty otherwise).
+    std::string extractor;
+    uint32_t worker = 0;
+    uint64_t pull = 0;
 };
 std::string marker_path(const std::string &state_dir);
 // The marker at `path`, if there is one (and it can be read).
@@ -31,6 +37,11 @@ Label make_label(const std::string &stage_id, const char *kind, const std::strin
 void install();
 // [control] Where the marker goes ("" for none). Set before stages run.
 void set_marker_path(const std::string &path);
+
+// [worker] The pull the batch about to be processed on this thread came
+// from (extractor null: none, or more than one). `extractor` must outlive
+// the call.
+void set_current_pull(const char *extractor, uint32_t worker, uint64_t pull);
 
 // Names the plugin call this thread is in, for as long as it lives.
 class CallScope {

@@ -58,11 +58,15 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
         if (auto marker = crash_reporter::read_marker(crash_marker_path_)) {
             for (auto &stage : stages_) {
                 if (stage->id() != marker->stage || stage->spec().isolation.process) continue;
-                stage->isolate();
+                stage->isolate_until_past(marker->extractor, marker->worker, marker->pull);
                 recovering_from_crash_ = true;
-                spdlog::warn("the last run crashed in stage '{}' (plugin {}, {}): this run runs it isolated in worker "
-                             "processes, so a record that crashes it is found and takes the error path",
-                             marker->stage, marker->plugin, marker->signal);
+                spdlog::warn("the last run crashed in stage '{}' (plugin {}, {}){}: this run runs it isolated in "
+                             "worker processes until it is past that batch, so a record that crashes it is found "
+                             "and takes the error path",
+                             marker->stage, marker->plugin, marker->signal,
+                             marker->extractor.empty() ? std::string()
+                                                       : " on pull " + std::to_string(marker->pull) + " of '" +
+                                                             marker->extractor + "'");
             }
         }
     }

@@ -282,6 +282,48 @@ void Stage::worker_finished() {
     if (error_path_.dead_letter()) error_path_.dead_letter()->producer_done();
 }
 
+void Stage::isolate_until_past(const std::string &extractor, uint32_t worker, uint64_t pull) {
+    spec_.isolation.process = true;
+    recovery_ = CrashRecovery{extractor, worker, pull};
+}
+
+bool Stage::past_the_crash(const Batch &batch) const {
+    if (recovery_->extractor.empty() || batch.acks.empty()) return false;
+    for (const AckRef &a : batch.acks) {
+        const PullOrigin &o = a->tracker().origin();
+        if (o.stage == recovery_->extractor && o.worker == recovery_->worker && a->pull() > recovery_->pull) return true;
+    }
+    return false;
+}
+
+void Stage::return_to_process(uint32_t worker) {
+    // Only an instance the worker has to itself, that keeps nothing across
+    // calls, can change places mid-run: no flush, nothing held until a
+    // flush, not shared (concurrent), not a loader (markers, held rows).
+    const bool can = spec_.kind != SLUICE_KIND_LOADER && !plugin_.desc->flush && durable_on_process_ &&
+                     !(plugin_.desc->capabilities & SLUICE_CAP_CONCURRENT);
+    if (!can) {
+        if (worker == 0)
+            spdlog::info("[{}] past the batch that crashed the last run; the stage stays isolated for the rest of "
+                         "this run (its plugin may keep records or state across calls)",
+                         spec_.id);
+        return;
+    }
+    std::string problem;
+    auto fresh = InProcessInstance::create(setup_for(worker, uint32_t(instances_.size())), abandoned_, problem);
+    if (fresh) problem = fresh->start();
+    if (!problem.empty()) {
+        spdlog::warn("[{}] could not return to the host's process, staying isolated: {}", spec_.id, problem);
+        return;
+    }
+    std::unique_ptr<StageInstance> old = std::move(instances_[worker]);
+    instances_[worker] = std::move(fresh);
+    metrics_.worker_peak_rss(old->peak_rss_mb());
+    old->stop();
+    spdlog::info("[{}] worker {} is past the batch that crashed the last run: back in the host's process", spec_.id,
+                 worker);
+}
+
 bool Stage::wait_for_abandoned_calls(std::chrono::milliseconds limit) {
     auto deadline = Clock::now() + limit;
     while (abandoned_->load() > 0) {
@@ -295,6 +337,14 @@ CallResult Stage::call_once(uint32_t worker, const Batch &input, uint32_t off, u
                             FailureBatch &failures, WorkerCounters &c) {
     StageInstance &inst = instance_for(worker);
     emitter.set_input(&input, off, count);
+    // Which pull the batch came from, for the line and the marker a crash
+    // in process leaves (crash_reporter.hpp).
+    if (input.acks.size() == 1) {
+        const AckToken &t = *input.acks[0];
+        crash_reporter::set_current_pull(t.tracker().origin().stage.c_str(), t.tracker().origin().worker, t.pull());
+    } else {
+        crash_reporter::set_current_pull(nullptr, 0, 0);
+    }
     auto t0 = Clock::now();
     CallResult r = inst.process(input.records.data() + off, count, emitter, marker_ ? &current_marker_ : nullptr);
     c.add(c.busy_ns, elapsed_ns(t0));
@@ -591,7 +641,12 @@ void Stage::run_processor(uint32_t worker) {
     std::vector<Batch> outputs;
     FailureBatch failures;
     BatchEmitter emitter(outputs, failures);
+    bool recovering = recovery_.has_value();
     while (auto in = input_->pop()) {
+        if (recovering && past_the_crash(*in)) {
+            recovering = false;
+            return_to_process(worker);
+        }
         const uint32_t n = uint32_t(in->size());
         outputs.clear();
         outputs.resize(output_count());

@@ -103,9 +103,13 @@ public:
     void stop_and_destroy();
     // Calls abandoned after timeout_ms (in process) not yet returned.
     int abandoned_calls() const { return abandoned_->load(); }
-    // Runs the stage in worker processes whatever the manifest says (set
-    // before create_instances: the last run crashed in this stage).
-    void isolate() { spec_.isolation.process = true; }
+    // The last run crashed in this stage (in process) on a batch of pull
+    // `pull` of `extractor`'s worker `worker` (extractor empty: unknown).
+    // The stage runs in worker processes until its batches come from later
+    // pulls, then each worker returns to in process where it can (a plugin
+    // that keeps records or state across calls stays isolated for the run).
+    // Set before create_instances.
+    void isolate_until_past(const std::string &extractor, uint32_t worker, uint64_t pull);
 
     // Wiring, before launch().
     void set_input(std::shared_ptr<BatchQueue> queue) { input_ = std::move(queue); }
@@ -165,6 +169,10 @@ private:
                       BatchEmitter &emitter, WorkerCounters &c);
     void worker_finished();
     void fatal(const std::string &what);
+    // Crash recovery (isolate_until_past): whether `batch` comes from past
+    // the crash, and the switch of `worker` back to an in-process instance.
+    bool past_the_crash(const Batch &batch) const;
+    void return_to_process(uint32_t worker);
     std::string describe() const; // "stage 'x' (transformer map)"
 
     static const sluice_host *host_table();
@@ -190,6 +198,12 @@ private:
     std::shared_ptr<SequenceWindow> window_;
     std::shared_ptr<std::atomic<int>> abandoned_ = std::make_shared<std::atomic<int>>(0);
     std::atomic<bool> refusal_logged_{false}, unaccounted_logged_{false};
+    struct CrashRecovery {
+        std::string extractor; // empty: isolated for the whole run
+        uint32_t worker = 0;
+        uint64_t pull = 0;
+    };
+    std::optional<CrashRecovery> recovery_;
     // Exactly once: the marker of what the destination holds, what it held
     // before this run (pulls read again are skipped), and the marker text
     // for the batch being written. Used by the stage's one worker only.

@@ -62,11 +62,10 @@ std::string manifest(const TempDir &dir, const std::string &fault, const std::st
     {"id":"dlq","kind":"loader","plugin":"file","config":{"path":"dead.ndjson","append":true}}]})");
 }
 
-Outcome run(const TempDir &dir, const std::string &manifest_path,
-            std::chrono::milliseconds timeout = std::chrono::seconds(120)) {
+Outcome run(const TempDir &dir, const std::string &manifest_path, const std::string &log_level = "warn") {
     Outcome o;
     std::filesystem::remove(dir / "report.json");
-    o.process = run_sluice({"run", manifest_path, "--report", dir / "report.json"}, timeout);
+    o.process = run_sluice({"run", manifest_path, "--report", dir / "report.json", "--log-level", log_level});
     if (std::filesystem::exists(dir / "report.json")) o.report = bj::parse(read_file(dir / "report.json")).as_object();
     if (std::filesystem::exists(dir / "out.ndjson")) o.out = read_lines(dir / "out.ndjson");
     if (std::filesystem::exists(dir / "dead.ndjson")) {
@@ -316,8 +315,9 @@ TEST(Isolation, LyingAboutStructSizesIsRefusedInBothModes) {
 }
 
 // In process a segfault kills the host: it says which stage, leaves a
-// marker in the state, and the next run isolates that stage, sets the
-// poison record aside and finishes; the run after is in process again.
+// marker in the state, and the next run isolates that stage until it is
+// past the batch that crashed (setting the poison record aside), then goes
+// on in process; the run after is in process from the start.
 TEST(Isolation, AnInProcessCrashIsReportedAndTheNextRunRecovers) {
     TempDir dir;
     std::string m = manifest(dir, "crash", "", R"("state_dir":"state",)");
@@ -328,11 +328,17 @@ TEST(Isolation, AnInProcessCrashIsReportedAndTheNextRunRecovers) {
         << first.process.err;
     ASSERT_TRUE(std::filesystem::exists(dir / "state/crashed-stage.json"));
 
-    Outcome second = run(dir, m);
+    Outcome second = run(dir, m, "info");
     ASSERT_EQ(second.process.exit_code, 0) << second.process.err;
-    EXPECT_NE(second.process.err.find("the last run crashed in stage 'bad' (plugin faulty, SIGSEGV)"),
+    EXPECT_NE(second.process.err.find("the last run crashed in stage 'bad' (plugin faulty, SIGSEGV) on pull 3 of 'gen'"),
               std::string::npos)
         << second.process.err;
+    // Pull 3 (records 1001-1500) held the poison; from pull 4 on, in process.
+    EXPECT_NE(second.process.err.find("[bad] worker 0 is past the batch that crashed the last run: back in the host's "
+                                      "process"),
+              std::string::npos)
+        << second.process.err;
+    EXPECT_EQ(second.crashes("SIGSEGV"), 11u) << "twice on the batch, then 9 halvings of 500 records";
     EXPECT_EQ(second.stage("bad").at("isolation").as_string(), "process");
     EXPECT_EQ(second.dead_ids, std::set<uint64_t>{1234});
     // At least once: every record but the poison is in the output.
@@ -414,4 +420,12 @@ TEST(Isolation, AMemoryLimitNeedsIsolation) {
     EXPECT_NE(r.err.find("/stages/1/memory_limit_mb: a memory limit needs \"isolation\": \"process\""),
               std::string::npos)
         << r.err;
+}
+
+TEST(Isolation, APluginsLogLinesCarryItsStageFromTheWorker) {
+    TempDir dir;
+    Outcome o = run(dir, manifest(dir, "log", R"("isolation":"process",)"));
+    ASSERT_EQ(o.process.exit_code, 0) << o.process.err;
+    EXPECT_NE(o.process.err.find("[bad] faulty: saw record 1234"), std::string::npos) << o.process.err;
+    EXPECT_EQ(o.stage("bad").at("counters").at("faulty_hits").to_number<int64_t>(), 1);
 }

@@ -17,6 +17,8 @@
  *   never_forward_last    forwards every record but the last of each call
  *   garbage_status     returns 12345 from the call
  *   drop               drops the record on purpose (sluice.drop/1): a well-behaved filter
+ *   log                logs "faulty: saw record ID" (warn) and counts "faulty_hits"
+ *   wait_for_stop      waits until the host's stop_requested says so, then forwards
  */
 #include <sluice/plugin.h>
 
@@ -31,6 +33,7 @@ typedef struct faulty {
     long nth;
     long seen;
     const sluice_drop_ext *drop;
+    const sluice_host *host;
 } faulty;
 
 static void config_string(const char *json, const char *key, char *out, size_t size) {
@@ -66,6 +69,7 @@ static sluice_status f_create(const sluice_create_args *args, void **instance) {
     n = strstr(args->config_json, "\"nth\":");
     f->nth = n ? strtol(n + 6, NULL, 10) : 0;
     f->drop = (const sluice_drop_ext *)args->host->get_extension(args->host, SLUICE_EXT_DROP);
+    f->host = args->host;
     *instance = f;
     return SLUICE_OK;
 }
@@ -128,6 +132,14 @@ static sluice_status f_process(void *instance, const sluice_record *in, uint32_t
                 continue;
             }
             if (strcmp(fault, "garbage_status") == 0) return (sluice_status)12345;
+            if (strcmp(fault, "log") == 0) {
+                char line[64];
+                int len = snprintf(line, sizeof line, "faulty: saw record %llu", (unsigned long long)in[i].id);
+                f->host->log(f->host, SLUICE_LOG_WARN, line, (size_t)len);
+                f->host->counter_add(f->host, "faulty_hits", 1);
+            }
+            if (strcmp(fault, "wait_for_stop") == 0)
+                while (!f->host->stop_requested(f->host)) usleep(1000);
             if (strcmp(fault, "drop") == 0 && f->drop) {
                 f->drop->drop(out, i);
                 continue;

@@ -14,6 +14,7 @@
 
 #include <cmath>
 #include <set>
+#include <thread>
 
 using namespace sluice;
 
@@ -345,4 +346,29 @@ TEST(IsolatedInstance, AWorkerPastItsMemoryLimitIsKilled) {
     ASSERT_TRUE(o.result.death);
     EXPECT_EQ(o.result.death->cause, WorkerDeath::Cause::memory_limit);
     EXPECT_GE(inst->peak_rss_mb(), 300u);
+}
+
+TEST(IsolatedInstance, TheStopFlagReachesAPluginWaitingForIt) {
+    PipelineControl control;
+    StageMetrics metrics(1);
+    auto inst = make(true, faulty(R"({"fault":"wait_for_stop","nth":1})"), control, metrics);
+    ASSERT_TRUE(inst);
+    std::thread stopper([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        control.request_stop();
+    });
+    CallOutput o = call(*inst, make_batch(2));
+    stopper.join();
+    ASSERT_TRUE(o.result.ok()) << o.result.message;
+    EXPECT_EQ(o.out.size(), 2u);
+}
+
+TEST(IsolatedInstance, LogLinesAndCountersCrossTheBoundary) {
+    PipelineControl control;
+    StageMetrics metrics(1);
+    auto inst = make(true, faulty(R"({"fault":"log","match":"\"id\":2}"})"), control, metrics);
+    ASSERT_TRUE(inst);
+    CallOutput o = call(*inst, make_batch(3));
+    ASSERT_TRUE(o.result.ok()) << o.result.message;
+    EXPECT_EQ(metrics.counters()["faulty_hits"], 1);
 }

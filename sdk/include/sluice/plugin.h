@@ -102,7 +102,9 @@
  * and starts a replacement instance on the worker thread, and the abandoned
  * instance is stopped and destroyed on the thread of the overrunning call
  * once that call returns. With "isolation": "process" the worker is killed
- * instead and the tags hold without exception.
+ * instead and the tags hold without exception. Likewise, a stage isolated
+ * after a crash in process that returns to the host's process mid-run
+ * creates and starts its new instances on the worker threads.
  *
  * ---------------------------------------------------------------------------
  * 6. Concurrency
