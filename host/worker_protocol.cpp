@@ -54,7 +54,7 @@ bool send_message(int fd, const Header &h, std::string_view text, bool wait) {
     Header head = h;
     head.text_len = uint32_t(std::min(text.size(), kMaxText));
     std::memcpy(buf, &head, sizeof head);
-    std::memcpy(buf + sizeof head, text.data(), head.text_len);
+    if (head.text_len) std::memcpy(buf + sizeof head, text.data(), head.text_len);
     for (;;) {
         ssize_t n = ::send(fd, buf, sizeof head + head.text_len, MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT));
         if (n >= 0) return true;
