@@ -1,0 +1,333 @@
+// Stage: the worker loops. An extractor pulls (within the memory budget)
+// and numbers its batches; a processor takes batches from its input queue,
+// calls its plugin on them and retries what failed, per the error policy.
+#include "stage.hpp"
+
+#include "environment_retry.hpp"
+#include "error_policy.hpp"
+#include "memory_budget.hpp"
+#include "stage_detail.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+namespace sluice {
+
+using namespace stage_detail;
+
+namespace {
+
+// Backoff between failed pulls (doubled each time, with jitter).
+constexpr std::chrono::milliseconds kRetryBase{50};
+constexpr std::chrono::milliseconds kRetryMax{2000};
+// An extractor whose pull fails this many times in a row stops the pipeline.
+constexpr int kMaxConsecutivePullErrors = 5;
+
+std::chrono::milliseconds backoff(int attempt) {
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    auto d = kRetryBase * (1 << std::min(attempt, 10));
+    if (d > kRetryMax) d = kRetryMax;
+    std::uniform_int_distribution<int64_t> jitter(0, d.count() / 2);
+    return d + std::chrono::milliseconds(jitter(rng));
+}
+
+} // namespace
+
+void Stage::run_extractor(uint32_t worker) {
+    WorkerCounters &c = metrics_.worker(worker);
+    std::vector<Batch> outputs;
+    FailureBatch failures;
+    BatchEmitter emitter(outputs, failures);
+    int consecutive_errors = 0;
+    std::optional<EnvironmentRetry> environment_retry;
+    std::chrono::milliseconds idle{0};
+    MemoryBudget &budget = MemoryBudget::global();
+    double bytes_per_record = 1024; // a guess until the first pull says
+    while (!control_.stop_requested()) {
+        // Memory: read nothing more while the budget is spent, and no more
+        // in one pull than a slice of it.
+        if (!budget.wait_for_room(control_)) break;
+        const uint32_t max_records = uint32_t(std::clamp<double>(
+            double(budget.batch_bytes()) / std::max(bytes_per_record, 1.0), 1.0, double(spec_.batch_size)));
+        outputs.clear();
+        outputs.resize(output_count());
+        failures = FailureBatch{};
+        emitter.set_input(nullptr, 0, 0);
+        bool end = false;
+        auto t0 = Clock::now();
+        CallResult r = instance_for(worker).pull(emitter, max_records, end);
+        c.add(c.busy_ns, elapsed_ns(t0));
+        if (r.death) {
+            // What the dead worker read is gone with it; a new one goes on
+            // from the last position it reported (IsolatedInstance::restart).
+            std::string why;
+            if (!instance_for(worker).features().checkpoint && c.batches.load() > 0) {
+                metrics_.worker_crashed(r.death->report_key());
+                fatal("its worker died (" + r.death->what + ") and the plugin cannot resume from a position "
+                      "(no " SLUICE_EXT_CHECKPOINT "): a new worker would read the source again from the start");
+                return;
+            }
+            if (!replace_dead_worker(worker, *r.death, "a pull", true, why)) {
+                fatal(why);
+                return;
+            }
+            continue;
+        }
+        const sluice_status s = known_status(r.status) ? r.status : SLUICE_FATAL;
+        if (!known_status(r.status))
+            r.message = "the plugin returned status " + std::to_string(int(r.status)) + ", which the ABI does not know";
+        if (s == SLUICE_RETRY) {
+            // The source cannot be read right now; nothing was consumed.
+            std::string msg = r.message;
+            if (!environment_retry) environment_retry.emplace(spec_.retry_environment_ms);
+            spdlog::debug("[{}] source unavailable, trying again: {}", spec_.id, msg);
+            if (!environment_retry->wait(control_, true)) {
+                // Out of time, unless the run is stopping anyway.
+                if (!control_.stop_requested()) fail_environment(msg, environment_retry->attempts());
+                return; // a source that could not be read is not flushed
+            }
+            continue;
+        }
+        environment_retry.reset();
+        if (s == SLUICE_ERROR) {
+            std::string msg = r.message;
+            ++consecutive_errors;
+            c.add(c.errors, 1);
+            metrics_.reason(false, msg);
+            spdlog::warn("[{}] read failed ({} in a row): {}", spec_.id, consecutive_errors, msg);
+            if (consecutive_errors >= kMaxConsecutivePullErrors) {
+                fatal("reading failed " + std::to_string(consecutive_errors) + " times in a row: " + msg);
+                return;
+            }
+            control_.sleep_for(backoff(consecutive_errors), true);
+            continue;
+        }
+        if (s != SLUICE_OK) {
+            fatal(r.message);
+            return;
+        }
+        consecutive_errors = 0;
+        // New records get ids from one contiguous range per call.
+        uint64_t produced = 0, bytes = 0;
+        for (const auto &b : outputs) {
+            produced += b.records.size();
+            bytes += b.storage->arena.bytes_reserved() + b.records.size() * sizeof(sluice_record);
+        }
+        if (produced > 0) bytes_per_record = double(bytes) / double(produced);
+        uint64_t id = control_.allocate_ids(produced + failures.items.size());
+        for (auto &b : outputs)
+            for (auto &r : b.records) r.id = id++;
+        for (auto &f : failures.items) f.record.id = id++;
+        c.add(c.in, produced);
+        c.add(c.batches, 1);
+        // The pull's acknowledgement token rides on every batch made of its
+        // records; it completes when the last of them is gone.
+        std::vector<AckRef> acks;
+        if (!trackers_.empty()) {
+            acks.push_back(trackers_[worker]->issue(instance_for(worker).position(),
+                                                    produced + failures.items.size()));
+            for (auto &b : outputs) b.acks = acks;
+        }
+        if (produced > 0) {
+            uint64_t seq;
+            if (window_) {
+                auto s = window_->acquire();
+                if (!s) return; // aborted
+                seq = *s;
+            } else {
+                seq = next_seq_.fetch_add(1);
+            }
+            for (auto &b : outputs) b.seq = seq;
+        } else {
+            // Nothing read this time (a real-time source between messages):
+            // no batch to number, none to send.
+            for (auto &b : outputs) b.seq = BatchQueue::kTailSeq;
+        }
+        if (!deliver(outputs, failures, c, 0, acks)) return;
+        if (end) break;
+        if (produced == 0 && failures.items.empty()) {
+            // Nothing right now: back off a little instead of spinning.
+            idle = std::min(std::max(idle * 2, std::chrono::milliseconds(1)), std::chrono::milliseconds(50));
+            control_.sleep_for(idle, true);
+        } else {
+            idle = std::chrono::milliseconds(0);
+        }
+    }
+    if (control_.aborted()) return;
+    flush_instance(worker, outputs, failures, emitter);
+}
+
+void Stage::run_processor(uint32_t worker) {
+    WorkerCounters &c = metrics_.worker(worker);
+    std::vector<Batch> outputs;
+    FailureBatch failures;
+    BatchEmitter emitter(outputs, failures);
+    bool recovering = recovery_.has_value();
+    while (auto in = input_->pop()) {
+        if (recovering && past_the_crash(*in)) {
+            recovering = false;
+            return_to_process(worker);
+        }
+        const uint32_t n = uint32_t(in->size());
+        outputs.clear();
+        outputs.resize(output_count());
+        for (auto &b : outputs) {
+            b.seq = in->seq;
+            b.records.reserve(n);
+        }
+        failures = FailureBatch{};
+        c.add(c.in, n);
+        c.add(c.batches, 1);
+        // Exactly once: a pull the destination already holds (written before
+        // a crash, read again since) is delivered already; any other batch
+        // is written in one call together with the marker that covers it.
+        uint32_t step = spec_.batch_size;
+        const AckToken *pull = marker_ ? marked_pull(*in) : nullptr;
+        if (marker_) {
+            step = std::max<uint32_t>(n, 1);
+            PullMarker next = *marker_;
+            if (pull) {
+                const uint32_t w = pull->tracker().origin().worker;
+                if (already_held_ && already_held_->holds(w, pull->pull())) {
+                    metrics_.counter_add("already_loaded", int64_t(n));
+                    if (!deliver(outputs, failures, c, n, in->acks)) return;
+                    continue;
+                }
+                next.add(w, pull->pull());
+            }
+            current_marker_ = next.text();
+        }
+        for (uint32_t off = 0; off < n; off += step) {
+            const uint32_t count = std::min(step, n - off);
+            Mark m = mark(outputs, failures);
+            std::string msg;
+            sluice_status s = call_guarded(worker, *in, off, count, outputs, failures, emitter, c, msg);
+            if (s == SLUICE_OK) continue;
+            if (s != SLUICE_ERROR && s != SLUICE_RETRY) {
+                fatal(msg);
+                return;
+            }
+            // The whole slice failed: every record in it takes the error
+            // path, or, when the environment failed, is left undelivered.
+            rollback(outputs, failures, m);
+            const FailureKind kind = s == SLUICE_RETRY ? FailureKind::undelivered : FailureKind::failed;
+            for (uint32_t i = off; i < off + count; ++i)
+                failures.items.push_back(Failure{kind, in->records[i], msg, 1, kind == FailureKind::failed});
+            if (count) failures.storage->parents.push_back(in->storage);
+        }
+        if (spec_.on_error.max_attempts > 1) retry_failed(worker, *in, outputs, failures, emitter, c);
+        if (pull && !environment_failed_.load()) {
+            marker_->add(pull->tracker().origin().worker, pull->pull());
+            if (sync_each_batch_ && !sync_markers())
+                fatal("cannot make the destination's delivery markers durable");
+        }
+        if (!in->acks.empty()) {
+            for (auto &b : outputs) b.acks = in->acks;
+            if (!durable_on_process_) {
+                // Safe only once this stage has flushed.
+                std::lock_guard lock(held_mutex_);
+                auto &held = held_[instances_.size() == 1 ? 0 : worker];
+                held.insert(held.end(), in->acks.begin(), in->acks.end());
+            }
+        }
+        if (!deliver(outputs, failures, c, n, in->acks)) return;
+    }
+    if (control_.aborted()) return;
+    flush_instance(worker, outputs, failures, emitter);
+}
+
+void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
+                           BatchEmitter &emitter) {
+    // A shared (concurrent) instance is flushed once, by the last worker to
+    // finish its input: the others are done with it by then.
+    const bool shared = instances_.size() == 1 && spec_.threads > 1;
+    if (shared && draining_.fetch_sub(1) != 1) return;
+    if (!plugin_.desc->flush) {
+        std::lock_guard lock(held_mutex_); // nothing to flush: nothing held
+        held_[instances_.size() == 1 ? 0 : worker].clear();
+        return;
+    }
+    StageInstance &inst = instance_for(worker);
+    WorkerCounters &c = metrics_.worker(worker);
+    outputs.clear();
+    outputs.resize(output_count());
+    for (auto &b : outputs) b.seq = BatchQueue::kTailSeq;
+    failures = FailureBatch{};
+    emitter.set_input(nullptr, 0, 0);
+    auto t0 = Clock::now();
+    CallResult r = inst.flush(emitter);
+    c.add(c.busy_ns, elapsed_ns(t0));
+    if (r.death) {
+        metrics_.worker_crashed(r.death->report_key());
+        fatal("its worker died (" + r.death->what + ") during flush: what it held is lost");
+        return;
+    }
+    if (r.status != SLUICE_OK) {
+        fatal("flush failed: " + r.message);
+        return;
+    }
+    uint64_t produced = 0;
+    for (const auto &b : outputs) produced += b.records.size();
+    uint64_t id = control_.allocate_ids(produced);
+    for (auto &b : outputs)
+        for (auto &r : b.records)
+            if (r.id == 0) r.id = id++;
+    if (spec_.kind == SLUICE_KIND_EXTRACTOR) c.add(c.in, produced);
+    // What the flush emitted came from what the stage held: it carries
+    // their acknowledgements on (a loader has no outputs: they complete here).
+    std::vector<AckRef> acks;
+    if (spec_.kind == SLUICE_KIND_EXTRACTOR && !trackers_.empty()) {
+        acks.push_back(trackers_[worker]->issue(inst.position(), produced));
+    } else {
+        std::lock_guard lock(held_mutex_);
+        acks.swap(held_[instances_.size() == 1 ? 0 : worker]);
+    }
+    for (auto &b : outputs) b.acks = acks;
+    deliver(outputs, failures, c, 0, acks);
+}
+
+void Stage::retry_failed(uint32_t worker, const Batch &input, std::vector<Batch> &outputs, FailureBatch &failures,
+                         BatchEmitter &emitter, WorkerCounters &c) {
+    const ErrorPolicy &policy = spec_.on_error;
+    for (uint32_t attempt = 2; attempt <= policy.max_attempts; ++attempt) {
+        // The records still failing become a batch of their own.
+        Batch again;
+        again.seq = input.seq;
+        // Failed records point into the storage the failure list keeps
+        // alive; share it (not the list's own storage, which will keep this
+        // batch alive in turn).
+        again.storage->parents = failures.storage->parents;
+        std::vector<Failure> kept;
+        for (auto &f : failures.items) {
+            if (f.kind == FailureKind::failed && f.retryable) again.records.push_back(f.record);
+            else kept.push_back(std::move(f));
+        }
+        if (again.records.empty()) return;
+        failures.items = std::move(kept);
+        c.add(c.retries, again.records.size());
+        spdlog::debug("[{}] retrying {} records (attempt {} of {})", spec_.id, again.records.size(), attempt,
+                      policy.max_attempts);
+        if (!control_.sleep_for(retry_delay(policy, attempt - 1), false)) return;
+        const uint32_t n = uint32_t(again.records.size());
+        Mark m = mark(outputs, failures);
+        std::string msg;
+        sluice_status s = call_guarded(worker, again, 0, n, outputs, failures, emitter, c, msg);
+        if (s != SLUICE_OK && s != SLUICE_ERROR && s != SLUICE_RETRY) {
+            fatal(msg);
+            return;
+        }
+        if (s != SLUICE_OK) {
+            rollback(outputs, failures, m);
+            const FailureKind kind = s == SLUICE_RETRY ? FailureKind::undelivered : FailureKind::failed;
+            for (const auto &r : again.records) failures.items.push_back(Failure{kind, r, msg, attempt});
+            failures.storage->parents.push_back(again.storage);
+            continue;
+        }
+        for (size_t i = m.failures; i < failures.items.size(); ++i) failures.items[i].attempts = attempt;
+        failures.storage->parents.push_back(again.storage);
+    }
+}
+
+} // namespace sluice
