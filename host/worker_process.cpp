@@ -10,6 +10,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -37,6 +41,44 @@ std::string signal_name(int sig) {
     default: return "signal " + std::to_string(sig);
     }
 }
+
+// Workers die with the host: each asks for SIGKILL when its parent goes
+// (PR_SET_PDEATHSIG). The kernel means the parent *thread*, so every worker
+// is started by this one thread, which lives as long as the process.
+class Spawner {
+public:
+    static Spawner &instance() {
+        static Spawner *s = new Spawner; // never destroyed: its thread must outlive every worker
+        return *s;
+    }
+    // Runs `job` on the spawner thread and waits for it.
+    void run(const std::function<void()> &job) {
+        std::unique_lock lock(mutex_);
+        const uint64_t ticket = ++posted_;
+        jobs_.push_back(&job);
+        wake_.notify_all();
+        done_cv_.wait(lock, [&] { return done_ >= ticket; });
+    }
+
+private:
+    Spawner() {
+        std::thread([this] {
+            std::unique_lock lock(mutex_);
+            for (;;) {
+                wake_.wait(lock, [&] { return !jobs_.empty(); });
+                const std::function<void()> *job = jobs_.front();
+                jobs_.pop_front();
+                (*job)();
+                ++done_;
+                done_cv_.notify_all();
+            }
+        }).detach();
+    }
+    std::mutex mutex_;
+    std::condition_variable wake_, done_cv_;
+    std::deque<const std::function<void()> *> jobs_;
+    uint64_t posted_ = 0, done_ = 0;
+};
 
 } // namespace
 
@@ -107,9 +149,12 @@ std::string WorkerProcess::spawn(const std::string &stage_id) {
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
     const std::string exe = executable();
-    char *argv[] = {const_cast<char *>(exe.c_str()), nullptr};
+    // Its one argument: the host's pid, to tell whether it is still there.
+    std::string host_pid = std::to_string(::getpid());
+    char *argv[] = {const_cast<char *>(exe.c_str()), host_pid.data(), nullptr};
     pid_t pid = -1;
-    int rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, environ);
+    int rc = 0;
+    Spawner::instance().run([&] { rc = ::posix_spawn(&pid, exe.c_str(), &actions, &attr, argv, environ); });
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     ::close(child_channel);

@@ -12,9 +12,11 @@
 
 #include <dlfcn.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -253,11 +255,13 @@ extern "C" const char *__asan_default_options() {
     return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0:detect_leaks=0";
 }
 
-int main() {
-    // Die with the host, even in a plugin call that never returns (between
-    // calls a closed channel says so too). Not PR_SET_PDEATHSIG: that fires
-    // when the host *thread* that started the worker ends.
-    const pid_t host = ::getppid();
+int main(int argc, char **argv) {
+    // Die with the host at once: SIGKILL when it goes (the host starts every
+    // worker from one thread that lives as long as it does), and, should
+    // that have raced with the host's end, a watch on the parent.
+    const pid_t host = argc > 1 ? pid_t(std::atol(argv[1])) : ::getppid();
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != host) return 1;
     std::thread([host] {
         for (;;) {
             if (::getppid() != host) _exit(1);

@@ -139,6 +139,21 @@ TEST(ExactlyOnce, PostgresInsertsSurviveThreeKills) {
 
 // Two extractor workers (two files shared out between them): the marker
 // keeps each worker's last pull.
+TEST(ExactlyOnce, IsolatedStagesSurviveThreeKillsOfTheHost) {
+    // Every stage in worker processes: the workers die with the host, and
+    // the loader's markers go through its worker (recover, process_marked,
+    // sync_markers).
+    TempDir dir;
+    dir.write("in.ndjson", input_rows());
+    std::string m = manifest(R"({"id":"write","kind":"loader","plugin":"sqlite","config":{"path":"out.db","table":"items","create_table":true,"columns":[{"name":"id","type":"INTEGER"},{"name":"name","type":"TEXT"}]}})");
+    m.replace(m.find(R"("state_dir":"state",)"), 20, R"("state_dir":"state","defaults":{"isolation":"process"},)");
+    m = dir.write("m.json", m);
+    bj::object report = kill_and_finish(dir, m, 3, 9005);
+    EXPECT_EQ(report.at("delivery").at("exactly_once").as_array(), bj::array{"write"});
+    for (const auto &s : report.at("stages").as_array()) EXPECT_EQ(s.at("isolation").as_string(), "process");
+    expect_each_id_once(sqlite_ids(dir / "out.db"), "sqlite, isolated");
+}
+
 TEST(ExactlyOnce, AnAppendingFileFedByTwoExtractorWorkersSurvivesThreeKills) {
     TempDir dir;
     dir.write("in/a.ndjson", input_rows(0, kRows / 2));
