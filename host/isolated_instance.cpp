@@ -86,6 +86,7 @@ CallResult IsolatedInstance::exchange(const Header &command, Header &reply, bool
     };
     auto poll = [this] {
         if (control_.stop_requested()) worker_->flags().stop_requested.store(1);
+        return !control_.aborted(); // aborting: nothing waits for a plugin
     };
     r.death = worker_->await_reply(limits, reply, text, on_message, poll);
     if (r.death) return r;
@@ -195,7 +196,9 @@ CallResult IsolatedInstance::process(const sluice_record *records, uint32_t coun
 CallResult IsolatedInstance::flush(BatchEmitter &out) {
     std::lock_guard lock(exchange_mutex_);
     Header reply{};
-    return replayed(exchange(Header{Op::flush}, reply, true), reply, out, nullptr, 0);
+    // No time limit: a flush that makes output durable may take long, and a
+    // death there cannot be recovered from anyway.
+    return replayed(exchange(Header{Op::flush}, reply, false), reply, out, nullptr, 0);
 }
 
 std::string IsolatedInstance::position() {

@@ -200,7 +200,7 @@ WorkerDeath WorkerProcess::reap(std::optional<WorkerDeath> known) {
 std::optional<WorkerDeath> WorkerProcess::await_reply(
     const WorkerLimits &limits, worker::Header &reply, std::string &text,
     const std::function<void(const worker::Header &, const std::string &)> &on_message,
-    const std::function<void()> &poll) {
+    const std::function<bool()> &poll) {
     if (pid_ <= 0) return WorkerDeath{WorkerDeath::Cause::not_running, "no worker running"};
     const auto started = Clock::now();
     const auto deadline = started + std::chrono::milliseconds(limits.timeout_ms);
@@ -225,7 +225,10 @@ std::optional<WorkerDeath> WorkerProcess::await_reply(
             continue;
         }
         if (n > 0 && (p.revents & (POLLHUP | POLLERR))) return reap(std::nullopt);
-        poll();
+        if (!poll()) {
+            ::kill(pid_, SIGKILL);
+            return reap(WorkerDeath{WorkerDeath::Cause::signal, "killed: the run is aborting"});
+        }
         const uint64_t rss = private_rss_kb();
         peak_rss_kb_ = std::max(peak_rss_kb_, rss);
         if (limits.memory_limit_mb && rss > uint64_t(limits.memory_limit_mb) * 1024) {

@@ -37,11 +37,13 @@ public:
     bool send(const worker::Header &h, std::string_view text = {}, bool wait = true);
     // Waits for the reply to the command just sent, handing log lines and
     // counters to `on_message` as they come. While waiting, `poll` runs
+    // every few milliseconds (to pass the stop flag on); when it returns
+    // false the worker is killed (the run is aborting).
     // every few milliseconds (to pass the stop flag on). A death (or a
     // limit that killed the worker) is returned instead of the reply.
     std::optional<WorkerDeath> await_reply(const WorkerLimits &limits, worker::Header &reply, std::string &text,
                                            const std::function<void(const worker::Header &, const std::string &)> &on_message,
-                                           const std::function<void()> &poll);
+                                           const std::function<bool()> &poll);
     // Asks it to quit, then makes sure it is gone.
     void shut_down();
     bool alive() const { return pid_ > 0; }
