@@ -25,15 +25,9 @@ thread_local uint64_t current_pull = 0;
 char marker_file[4096];
 std::atomic<bool> marker_set{false};
 
-const char *signal_name(int sig) {
-    switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    case SIGABRT: return "SIGABRT";
-    default: return "a fatal signal";
-    }
+const char *name_of(int sig) {
+    const char *name = signal_name(sig);
+    return name ? name : "a fatal signal";
 }
 
 void put(int fd, const char *s) {
@@ -59,7 +53,7 @@ void on_fatal_signal(int sig) {
     const Label *label = current_label;
     if (label) {
         put(2, "sluice: fatal ");
-        put(2, signal_name(sig));
+        put(2, name_of(sig));
         put(2, " in ");
         put(2, label->stage.c_str());
         put(2, " during ");
@@ -69,7 +63,7 @@ void on_fatal_signal(int sig) {
             int fd = ::open(marker_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
             if (fd >= 0) {
                 put(fd, label->marker.c_str());
-                put(fd, signal_name(sig));
+                put(fd, name_of(sig));
                 put(fd, "\"");
                 if (current_extractor) {
                     // Stage ids are letters, digits, '_' and '-': no escaping.
@@ -87,7 +81,7 @@ void on_fatal_signal(int sig) {
         }
     } else {
         put(2, "sluice: fatal ");
-        put(2, signal_name(sig));
+        put(2, name_of(sig));
         put(2, " outside any plugin call\n");
     }
     // The default action: the process dies of the same signal.
@@ -96,6 +90,19 @@ void on_fatal_signal(int sig) {
 }
 
 } // namespace
+
+const char *signal_name(int sig) {
+    switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGABRT: return "SIGABRT";
+    case SIGKILL: return "SIGKILL";
+    case SIGTERM: return "SIGTERM";
+    default: return nullptr;
+    }
+}
 
 std::string marker_path(const std::string &state_dir) { return state_dir + "/crashed-stage.json"; }
 

@@ -12,6 +12,10 @@
 
 namespace sluice::crash_reporter {
 
+// "SIGSEGV" and the like, or null for a signal it does not name.
+// Async-signal-safe.
+const char *signal_name(int sig);
+
 // The marker a crash leaves in the state directory.
 struct Marker {
     std::string stage, plugin, signal;

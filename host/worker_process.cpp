@@ -1,5 +1,7 @@
 #include "worker_process.hpp"
 
+#include "crash_reporter.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,16 +32,8 @@ using Clock = std::chrono::steady_clock;
 constexpr int kWatchMs = 10;
 
 std::string signal_name(int sig) {
-    switch (sig) {
-    case SIGSEGV: return "SIGSEGV";
-    case SIGBUS: return "SIGBUS";
-    case SIGFPE: return "SIGFPE";
-    case SIGILL: return "SIGILL";
-    case SIGABRT: return "SIGABRT";
-    case SIGKILL: return "SIGKILL";
-    case SIGTERM: return "SIGTERM";
-    default: return "signal " + std::to_string(sig);
-    }
+    if (const char *name = crash_reporter::signal_name(sig)) return name;
+    return "signal " + std::to_string(sig);
 }
 
 // Workers die with the host: each asks for SIGKILL when its parent goes
@@ -204,23 +198,23 @@ std::optional<WorkerDeath> WorkerProcess::await_reply(
     if (pid_ <= 0) return WorkerDeath{WorkerDeath::Cause::not_running, "no worker running"};
     const auto started = Clock::now();
     const auto deadline = started + std::chrono::milliseconds(limits.timeout_ms);
+    // Samples its memory; past the limit the worker is killed.
+    auto over_memory_limit = [&]() -> std::optional<WorkerDeath> {
+        const uint64_t rss = private_rss_kb();
+        peak_rss_kb_ = std::max(peak_rss_kb_, rss);
+        if (!limits.memory_limit_mb || rss <= uint64_t(limits.memory_limit_mb) * 1024) return std::nullopt;
+        ::kill(pid_, SIGKILL);
+        return reap(WorkerDeath{WorkerDeath::Cause::memory_limit,
+                                "memory limit (" + std::to_string(limits.memory_limit_mb) + " MB)"});
+    };
     for (;;) {
         struct pollfd p {channel_, POLLIN, 0};
         int n = ::poll(&p, 1, kWatchMs);
         if (n > 0 && (p.revents & POLLIN)) {
             if (!worker::receive_message(channel_, reply, text)) return reap(std::nullopt); // it died
-            if (reply.op == worker::Op::reply) {
-                // A call too short to be watched can still pass the limit:
-                // that worker is dead too, and the call is sent again.
-                const uint64_t rss = private_rss_kb();
-                peak_rss_kb_ = std::max(peak_rss_kb_, rss);
-                if (limits.memory_limit_mb && rss > uint64_t(limits.memory_limit_mb) * 1024) {
-                    ::kill(pid_, SIGKILL);
-                    return reap(WorkerDeath{WorkerDeath::Cause::memory_limit,
-                                            "memory limit (" + std::to_string(limits.memory_limit_mb) + " MB)"});
-                }
-                return std::nullopt;
-            }
+            // A call too short to be watched can still pass the limit:
+            // that worker is dead too, and the call is sent again.
+            if (reply.op == worker::Op::reply) return over_memory_limit();
             on_message(reply, text);
             continue;
         }
@@ -229,13 +223,7 @@ std::optional<WorkerDeath> WorkerProcess::await_reply(
             ::kill(pid_, SIGKILL);
             return reap(WorkerDeath{WorkerDeath::Cause::signal, "killed: the run is aborting"});
         }
-        const uint64_t rss = private_rss_kb();
-        peak_rss_kb_ = std::max(peak_rss_kb_, rss);
-        if (limits.memory_limit_mb && rss > uint64_t(limits.memory_limit_mb) * 1024) {
-            ::kill(pid_, SIGKILL);
-            return reap(WorkerDeath{WorkerDeath::Cause::memory_limit,
-                                    "memory limit (" + std::to_string(limits.memory_limit_mb) + " MB)"});
-        }
+        if (auto death = over_memory_limit()) return death;
         if (limits.timeout_ms && Clock::now() > deadline) {
             ::kill(pid_, SIGKILL);
             return reap(WorkerDeath{WorkerDeath::Cause::timeout,
