@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstring>
 
 namespace sluice {
@@ -84,8 +85,19 @@ CallResult IsolatedInstance::exchange(const Header &command, Header &reply, bool
         else if (h.op == Op::counter && !t.empty())
             metrics_.counter_add(t, h.value);
     };
-    auto poll = [this] {
+    // A call without a time limit that runs for minutes is said so, not
+    // waited on in silence.
+    const auto started = std::chrono::steady_clock::now();
+    auto next_warning = std::chrono::seconds(60);
+    auto poll = [&] {
         if (control_.stop_requested()) worker_->flags().stop_requested.store(1);
+        const auto running = std::chrono::steady_clock::now() - started;
+        if (running >= next_warning) {
+            spdlog::warn("[{}] a call of plugin '{}' has been running for {} s{}", setup_.stage_id, setup_.desc->name,
+                         std::chrono::duration_cast<std::chrono::seconds>(running).count(),
+                         limits.timeout_ms ? "" : " (set timeout_ms to bound it)");
+            next_warning *= 2;
+        }
         return !control_.aborted(); // aborting: nothing waits for a plugin
     };
     r.death = worker_->await_reply(limits, reply, text, on_message, poll);
