@@ -1,14 +1,18 @@
 // The parts of the stage runtime, in process (no `sluice` subprocess): the
 // call log that carries results across a boundary, the emitter's ledger,
-// poison-record bisection, the restart budget, and the two kinds of stage
-// instance behind one interface (the isolated one starts `sluice-worker`).
+// poison-record bisection, the restart budget, the two kinds of stage
+// instance behind one interface (the isolated one starts `sluice-worker`),
+// and the error path.
 #include "call_log.hpp"
 #include "emitter.hpp"
+#include "failure_router.hpp"
 #include "in_process_instance.hpp"
 #include "isolated_instance.hpp"
 #include "plugin_loader.hpp"
 #include "poison_bisection.hpp"
 #include "restart_budget.hpp"
+
+#include <sluice/dead_letter.hpp>
 
 #include <gtest/gtest.h>
 
@@ -371,4 +375,46 @@ TEST(IsolatedInstance, LogLinesAndCountersCrossTheBoundary) {
     CallOutput o = call(*inst, make_batch(3));
     ASSERT_TRUE(o.result.ok()) << o.result.message;
     EXPECT_EQ(metrics.counters()["faulty_hits"], 1);
+}
+
+// --- the error path ------------------------------------------------------------
+
+TEST(FailureRouter, DeadLettersCarryTheRecordAndWhyAndFailStopsTheRun) {
+    Batch in = make_batch(3);
+    FailureBatch failures;
+    failures.items.push_back(Failure{FailureKind::failed, in.records[0], "worker crashed: SIGSEGV"});
+    failures.items.push_back(Failure{FailureKind::rejected, in.records[1], "too big"});
+    failures.storage->parents.push_back(in.storage);
+
+    StageSpec spec;
+    spec.id = "bad";
+    spec.plugin = "faulty";
+    spec.kind = SLUICE_KIND_TRANSFORMER;
+    spec.on_error.then = ErrorPolicy::Then::dead_letter;
+    PipelineControl control;
+    StageMetrics metrics(1);
+    FailureRouter router(spec, control, metrics);
+    auto queue = std::make_shared<BatchQueue>(4, false, 1);
+    router.set_dead_letter(queue);
+    ASSERT_TRUE(router.route(failures, metrics.worker(0), {}));
+    queue->producer_done();
+    auto dead = queue->pop();
+    ASSERT_TRUE(dead);
+    ASSERT_EQ(dead->records.size(), 1u) << "a rejected record is not dead-lettered";
+    std::string problem;
+    auto letter = dead_letter::read(payload(dead->records[0]), problem);
+    ASSERT_TRUE(letter) << problem;
+    EXPECT_EQ(letter->error, "worker crashed: SIGSEGV");
+    EXPECT_EQ(letter->payload, "{\"id\":1}");
+    EXPECT_EQ(metrics.worker(0).dead_lettered.load(), 1u);
+    EXPECT_FALSE(control.failed());
+
+    spec.on_error.then = ErrorPolicy::Then::fail;
+    FailureRouter failing(spec, control, metrics);
+    failing.route(failures, metrics.worker(0), {});
+    EXPECT_TRUE(control.failed());
+    EXPECT_NE(control.abort_message().find("stage 'bad' (transformer faulty): record 1 failed and on_error is fail: "
+                                           "worker crashed: SIGSEGV"),
+              std::string::npos)
+        << control.abort_message();
 }
