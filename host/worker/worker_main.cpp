@@ -254,6 +254,9 @@ void serve() {
 extern "C" const char *__asan_default_options() {
     return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0:detect_leaks=0";
 }
+extern "C" const char *__tsan_default_options() {
+    return "handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0";
+}
 
 int main(int argc, char **argv) {
     // Die with the host at once: SIGKILL when it goes (the host starts every
