@@ -193,6 +193,10 @@ std::string Pipeline::describe() const {
         out << "  " << spec.id << "  [" << kind_name(spec.kind) << " " << spec.plugin << " "
             << s.plugin().desc->version << "]  threads=" << spec.threads << " batch=" << spec.batch_size;
         if (!spec.inputs.empty()) out << " queue=" << spec.queue_capacity << (spec.ordered ? " ordered" : "");
+        if (spec.isolation.process) {
+            out << " isolated max_restarts=" << spec.isolation.max_restarts;
+            if (spec.isolation.memory_limit_mb) out << " memory_limit=" << spec.isolation.memory_limit_mb << "MB";
+        }
         out << "\n";
         // Where each output goes.
         const auto &names = s.plugin().output_names;

@@ -410,6 +410,22 @@ TEST(Isolation, EveryStageKindRunsIsolatedWithTheSameResult) {
     EXPECT_TRUE(counted) << "the file extractor's counters crossed the boundary";
 }
 
+TEST(Isolation, ValidateShowsIsolatedStagesAndStartsTheirWorkers) {
+    TempDir dir;
+    ProcessResult r = run_sluice({"validate", manifest(dir, "crash", R"("isolation":"process","memory_limit_mb":200,)")});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("isolated max_restarts=5 memory_limit=200MB"), std::string::npos) << r.out;
+    // A config the plugin refuses is refused from inside its worker too.
+    std::string m = dir.write("bad.json", R"({"stages":[
+    {"id":"gen","kind":"extractor","plugin":"generate","config":{"count":1}},
+    {"id":"gate","kind":"validator","plugin":"rules","isolation":"process","config":{"rules":[{"field":"a","regex":"("}]}},
+    {"id":"out","kind":"loader","plugin":"null","inputs":["gate.pass"]}]})");
+    ProcessResult bad = run_sluice({"validate", m});
+    EXPECT_EQ(bad.exit_code, 2) << bad.out;
+    EXPECT_NE(bad.err.find("/stages/1/config: "), std::string::npos) << bad.err;
+    EXPECT_NE(bad.err.find("invalid pattern"), std::string::npos) << bad.err;
+}
+
 TEST(Isolation, AMemoryLimitNeedsIsolation) {
     TempDir dir;
     std::string m = dir.write("m.json", R"({"stages":[
