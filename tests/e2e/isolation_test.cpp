@@ -169,6 +169,26 @@ TEST(Isolation, ALeakingPluginIsRestartedAtItsMemoryLimit) {
     EXPECT_LE(o.stage("bad").at("workers").at("peak_rss_mb").to_number<uint64_t>(), 150u + 60u);
 }
 
+TEST(Isolation, AnExtractorWhoseWorkerDiesGoesOnFromItsLastPosition) {
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"name":"source","plugin_dirs":[")" + kTestPlugins + R"("],
+  "stages":[
+    {"id":"src","kind":"extractor","plugin":"faulty_source","isolation":"process","batch_size":500,
+     "config":{"count":3000,"crash_at":1700}},
+    {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson"}}]})");
+    Outcome o = run(dir, m);
+    ASSERT_EQ(o.process.exit_code, 0) << o.process.err;
+    std::set<std::string> unique(o.out.begin(), o.out.end());
+    EXPECT_EQ(o.out.size(), 3000u);
+    EXPECT_EQ(unique.size(), 3000u) << "nothing read twice, nothing skipped";
+    const bj::object &workers = o.stage("src").at("workers").as_object();
+    EXPECT_EQ(workers.at("restarts").to_number<uint64_t>(), 1u);
+    EXPECT_EQ(workers.at("crashes").at("SIGSEGV").to_number<uint64_t>(), 1u);
+    EXPECT_NE(o.process.err.find("[src] the worker of plugin 'faulty_source' died (SIGSEGV) during a pull"),
+              std::string::npos)
+        << o.process.err;
+}
+
 TEST(Isolation, PastMaxRestartsThePoisonRecordsTakeTheErrorPath) {
     // Every record kills the worker: after max_restarts (3) deaths charged
     // within a minute the stage stops restarting and follows on_error.

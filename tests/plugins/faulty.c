@@ -183,7 +183,92 @@ static const sluice_stage_descriptor faulty_stage = {
     NULL,
 };
 
-static const sluice_stage_descriptor *const stages[] = {&faulty_stage};
-static const sluice_entry entry = {SLUICE_ABI_MAJOR, SLUICE_ABI_MINOR, sizeof(sluice_entry), 1, stages};
+/* --- faulty_source: an extractor that crashes once ------------------------
+ * Config {"count": N, "crash_at": K}: emits {"id":1} .. {"id":N}, one pull
+ * of up to max_records at a time, and resumes from a position (the next id)
+ * through sluice.checkpoint/1. The instance that first reaches id K crashes
+ * (SIGSEGV) in that pull; a restored instance does not crash. */
+typedef struct source {
+    long count, crash_at, next;
+    char position[32];
+} source;
+
+static sluice_status s_create(const sluice_create_args *args, void **instance) {
+    source *s = (source *)calloc(1, sizeof *s);
+    const char *c, *k;
+    if (!s) return SLUICE_ERROR;
+    c = strstr(args->config_json, "\"count\":");
+    k = strstr(args->config_json, "\"crash_at\":");
+    s->count = c ? strtol(c + 8, NULL, 10) : 0;
+    s->crash_at = k ? strtol(k + 11, NULL, 10) : 0;
+    s->next = 1;
+    *instance = s;
+    return SLUICE_OK;
+}
+
+static sluice_status s_pull(void *instance, const sluice_emitter *out, uint32_t max, int32_t *end) {
+    source *s = (source *)instance;
+    uint32_t i;
+    for (i = 0; i < max && s->next <= s->count; i++, s->next++) {
+        char payload[48];
+        sluice_record r;
+        if (s->next == s->crash_at) *(volatile int *)0 = 1;
+        memset(&r, 0, sizeof r);
+        r.payload = payload;
+        r.payload_len = (size_t)snprintf(payload, sizeof payload, "{\"id\":%ld}", s->next);
+        out->emit(out, 0, SLUICE_NO_INPUT, &r);
+    }
+    *end = s->next > s->count;
+    return SLUICE_OK;
+}
+
+static const char *s_position(void *instance) {
+    source *s = (source *)instance;
+    snprintf(s->position, sizeof s->position, "%ld", s->next);
+    return s->position;
+}
+
+static sluice_status s_restore(void *instance, const char *position, size_t len) {
+    source *s = (source *)instance;
+    char buf[32];
+    if (len == 0 || len >= sizeof buf) return SLUICE_ERROR;
+    memcpy(buf, position, len);
+    buf[len] = 0;
+    s->next = strtol(buf, NULL, 10);
+    s->crash_at = 0; /* a restored instance has its crash behind it */
+    return SLUICE_OK;
+}
+
+static const sluice_checkpoint_ext source_checkpoint = {sizeof(sluice_checkpoint_ext), 0, s_position, s_restore};
+
+static const void *s_extension(void *instance, const char *id) {
+    (void)instance;
+    return strcmp(id, SLUICE_EXT_CHECKPOINT) == 0 ? &source_checkpoint : NULL;
+}
+
+static const sluice_stage_descriptor source_stage = {
+    sizeof(sluice_stage_descriptor),
+    SLUICE_KIND_EXTRACTOR,
+    "faulty_source",
+    "1.0.0",
+    "Emits {\"id\":1..count} and crashes once at id crash_at (tests of plugin containment)",
+    "{\"type\":\"object\",\"properties\":{\"count\":{\"type\":\"integer\"},\"crash_at\":{\"type\":\"integer\"}}}",
+    0,
+    NULL,
+    0,
+    0,
+    s_create,
+    NULL,
+    s_pull,
+    NULL,
+    NULL,
+    NULL,
+    f_destroy,
+    f_last_error,
+    s_extension,
+};
+
+static const sluice_stage_descriptor *const stages[] = {&faulty_stage, &source_stage};
+static const sluice_entry entry = {SLUICE_ABI_MAJOR, SLUICE_ABI_MINOR, sizeof(sluice_entry), 2, stages};
 
 SLUICE_EXPORT const sluice_entry *sluice_plugin_entry(void) { return &entry; }

@@ -110,5 +110,5 @@ TEST(PluginLoader, SearchSkipsBadFilesButListingReportsThem) {
     auto listing = r.list_all();
     EXPECT_EQ(listing.problems.size(), 5u) << "abi2, abi_newer, no_entry, not_elf, liar";
     size_t stages = listing.stages.size();
-    EXPECT_EQ(stages, 5u) << "c_tag + probe_source, probe_sink, fault + faulty";
+    EXPECT_EQ(stages, 6u) << "c_tag + probe_source, probe_sink, fault + faulty, faulty_source";
 }
