@@ -18,6 +18,11 @@
 //   };
 //   SLUICE_PLUGIN(Upper)
 //
+// In process, say what became of every input: out.forward(i), out.replace /
+// out.emit from it, out.reject(i, why), out.fail(i, why), or out.drop(i) for
+// one filtered out on purpose. An input given none of these is sent down the
+// error path as "the plugin did not account for this record" (plugin.h, 8).
+//
 // Optional members, detected at compile time:
 //   static constexpr uint64_t capabilities = SLUICE_CAP_...;
 //   static constexpr std::array<const char *, N> outputs = {"pass", "fail"};
