@@ -162,6 +162,14 @@ sluice_status Stage::call_guarded(uint32_t worker, const Batch &input, uint32_t 
                 return SLUICE_ERROR;
             }
             if (++deaths < 2) continue; // the batch is sent again once
+            if (marker_) {
+                // An exactly-once loader writes a pull with the marker that
+                // covers all of it: a part written alone would be taken for
+                // the whole after a crash. It is not split.
+                message = "its worker died twice on a batch (" + r.death->what +
+                          ") and a loader that delivers exactly once cannot split it to find the record";
+                return SLUICE_FATAL;
+            }
             // Twice: look for the records that kill it. Deaths while
             // narrowing down are free; each poison record after the first
             // counts against max_restarts.
