@@ -172,12 +172,17 @@ LoadedStage PluginRegistry::find(sluice_kind kind, const std::string &name,
     }
     std::optional<std::pair<std::string, const sluice_stage_descriptor *>> other_kind;
     std::vector<std::string> same_kind;
+    // Libraries refused on the way: any of them could be the one asked for.
+    // Those whose file name holds the stage's name are named first.
+    std::vector<std::string> refused_likely, refused_other;
     for (const std::string &path : candidates()) {
         std::shared_ptr<PluginLibrary> lib;
         try {
             lib = open_cached(path);
         } catch (const PluginError &e) {
             spdlog::debug("skipping {}", e.what());
+            const bool likely = fs::path(path).stem().string().find(name) != std::string::npos;
+            (likely ? refused_likely : refused_other).emplace_back(e.what());
             continue;
         }
         for (const auto *d : lib->stages()) {
@@ -196,9 +201,16 @@ LoadedStage PluginRegistry::find(sluice_kind kind, const std::string &name,
     same_kind.erase(std::unique(same_kind.begin(), same_kind.end()), same_kind.end());
     std::string avail;
     for (const auto &n : same_kind) avail += (avail.empty() ? "" : ", ") + n;
+    std::string refused;
+    refused_likely.insert(refused_likely.end(), refused_other.begin(), refused_other.end());
+    constexpr size_t kNamed = 5;
+    for (size_t i = 0; i < refused_likely.size() && i < kNamed; ++i) refused += "; refused " + refused_likely[i];
+    if (refused_likely.size() > kNamed)
+        refused += "; and " + std::to_string(refused_likely.size() - kNamed) + " more refused libraries (sluice plugins lists them)";
     throw PluginError("no " + std::string(kind_name(kind)) + " named '" + name + "' in " +
                       (dirs.empty() ? std::string("(no plugin directories)") : dirs) +
-                      (avail.empty() ? std::string() : " (available " + std::string(kind_name(kind)) + "s: " + avail + ")"));
+                      (avail.empty() ? std::string() : " (available " + std::string(kind_name(kind)) + "s: " + avail + ")") +
+                      refused);
 }
 
 PluginRegistry::Listing PluginRegistry::list_all() {

@@ -172,6 +172,27 @@ TEST(Cli, EachKindOfSetupMistakeGetsItsOneLineMessage) {
     EXPECT_NE(missing.err.find("absent.json: cannot open manifest: No such file or directory"), std::string::npos);
 }
 
+TEST(Cli, APluginThatCannotBeFoundNamesTheLibrariesRefusedOnTheWay) {
+    // A .so in plugin_dirs that is refused (here: built for ABI 2) may well
+    // be the plugin the manifest asks for: the one line says why it was not.
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"plugin_dirs":[")" + kBadPlugins + R"("],"stages":[
+    {"id":"in","kind":"extractor","plugin":"generate","config":{"count":1}},
+    {"id":"x","kind":"transformer","plugin":"abi2"},
+    {"id":"out","kind":"loader","plugin":"null"}]})");
+    for (const char *cmd : {"validate", "run"}) {
+        ProcessResult r = run_sluice({cmd, m});
+        EXPECT_EQ(r.exit_code, 2) << r.err;
+        EXPECT_NE(r.err.find("/stages/1/plugin: no transformer named 'abi2' in "), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("; refused " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks "
+                             "ABI 1.3 (the major versions must match); refused "),
+                  std::string::npos)
+            << "the likely one first, then the others: " << r.err;
+        EXPECT_NE(r.err.find("no_entry.so: not a Sluice plugin"), std::string::npos) << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+    }
+}
+
 TEST(Cli, APluginWrittenInPlainCRunsInAPipeline) {
     TempDir dir;
     std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","config":{"count":3000}})",
