@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <sluice/utc_time.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <ctime>
@@ -15,15 +17,6 @@ namespace sluice {
 namespace bj = boost::json;
 
 namespace {
-
-std::string iso_time(std::chrono::system_clock::time_point t) {
-    std::time_t tt = std::chrono::system_clock::to_time_t(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 bj::array reasons_json(const std::vector<std::pair<std::string, uint64_t>> &reasons) {
     bj::array a;
@@ -43,7 +36,7 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
     r["status"] = result.status;
     r["exit_code"] = result.exit_code;
     if (!result.error.empty()) r["error"] = result.error;
-    r["started_at"] = iso_time(started);
+    r["started_at"] = utc_time(started);
     r["seconds"] = seconds;
 
     uint64_t extracted = 0, unreadable = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0, dead_lettered = 0;

@@ -10,8 +10,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sluice/backoff.hpp>
+
 #include <algorithm>
-#include <random>
 
 namespace sluice {
 
@@ -20,18 +21,10 @@ using namespace stage_detail;
 namespace {
 
 // Backoff between failed pulls (doubled each time, with jitter).
-constexpr std::chrono::milliseconds kRetryBase{50};
+constexpr std::chrono::milliseconds kRetryBase{100};
 constexpr std::chrono::milliseconds kRetryMax{2000};
 // An extractor whose pull fails this many times in a row stops the pipeline.
 constexpr int kMaxConsecutivePullErrors = 5;
-
-std::chrono::milliseconds backoff(int attempt) {
-    thread_local std::minstd_rand rng{std::random_device{}()};
-    auto d = kRetryBase * (1 << std::min(attempt, 10));
-    if (d > kRetryMax) d = kRetryMax;
-    std::uniform_int_distribution<int64_t> jitter(0, d.count() / 2);
-    return d + std::chrono::milliseconds(jitter(rng));
-}
 
 } // namespace
 
@@ -101,7 +94,7 @@ void Stage::run_extractor(uint32_t worker) {
                 fatal("reading failed " + std::to_string(consecutive_errors) + " times in a row: " + msg);
                 return;
             }
-            control_.sleep_for(backoff(consecutive_errors), true);
+            control_.sleep_for(backoff_delay(kRetryBase, kRetryMax, uint32_t(consecutive_errors)), true);
             continue;
         }
         if (s != SLUICE_OK) {

@@ -1,5 +1,7 @@
 #include "state_store.hpp"
 
+#include <sluice/utc_time.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <cctype>
@@ -28,15 +30,6 @@ std::string file_name_for(const std::string &pipeline) {
         name += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
     if (name.empty() || name[0] == '.') name = "pipeline" + name;
     return name + ".state.json";
-}
-
-std::string utc_now() {
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 bool write_all(int fd, const std::string &text) {

@@ -1,5 +1,7 @@
 #include "documents_extractor.hpp"
 
+#include <sluice/utc_time.hpp>
+
 #include "../common/resource_uri.hpp"
 
 #include "../common/sorted_files.hpp"
@@ -37,13 +39,7 @@ std::string lower_extension(const fs::path &p) {
 }
 
 std::string iso_time(fs::file_time_type t) {
-    auto sys = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::file_clock::to_sys(t));
-    std::time_t tt = std::chrono::system_clock::to_time_t(sys);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
+    return utc_time(std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::file_clock::to_sys(t)));
 }
 
 // Byte offset of code point `n` in UTF-8 `s` (or its size).

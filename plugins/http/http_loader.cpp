@@ -1,5 +1,6 @@
 #include "http_loader.hpp"
 
+#include <sluice/backoff.hpp>
 #include <sluice/json.hpp>
 
 #include <Poco/Net/Context.h>
@@ -10,7 +11,6 @@
 #include <Poco/StreamCopier.h>
 
 #include <cstdlib>
-#include <random>
 #include <thread>
 
 namespace sluice::plugins::http {
@@ -104,15 +104,11 @@ void HttpLoader::process(Input in, Emitter &out) {
     }
     if (json_array_) body += ']';
     if (sent.empty()) return;
-    thread_local std::minstd_rand rng{std::random_device{}()};
     std::string problem;
     int status = 0;
     for (int attempt = 0; attempt < max_attempts_; ++attempt) {
         if (attempt > 0) {
-            auto d = backoff_ * (int64_t(1) << std::min(attempt - 1, 20));
-            if (d > max_backoff_) d = max_backoff_;
-            d += std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(0, d.count() / 2)(rng));
-            std::this_thread::sleep_for(d);
+            std::this_thread::sleep_for(backoff_delay(backoff_, max_backoff_, uint32_t(attempt)));
             ++retries_;
         }
         ++requests_;

@@ -1,10 +1,11 @@
 #include "chat_engine.hpp"
 
+#include <sluice/backoff.hpp>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <random>
 
 namespace sluice::plugins::llm {
 
@@ -211,11 +212,7 @@ void ChatEngine::release_slot() {
 }
 
 std::chrono::milliseconds ChatEngine::backoff(int attempt, const std::string &retry_after) const {
-    thread_local std::minstd_rand rng{std::random_device{}()};
-    auto d = settings_.backoff * (int64_t(1) << std::min(attempt, 20));
-    if (d > settings_.max_backoff) d = settings_.max_backoff;
-    std::uniform_int_distribution<int64_t> jitter(0, d.count() / 2);
-    d += std::chrono::milliseconds(jitter(rng));
+    auto d = backoff_delay(settings_.backoff, settings_.max_backoff, uint32_t(attempt) + 1);
     // Retry-After in seconds (an HTTP date is rare from these APIs; the
     // backoff stands in for it).
     if (!retry_after.empty() && retry_after.find_first_not_of("0123456789") == std::string::npos &&

@@ -17,6 +17,7 @@
 #define SLUICE_DEAD_LETTER_HPP
 
 #include <sluice/json.hpp>
+#include <sluice/utc_time.hpp>
 
 #include <boost/json.hpp>
 
@@ -120,13 +121,8 @@ inline std::string write(const Letter &l) {
     out += ",\"error\":";
     json::append_string_lossy(out, l.error);
     out += ",\"attempts\":" + std::to_string(l.attempts);
-    char when[32];
-    std::time_t now = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&now, &tm);
-    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
     out += ",\"time\":\"";
-    out += when;
+    out += utc_now();
     out += "\",\"attributes\":{";
     bool first = true;
     for (const auto &[k, v] : l.attributes) {
