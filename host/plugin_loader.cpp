@@ -78,6 +78,9 @@ std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
             const std::string prefix = fs::absolute(path).string() + ": ";
             if (why.compare(0, prefix.size(), prefix) == 0) why = why.substr(prefix.size());
         }
+        if (why.find("undefined symbol") != std::string::npos)
+            throw PluginError(path + ": cannot be loaded, it needs a symbol nothing provides (" + why +
+                              "): it was built against another version of a library it uses");
         throw PluginError(path + ": not a loadable shared library: " + why);
     }
     if (!self->lib_->has(SLUICE_ENTRY_SYMBOL))

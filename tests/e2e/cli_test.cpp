@@ -81,7 +81,7 @@ TEST(Cli, PluginsListsTheBundledPluginsWithTheirConfig) {
     ASSERT_EQ(j.exit_code, 0);
     bj::object o = bj::parse(j.out).as_object();
     EXPECT_EQ(o.at("plugins").as_array().size(), 17u);
-    EXPECT_EQ(o.at("problems").as_array().size(), 5u) << "the bad plugins are reported, not hidden";
+    EXPECT_EQ(o.at("problems").as_array().size(), 6u) << "the bad plugins are reported, not hidden";
 }
 
 TEST(Cli, QuickstartProducesTheExpectedOutputAndReport) {
@@ -142,6 +142,9 @@ TEST(Cli, EachKindOfSetupMistakeGetsItsOneLineMessage) {
          "/stages/1/library: " + kBadPlugins + "/not_elf.so: not a loadable shared library: "},
         {R"({"id":"x","kind":"transformer","plugin":"x","library":")" + kBadPlugins + R"(/no_entry.so"})",
          "/stages/1/library: " + kBadPlugins + "/no_entry.so: not a Sluice plugin: it does not export sluice_plugin_entry()"},
+        {R"({"id":"x","kind":"transformer","plugin":"x","library":")" + kBadPlugins + R"(/undefined_symbol.so"})",
+         "/stages/1/library: " + kBadPlugins + "/undefined_symbol.so: cannot be loaded, it needs a symbol nothing "
+         "provides (undefined symbol: sluice_test_function_nobody_defines)"},
         {R"({"id":"x","kind":"transformer","plugin":"from_elsewhere","library":")" + kBadPlugins + R"(/abi2.so"})",
          "/stages/1/library: " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.3"},
         {R"({"id":"x","kind":"transformer","plugin":"map","config":{"renam":{}}})",

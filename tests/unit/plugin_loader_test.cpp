@@ -108,7 +108,7 @@ TEST(PluginLoader, SearchSkipsBadFilesButListingReportsThem) {
     PluginRegistry r({kBad, kTest});
     EXPECT_EQ(r.find(SLUICE_KIND_TRANSFORMER, "c_tag", std::nullopt).desc->kind, SLUICE_KIND_TRANSFORMER);
     auto listing = r.list_all();
-    EXPECT_EQ(listing.problems.size(), 5u) << "abi2, abi_newer, no_entry, not_elf, liar";
+    EXPECT_EQ(listing.problems.size(), 6u) << "abi2, abi_newer, no_entry, not_elf, liar, undefined_symbol";
     size_t stages = listing.stages.size();
     EXPECT_EQ(stages, 6u) << "c_tag + probe_source, probe_sink, fault + faulty, faulty_source";
 }
