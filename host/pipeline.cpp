@@ -371,9 +371,9 @@ void Pipeline::warn_about_late_confirmations() const {
         for (size_t e : reach[i]) {
             if (!stages_[e]->wants_acknowledgements()) continue;
             spdlog::warn("[{}] confirms delivery to its clients, but loader '{}' ({}) makes records durable only "
-                         "when the run ends: every confirmation waits until then{}",
-                         stages_[e]->id(), loader.id(), loader.spec().plugin,
-                         loader.spec().plugin == "file" ? " (set \"append\": true)" : "");
+                         "when the run ends: every confirmation waits until then (look in its options for a mode "
+                         "that makes each batch durable as it is written, such as appending)",
+                         stages_[e]->id(), loader.id(), loader.spec().plugin);
         }
     }
 }

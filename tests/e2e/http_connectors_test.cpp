@@ -273,8 +273,9 @@ TEST(HttpIngest, WarnsAtStartWhenALoaderConfirmsOnlyAtTheEnd) {
     ChildProcess sluice({sluice_binary(), "run", m, "--log-level", "info"});
     ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
     EXPECT_NE(sluice.err_so_far().find("[in] confirms delivery to its clients, but loader 'out' (file) makes records "
-                                       "durable only when the run ends: every confirmation waits until then (set "
-                                       "\"append\": true)"),
+                                       "durable only when the run ends: every confirmation waits until then (look "
+                                       "in its options for a mode that makes each batch durable as it is written, "
+                                       "such as appending)"),
               std::string::npos)
         << sluice.err_so_far();
     sluice.signal(SIGTERM);
