@@ -155,7 +155,7 @@ public:
             c.fail("routes", "required: expected a non-empty array");
         size_t i = 0;
         for (const bj::value &r : routes->get_array()) {
-            std::string path = "config.routes[" + std::to_string(i++) + "]";
+            std::string path = "routes[" + std::to_string(i++) + "]";
             if (!r.is_object()) throw Error(path + ": expected an object");
             json::Config rc(r.get_object(), path + ".");
             std::string out = rc.required_string("output");

@@ -122,8 +122,8 @@ public:
         size_t index = 0;
         for (const bj::value &rv : rules->get_array()) {
             std::string at = "rules[" + std::to_string(index++) + "]";
-            if (!rv.is_object()) throw Error("config." + at + ": expected an object");
-            json::Config rc(rv.get_object(), "config." + at + ".");
+            if (!rv.is_object()) throw Error(at + ": expected an object");
+            json::Config rc(rv.get_object(), at + ".");
             Rule r;
             r.field = rc.required_string("field");
             r.required = rc.boolean("required", false);

@@ -152,7 +152,7 @@ TEST(Cli, EachKindOfSetupMistakeGetsItsOneLineMessage) {
         {R"({"id":"x","kind":"transformer","plugin":"map","config":{"cast":{"a":"date"}}})",
          "/stages/1/config/cast/a: \"date\" is not one of \"string\", \"int\", \"float\", \"bool\""},
         {R"({"id":"x","kind":"validator","plugin":"rules","config":{"rules":[{"field":"a","regex":"("}]}})",
-         "/stages/1/config: config.rules[0].regex: invalid pattern: missing ): ("},
+         "/stages/1/config: rules[0].regex: invalid pattern: missing ): ("},
         {R"({"id":"x","kind":"transformer","plugin":"map","threads":0})", "/stages/1/threads: expected a positive integer"},
     };
     for (const Case &c : cases) {

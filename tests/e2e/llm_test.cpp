@@ -203,7 +203,7 @@ TEST(Llm, TheApiKeyIsSentAsBearerAndNeverLogged) {
     // A missing variable is a config error before anything runs.
     ProcessResult missing = run_sluice({"validate", dir / "m.json"});
     EXPECT_EQ(missing.exit_code, 2);
-    EXPECT_NE(missing.err.find("config.api_key_env: environment variable SLUICE_TEST_LLM_KEY is not set"),
+    EXPECT_NE(missing.err.find("api_key_env: environment variable SLUICE_TEST_LLM_KEY is not set"),
               std::string::npos) << missing.err;
 }
 

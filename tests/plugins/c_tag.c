@@ -28,7 +28,7 @@ static sluice_status tag_create(const sluice_create_args *args, void **instance)
         const char *q1 = strchr(v + 7, '"'), *q2 = q1 ? strchr(q1 + 1, '"') : NULL;
         size_t n;
         if (!q1 || !q2 || (n = (size_t)(q2 - q1 - 1)) >= sizeof t->value) {
-            snprintf(args->error, args->error_size, "config.value: expected a short string");
+            snprintf(args->error, args->error_size, "value: expected a short string");
             free(t);
             return SLUICE_ERROR;
         }

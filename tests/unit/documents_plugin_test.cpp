@@ -134,7 +134,7 @@ TEST(Documents, ChunksOverlapAndEndAtWhiteSpace) {
 
 TEST(Documents, ConfigMistakes) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_EXTRACTOR, "documents", R"({"path":"d","chunk_chars":10,"chunk_overlap":10})"),
-              "config.chunk_overlap: must be less than chunk_chars");
+              "chunk_overlap: must be less than chunk_chars");
     StageHarness h(SLUICE_KIND_EXTRACTOR, "documents", R"({"path":"/nonexistent/dir"})");
     EXPECT_THROW(h.start(), std::runtime_error);
 }

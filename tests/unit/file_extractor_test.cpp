@@ -174,11 +174,11 @@ TEST(FileExtractor, LargeFileAcrossManyBufferRefills) {
 
 TEST(FileExtractor, ConfigErrorsAreOneLine) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_EXTRACTOR, "file", R"({"path":"x","delimiter":"ab"})"),
-              "config.delimiter: expected one character other than a quote or a line break");
+              "delimiter: expected one character other than a quote or a line break");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_EXTRACTOR, "file", R"({"path":"x","header":false})"),
-              "config.columns: required when header is false");
+              "columns: required when header is false");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_EXTRACTOR, "file", R"({})"),
-              "config.path: required: expected a non-empty string");
+              "path: required: expected a non-empty string");
 }
 
 // Resuming: stopping after any pull and restoring the position in a new

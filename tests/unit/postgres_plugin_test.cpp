@@ -125,7 +125,7 @@ TEST_F(Postgres, SetupMistakesAreOneLine) {
         EXPECT_EQ(std::string(e.what()).rfind("cannot connect to PostgreSQL: ", 0), 0u) << e.what();
     }
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_LOADER, "postgres", R"({"conninfo":"x","table":"t","create_table":true,"columns":["a"]})"),
-              "config.columns: create_table needs a type for column 'a'");
+              "columns: create_table needs a type for column 'a'");
 }
 
 // Issue 9, D1: a server that cannot take the batch (permission, a lost

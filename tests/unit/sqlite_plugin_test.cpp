@@ -94,7 +94,7 @@ TEST(Sqlite, UpsertUpdatesByKey) {
     EXPECT_EQ(read_all(R"({"path":"t.db","query":"SELECT id, name FROM orders"})", dir.path()),
               std::vector<std::string>{R"({"id":7,"name":"second"})"});
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_LOADER, "sqlite", R"({"path":"t.db","table":"t","mode":"upsert"})"),
-              "config.key: required with mode upsert: the key columns");
+              "key: required with mode upsert: the key columns");
 }
 
 TEST(Sqlite, IncrementalReadsResumeAfterTheSavedCursor) {
@@ -116,7 +116,7 @@ TEST(Sqlite, IncrementalReadsResumeAfterTheSavedCursor) {
               (std::vector<std::string>{R"({"id":5})", R"({"id":6})", R"({"id":7})"}));
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_EXTRACTOR, "sqlite",
                                          R"({"path":"s.db","cursor_column":"id","query":"SELECT * FROM events"})"),
-              "config.query: with cursor_column the query must filter on :cursor, e.g. WHERE (:cursor IS NULL OR id > "
+              "query: with cursor_column the query must filter on :cursor, e.g. WHERE (:cursor IS NULL OR id > "
               ":cursor) ORDER BY id");
 }
 

@@ -60,7 +60,7 @@ TEST(TextEnricher, ShortOrMissingTextAndChosenFields) {
 
 TEST(TextEnricher, ConfigMistakesAreOneLine) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_ENRICHER, "text", R"({"fields":[]})"),
-              "config.fields: name at least one field to read");
+              "fields: name at least one field to read");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_ENRICHER, "text", R"({"extract":["colour"]})"),
-              "config.extract: unknown 'colour' (expected language, emails, urls, phones, dates or counts)");
+              "extract: unknown 'colour' (expected language, emails, urls, phones, dates or counts)");
 }

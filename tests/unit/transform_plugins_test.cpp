@@ -100,9 +100,9 @@ TEST(Map, RenameOntoAnExistingFieldReplacesIt) {
 
 TEST(Map, ConfigErrors) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "map", R"({"cast": {"a": "date"}})"),
-              "config.cast.a: unknown type 'date' (expected string, int, float or bool)");
+              "cast.a: unknown type 'date' (expected string, int, float or bool)");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "map", R"({"rename": {"a": 1}})"),
-              "config.rename.a: expected a string");
+              "rename.a: expected a string");
 }
 
 // --- rules ------------------------------------------------------------------
@@ -153,11 +153,11 @@ TEST(Rules, StopAtFirstReportsOneRule) {
 
 TEST(Rules, ConfigErrors) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_VALIDATOR, "rules", R"({"rules": []})"),
-              "config.rules: required: expected a non-empty array of rules");
+              "rules: required: expected a non-empty array of rules");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_VALIDATOR, "rules", R"({"rules": [{"field":"a","regex":"("}]})"),
-              "config.rules[0].regex: invalid pattern: missing ): (");
+              "rules[0].regex: invalid pattern: missing ): (");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_VALIDATOR, "rules", R"({"rules": [{"required":true}]})"),
-              "config.rules[0].field: required: expected a non-empty string");
+              "rules[0].field: required: expected a non-empty string");
 }
 
 // --- route ------------------------------------------------------------------
@@ -202,13 +202,13 @@ TEST(Route, ModeAllCopiesToEveryMatchingRoute) {
 
 TEST(Route, ConfigErrors) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a", "when": {"field": "x", "like": 1}}]})"),
-              "config.routes[0].when: unknown test 'like' (expected equals, not_equals, in, exists, regex, gt, gte, lt, lte)");
+              "routes[0].when: unknown test 'like' (expected equals, not_equals, in, exists, regex, gt, gte, lt, lte)");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a", "when": {"all": [{"field": "x", "gt": "1"}]}}]})"),
-              "config.routes[0].when.all[0]: gt: expected a number");
+              "routes[0].when.all[0]: gt: expected a number");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a"}]})"),
-              "config.routes[0].when: required: expected a condition");
+              "routes[0].when: required: expected a condition");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a", "when": {"field": "x", "regex": "("}}]})"),
-              "config.routes[0].when: regex: invalid pattern: missing ): (");
+              "routes[0].when: regex: invalid pattern: missing ): (");
 }
 
 // --- null -------------------------------------------------------------------

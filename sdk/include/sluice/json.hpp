@@ -236,7 +236,8 @@ private:
 };
 
 // A read-only view of a stage config object. Errors read
-// "config.<key>: <what is wrong>" and are thrown as sluice::Error.
+// "<key>: <what is wrong>" ("rules[2].regex: ...") and are thrown as
+// sluice::Error; the host puts "FILE: /stages/N/config: " in front.
 class Config {
 public:
     explicit Config(std::string_view json_text) {
@@ -307,7 +308,7 @@ public:
         return Config(v->get_object(), path(key) + ".");
     }
     std::string path(std::string_view key) const {
-        return (prefix_.empty() ? std::string("config.") : prefix_) + std::string(key);
+        return prefix_ + std::string(key);
     }
     [[noreturn]] void fail(std::string_view key, std::string_view what) const {
         throw Error(path(key) + ": " + std::string(what));

@@ -404,11 +404,17 @@ typedef struct sluice_create_args {
     uint32_t reserved;         /* zero */
     const sluice_host *host;   /* valid until after destroy */
     const char *stage_id;      /* NUL-terminated manifest stage id */
-    const char *config_json;   /* the stage's "config" as a JSON object text */
+    const char *config_json;   /* the stage's "config" as a JSON object text,
+                                  as the manifest wrote it: checked against
+                                  config_schema, but schema defaults are NOT
+                                  filled in (apply your own) */
     size_t config_len;         /* (also NUL-terminated) */
     const char *base_dir;      /* NUL-terminated: directory of the manifest;
                                   resolve relative paths in config against it */
-    char *error;               /* on failure write a one-line message here ... */
+    char *error;               /* on failure write a one-line message here,
+                                  "FIELD: what is wrong" (e.g. "rules[2].regex:
+                                  invalid pattern"): the host puts the file and
+                                  "/stages/N/config: " in front of it ... */
     size_t error_size;         /* ... of at most error_size bytes incl. NUL */
 } sluice_create_args;
 
@@ -422,15 +428,20 @@ typedef struct sluice_stage_descriptor {
     const char *name;           /* e.g. "file"; [a-z0-9_]+ */
     const char *version;        /* the stage's own version, e.g. "1.2.0" */
     const char *description;    /* one line for `sluice plugins` */
-    /* The config's description as a JSON Schema subset (an object with
-     * "properties", each with "type", "description" and optionally
-     * "default", "enum", "items", "minimum"; a "required" list). The host
-     * checks manifests against it (unknown keys, types, required) and shows
-     * it in `sluice plugins`, so keep it accurate. */
+    /* The config's description as a JSON Schema subset. The host enforces
+     * "type" (a name or a list: object, array, string, number, integer,
+     * boolean, null), "properties", "required", "additionalProperties"
+     * (false: unknown keys are errors; the top level is closed anyway),
+     * "items", "enum", "minimum", "maximum", "minLength", "maxLength"; it
+     * shows "description" and "default" in `sluice plugins` and ignores
+     * everything else ("format" included). Defaults are documentation only:
+     * create gets the config as written. Keep it accurate: it is what an
+     * operator reads. */
     const char *config_schema;
     uint64_t capabilities;      /* SLUICE_CAP_* flags */
-    /* Named outputs. NULL/0 means one unnamed output. A validator has
-     * {"pass", "fail"}: reject() sends records to the output named "fail". */
+    /* Named outputs. NULL/0 means one unnamed output. reject() sends records
+     * to the output named "fail": a validator must list {"pass", "fail"}
+     * itself (the host adds none), or its rejects are only counted. */
     const char *const *output_names;
     uint32_t output_count;
     uint32_t reserved;          /* zero */
