@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the build tree into a temp prefix, builds a plugin against the
-# installed SDK package (find_package(SluiceSDK) + sluice_add_plugin), and
-# runs it through the installed sluice.
+# installed SDK package (find_package(SluiceSDK 1.2) + sluice_add_plugin) and
+# a C plugin with pkg-config alone, and runs both through the installed
+# sluice; checks the package's version is the ABI's and the docs are there.
 set -euo pipefail
 build_dir=$1 source_dir=$2
 work=$(mktemp -d)
@@ -19,3 +20,41 @@ JSON
 lines=$(grep -c '"hello":"world"}$' "$work/out.ndjson")
 if [ "$lines" != 3 ]; then echo "expected 3 greeted records, got $lines"; cat "$work/out.ndjson"; exit 1; fi
 echo "external plugin built against the installed SDK ran: $lines records"
+
+# The package's version is the plugin ABI's: 1.x from the header, and a
+# request for ABI 2 is refused.
+abi=$(sed -n 's/^#define SLUICE_ABI_MAJOR \([0-9]*\)$/\1/p' "$source_dir/sdk/include/sluice/plugin.h").$(sed -n 's/^#define SLUICE_ABI_MINOR \([0-9]*\)$/\1/p' "$source_dir/sdk/include/sluice/plugin.h")
+mkdir -p "$work/v2"
+cat > "$work/v2/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.25)
+project(v2 NONE)
+find_package(SluiceSDK 2 QUIET)
+if(SluiceSDK_FOUND)
+  message(FATAL_ERROR "SDK \${SluiceSDK_VERSION} accepted a request for ABI 2")
+endif()
+find_package(SluiceSDK $abi REQUIRED)
+message(STATUS "SDK version \${SluiceSDK_VERSION}")
+CMAKE
+found=$(cmake -S "$work/v2" -B "$work/v2/build" -DCMAKE_PREFIX_PATH="$work/prefix" | sed -n 's/^-- SDK version //p')
+[ "$found" = "$abi" ] || { echo "SDK package version $found, expected the ABI's $abi"; exit 1; }
+
+# Without CMake: pkg-config gives the flags, the header is all a C plugin needs.
+pc=$(dirname "$(find "$work/prefix" -name sluice-sdk.pc | head -n 1)")
+[ "$(PKG_CONFIG_PATH=$pc pkg-config --modversion sluice-sdk)" = "$abi" ] || { echo "pkg-config version is not $abi"; exit 1; }
+mkdir -p "$work/c"
+cc -std=c99 -Wall -Wextra -Werror -shared -fPIC -o "$work/c/c_tag.so" "$source_dir/tests/plugins/c_tag.c" \
+  $(PKG_CONFIG_PATH=$pc pkg-config --cflags sluice-sdk)
+cat > "$work/c.json" <<JSON
+{"plugin_dirs": ["$work/c"], "stages": [
+  {"id": "in", "kind": "extractor", "plugin": "generate", "config": {"count": 2}},
+  {"id": "tag", "kind": "transformer", "plugin": "c_tag"},
+  {"id": "out", "kind": "loader", "plugin": "file", "config": {"path": "c.ndjson"}}]}
+JSON
+"$work/prefix/bin/sluice" run "$work/c.json" 2> "$work/err" || { cat "$work/err"; exit 1; }
+[ "$(grep -c '"tagged_by":"c"}$' "$work/c.ndjson")" = 2 ] || { echo "the pkg-config C plugin did not run"; exit 1; }
+
+# The plugin author's documents are installed with the SDK.
+for doc in plugin-guide.md plugin.h; do
+  [ -s "$work/prefix/share/doc/sluice-sdk/$doc" ] || { echo "missing doc $doc"; exit 1; }
+done
+echo "SDK package $abi: find_package by ABI version, pkg-config C build and docs all fine"
