@@ -211,6 +211,18 @@ TEST(Cli, APluginWrittenInPlainCRunsInAPipeline) {
     }
 }
 
+TEST(Cli, PluginsBuiltForEachOlderMinorRunInAPipeline) {
+    for (const std::string &lib : {kTestPlugins + "/c_tag.so", std::string(SLUICE_ABI_V1_1_PLUGIN_DIR) + "/c_tag.so"}) {
+        TempDir dir;
+        std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","config":{"count":10}})",
+                                                          R"({"id":"tag","kind":"transformer","plugin":"c_tag","library":")" + lib + R"("})",
+                                                          R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})"));
+        ProcessResult r = run_sluice({"run", m});
+        ASSERT_EQ(r.exit_code, 0) << lib << ": " << r.err;
+        EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 10u) << lib;
+    }
+}
+
 TEST(Cli, ParallelStagesKeepExtractionOrderAtTheLoader) {
     TempDir dir;
     auto run = [&](int threads, const std::string &out) {

@@ -64,6 +64,14 @@ TEST(PluginLoader, LoadsThePlainCPluginBuiltAgainstTheFrozenV1Header) {
     EXPECT_EQ(lib->abi_minor(), 0);
 }
 
+TEST(PluginLoader, LoadsThePlainCPluginBuiltAgainstTheFrozenV1_1Header) {
+    auto lib = PluginLibrary::open(std::string(SLUICE_ABI_V1_1_PLUGIN_DIR) + "/c_tag.so");
+    ASSERT_EQ(lib->stages().size(), 1u);
+    EXPECT_STREQ(lib->stages()[0]->name, "c_tag");
+    EXPECT_EQ(lib->abi_major(), 1);
+    EXPECT_EQ(lib->abi_minor(), 1);
+}
+
 TEST(PluginLoader, ThePlainCPluginNeedsNoCxxRuntime) {
     std::ifstream in(kTest + "/c_tag.so", std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
