@@ -70,6 +70,7 @@ std::string InProcessInstance::make() {
     features_.sync_markers = exactly_once_ && exactly_once_->sync_markers;
     const auto *delivery = extension<sluice_delivery_ext>(setup_.desc, handle, SLUICE_EXT_DELIVERY);
     if (delivery && delivery->durable_on_process) features_.durable_on_process = delivery->durable_on_process(handle) != 0;
+    features_.metrics = MetricsDeclaration::from(extension<sluice_metrics_ext>(setup_.desc, handle, SLUICE_EXT_METRICS));
     return {};
 }
 

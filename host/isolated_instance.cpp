@@ -66,6 +66,10 @@ std::string IsolatedInstance::launch() {
     features_.exactly_once = reply.a & worker::kHasExactlyOnce;
     features_.sync_markers = reply.a & worker::kHasSyncMarkers;
     if (reply.a & worker::kHasDelivery) features_.durable_on_process = (reply.a & worker::kDurableOnProcess) != 0;
+    if (reply.out_bytes > worker::SharedRegion::kWindow) return "the worker's init reply is malformed";
+    auto metrics = MetricsDeclaration::decode(std::string_view(worker_->output().data(), reply.out_bytes));
+    if (!metrics) return "the worker's metrics declaration is malformed";
+    features_.metrics = std::move(*metrics);
     return {};
 }
 

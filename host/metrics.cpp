@@ -26,7 +26,17 @@ StageTotals StageMetrics::totals() const {
 
 void StageMetrics::counter_add(const std::string &name, int64_t delta) {
     std::lock_guard lock(mutex_);
-    counters_[name] += delta;
+    if (!gauges_.count(name)) {
+        counters_[name] += delta;
+        return;
+    }
+    auto [it, fresh] = counters_.emplace(name, delta);
+    if (!fresh) it->second = std::max(it->second, delta);
+}
+
+void StageMetrics::declare_gauge(const std::string &name) {
+    std::lock_guard lock(mutex_);
+    gauges_.insert(name);
 }
 
 std::map<std::string, int64_t> StageMetrics::counters() const {

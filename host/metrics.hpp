@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -53,7 +54,10 @@ public:
     WorkerCounters &worker(size_t i) { return workers_[i]; }
     StageTotals totals() const;
 
+    // Plugin counters; a name declared a gauge keeps the largest value
+    // reported instead of the sum.
     void counter_add(const std::string &name, int64_t delta);
+    void declare_gauge(const std::string &name);
     std::map<std::string, int64_t> counters() const;
 
     // Counts a failure reason (capped in distinct reasons to bound memory).
@@ -87,6 +91,7 @@ private:
     size_t output_count_ = 0;
     mutable std::mutex mutex_;
     std::map<std::string, int64_t> counters_;
+    std::set<std::string> gauges_;
     std::map<std::string, uint64_t> reject_reasons_, error_reasons_;
     std::chrono::steady_clock::time_point started_{}, finished_{};
     bool has_started_ = false, has_finished_ = false;

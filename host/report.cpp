@@ -103,11 +103,12 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         o["records_per_second"] = rate(s.kind() == SLUICE_KIND_EXTRACTOR ? t.out : t.in, secs);
         bj::object counters;
         for (const auto &[k, v] : s.metrics().counters()) counters[k] = v;
-        // Stages that enrich (counters "received" and "enriched"): the share
-        // of records they enriched.
-        if (const bj::value *received = counters.if_contains("received"))
-            if (const bj::value *enriched = counters.if_contains("enriched"); enriched && received->to_number<int64_t>() > 0)
-                o["enrichment_rate"] = double(enriched->to_number<int64_t>()) / double(received->to_number<int64_t>());
+        // What the plugin declared (sluice.metrics/1): its ratios beside its
+        // counters, and its line for the summary.
+        const std::map<std::string, int64_t> values = s.metrics().counters();
+        for (const auto &[name, value] : s.declared_metrics().ratio_values(values))
+            if (!o.contains(name)) o[name] = value;
+        if (std::string line = s.declared_metrics().render_summary(values); !line.empty()) o["summary"] = line;
         o["counters"] = std::move(counters);
         o["reject_reasons"] = reasons_json(s.metrics().top_reasons(true, 10));
         o["error_reasons"] = reasons_json(s.metrics().top_reasons(false, 10));
@@ -221,20 +222,8 @@ std::string format_report_table(const bj::object &report) {
     }
     for (const auto &v : report.at("stages").as_array()) {
         const bj::object &s = v.as_object();
-        const bj::object &c = s.at("counters").as_object();
-        auto n = [&](const char *k) { return c.contains(k) ? c.at(k).to_number<int64_t>() : int64_t(0); };
-        if (const bj::value *rate = s.if_contains("enrichment_rate")) {
-            out += fmt::format("  {}: enrichment rate {:.3f} ({} of {})", std::string(s.at("id").as_string()),
-                               rate->to_number<double>(), n("enriched"), n("received"));
-            if (c.contains("requests"))
-                out += fmt::format("; {} requests, {} retries, {} cache hits, {} prompt + {} completion tokens",
-                                   n("requests"), n("retries"), n("cache_hits"), n("prompt_tokens"),
-                                   n("completion_tokens"));
-            if (c.contains("latency_p50_ms"))
-                out += fmt::format("; latency p50 {} ms, p90 {} ms, p99 {} ms", n("latency_p50_ms"), n("latency_p90_ms"),
-                                   n("latency_p99_ms"));
-            out += "\n";
-        }
+        if (const bj::value *line = s.if_contains("summary"))
+            out += fmt::format("  {}: {}\n", std::string(s.at("id").as_string()), std::string(line->as_string()));
         for (const char *key : {"reject_reasons", "error_reasons"}) {
             const bj::array &reasons = s.at(key).as_array();
             if (reasons.empty()) continue;

@@ -83,6 +83,9 @@ std::string Stage::create_instances() {
     // stages pass on everything within the call unless they say otherwise.
     durable_on_process_ = f.durable_on_process.value_or(spec_.kind != SLUICE_KIND_LOADER);
     exactly_once_ = spec_.kind == SLUICE_KIND_LOADER && f.exactly_once;
+    declared_metrics_ = f.metrics;
+    for (const auto &m : declared_metrics_.metrics)
+        if (m.gauge) metrics_.declare_gauge(m.name);
     return {};
 }
 

@@ -46,6 +46,8 @@ public:
     sluice_kind kind() const { return spec_.kind; }
     const LoadedStage &plugin() const { return plugin_; }
     StageMetrics &metrics() { return metrics_; }
+    // [control, created] What the plugin declared of its metrics.
+    const MetricsDeclaration &declared_metrics() const { return declared_metrics_; }
     const StageMetrics &metrics() const { return metrics_; }
 
     // [control] Creates the instances (one per worker, or one shared when the
@@ -189,6 +191,7 @@ private:
     std::vector<std::vector<std::shared_ptr<BatchQueue>>> outputs_;
     int fail_output_ = -1; // the output named "fail", where rejects go
     StageMetrics metrics_;
+    MetricsDeclaration declared_metrics_;
     FailureRouter error_path_{spec_, control_, metrics_};
     RestartBudget restarts_{spec_.isolation.max_restarts};
     std::unique_ptr<boost::asio::thread_pool> pool_;

@@ -5,6 +5,8 @@
 // an isolated instance's worker may die, and can then be made anew.
 #pragma once
 
+#include "metrics_declaration.hpp"
+
 #include <sluice/plugin.h>
 
 #include <cstdint>
@@ -42,6 +44,7 @@ struct InstanceFeatures {
     bool exactly_once = false; // sluice.exactly_once/1 (loaders)
     bool sync_markers = false; // ... with sync_markers
     std::optional<bool> durable_on_process; // sluice.delivery/1, when offered
+    MetricsDeclaration metrics;             // sluice.metrics/1
 };
 
 class StageInstance {

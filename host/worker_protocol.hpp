@@ -25,7 +25,8 @@ constexpr int kOutputFd = 5; // worker writes, host reads
 
 enum class Op : uint32_t {
     // host -> worker
-    init = 1, // input: InitArgs; reply: a = feature bits, b = output count, text = create's message
+    init = 1, // input: InitArgs; reply: a = feature bits, b = output count, out = the declared
+              // metrics (MetricsDeclaration::encode), text = create's message
     start,
     stop,
     pull,          // a = max records; reply: a = end of input, out = log then position (b bytes)

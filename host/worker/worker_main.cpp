@@ -6,6 +6,7 @@
 // (forwarded to the host), emitters that answer as the host's do (their
 // calls are logged and replayed by the host).
 #include "call_log.hpp"
+#include "metrics_declaration.hpp"
 #include "worker_protocol.hpp"
 
 #include <sluice/plugin.h>
@@ -143,7 +144,10 @@ void init(std::string_view bytes) {
     if (desc->capabilities & SLUICE_CAP_CONFIG_OUTPUTS)
         if (const auto *o = extension<sluice_outputs_ext>(SLUICE_EXT_OUTPUTS); o && o->count)
             output_count = o->count(handle);
-    reply(SLUICE_OK, {}, features, output_count);
+    // The declared metrics travel as bytes in the output region.
+    const std::string metrics = MetricsDeclaration::from(extension<sluice_metrics_ext>(SLUICE_EXT_METRICS)).encode();
+    if (!output.write(0, metrics)) return reply(SLUICE_FATAL, "cannot write to shared memory");
+    reply(SLUICE_OK, {}, features, output_count, metrics.size());
 }
 
 void process(const Header &h) {

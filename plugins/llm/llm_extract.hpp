@@ -6,6 +6,7 @@
 #include "chat_engine.hpp"
 #include "chat_settings.hpp"
 #include "prompt_template.hpp"
+#include "llm_metrics.hpp"
 
 #include <sluice/plugin.hpp>
 
@@ -39,6 +40,8 @@ public:
     explicit LlmExtract(const Context &ctx);
     void start();
     void process(Input in, Emitter &out);
+    // sluice.metrics/1: what the report shows of its counters.
+    const void *extension(const char *id) const { return llm_extension(id); }
     void flush(Emitter &out);
     void stop();
 

@@ -157,6 +157,17 @@ static const char *f_last_error(void *instance) {
     return "faulty: the fault struck";
 }
 
+/* Its one counter, declared (sluice.metrics/1). */
+static const sluice_metric faulty_metrics[] = {
+    {"faulty_hits", SLUICE_METRIC_COUNTER, 0, "records", "records the fault struck"}};
+static const sluice_metrics_ext faulty_metrics_ext = {
+    sizeof(sluice_metrics_ext), 1, faulty_metrics, 0, 0, NULL, "{faulty_hits} records struck"};
+
+static const void *f_extension(void *instance, const char *id) {
+    (void)instance;
+    return strcmp(id, SLUICE_EXT_METRICS) == 0 ? &faulty_metrics_ext : NULL;
+}
+
 static const sluice_stage_descriptor faulty_stage = {
     sizeof(sluice_stage_descriptor),
     SLUICE_KIND_TRANSFORMER,
@@ -180,7 +191,7 @@ static const sluice_stage_descriptor faulty_stage = {
     NULL,
     f_destroy,
     f_last_error,
-    NULL,
+    f_extension,
 };
 
 /* --- faulty_source: an extractor that crashes once ------------------------

@@ -375,6 +375,11 @@ TEST(IsolatedInstance, LogLinesAndCountersCrossTheBoundary) {
     CallOutput o = call(*inst, make_batch(3));
     ASSERT_TRUE(o.result.ok()) << o.result.message;
     EXPECT_EQ(metrics.counters()["faulty_hits"], 1);
+    // And what the plugin declared of its metrics.
+    const MetricsDeclaration &declared = inst->features().metrics;
+    ASSERT_NE(declared.find("faulty_hits"), nullptr);
+    EXPECT_EQ(declared.find("faulty_hits")->help, "records the fault struck");
+    EXPECT_EQ(declared.render_summary(metrics.counters()), "1 records struck");
 }
 
 // --- the error path ------------------------------------------------------------

@@ -45,7 +45,8 @@
  *          that speaks 1.1, which will call it)
  *     1.2  sluice.exactly_once/1, sluice.resources/1
  *     1.3  the host extension sluice.drop/1 (a filter says which records it
- *          drops on purpose, see 8)
+ *          drops on purpose, see 8); sluice.metrics/1 (a stage declares
+ *          its metrics: the host shows them without knowing the plugin)
  *
  * ---------------------------------------------------------------------------
  * 3. Data model
@@ -635,6 +636,54 @@ typedef struct sluice_exactly_once_ext {
  *            opened. NULL means nothing to declare. */
 #define SLUICE_EXT_RESOURCES "sluice.resources/1"
 
+/* "sluice.metrics/1" (since ABI 1.3): the metrics a stage reports through
+ * counter_add, declared so that the host can show them, in the report and
+ * the run summary, without knowing the plugin. [control, created] Static
+ * data, valid for the library's life.
+ * - metrics  each metric: its counter_add name, kind, unit and help.
+ *            SLUICE_METRIC_COUNTER values are summed over the stage's
+ *            instances; SLUICE_METRIC_GAUGE is a level (a latency
+ *            percentile): each counter_add reports the current value and
+ *            the host keeps the largest reported.
+ * - ratios   derived values numerator / denominator (e.g. the share of
+ *            records enriched), shown under their name beside the stage's
+ *            counters.
+ * - summary  optional: the stage's line in the run summary. "{name}" is
+ *            replaced by a metric's value (a counter never added to is 0),
+ *            "{name:.3f}" by a ratio's with three decimals. '|' separates
+ *            parts: a part naming a value the run does not have (a gauge
+ *            never reported, a ratio over 0) is left out, and without its
+ *            first part there is no line. NULL: no line. */
+#define SLUICE_METRIC_COUNTER 0u
+#define SLUICE_METRIC_GAUGE 1u
+
+typedef struct sluice_metric {
+    const char *name; /* as given to counter_add */
+    uint32_t kind;    /* SLUICE_METRIC_COUNTER or SLUICE_METRIC_GAUGE */
+    uint32_t reserved;
+    const char *unit; /* "ms", "tokens", "" */
+    const char *help; /* one line */
+} sluice_metric;
+
+typedef struct sluice_metric_ratio {
+    const char *name;        /* e.g. "enrichment_rate" */
+    const char *numerator;   /* a metric's name */
+    const char *denominator; /* a metric's name */
+    const char *help;
+} sluice_metric_ratio;
+
+typedef struct sluice_metrics_ext {
+    uint32_t struct_size; /* sizeof(sluice_metrics_ext) */
+    uint32_t metric_count;
+    const sluice_metric *metrics;
+    uint32_t ratio_count;
+    uint32_t reserved;
+    const sluice_metric_ratio *ratios;
+    const char *summary; /* may be NULL */
+} sluice_metrics_ext;
+
+#define SLUICE_EXT_METRICS "sluice.metrics/1"
+
 /* ------------------------------------------------------------------------ */
 /* Host extensions (returned by sluice_host.get_extension)                   */
 /* ------------------------------------------------------------------------ */
@@ -689,6 +738,9 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_delivery_ext) == 16, "sluice_delivery_ext lay
 SLUICE_STATIC_ASSERT(sizeof(sluice_exactly_once_ext) == 32, "sluice_exactly_once_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_resources_ext) == 16, "sluice_resources_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_drop_ext) == 16, "sluice_drop_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_metric) == 32, "sluice_metric layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_metric_ratio) == 32, "sluice_metric_ratio layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_metrics_ext) == 40, "sluice_metrics_ext layout changed");
 #endif
 
 #ifdef __cplusplus
