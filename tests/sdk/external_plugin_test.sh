@@ -53,6 +53,32 @@ JSON
 "$work/prefix/bin/sluice" run "$work/c.json" 2> "$work/err" || { cat "$work/err"; exit 1; }
 [ "$(grep -c '"tagged_by":"c"}$' "$work/c.ndjson")" = 2 ] || { echo "the pkg-config C plugin did not run"; exit 1; }
 
+# The C examples of sdk/examples, built out of tree against the package, in a
+# pipeline: every record is banded, the gate splits them by their e-mail.
+for ex in c_enricher c_validator; do
+  cmake -S "$source_dir/sdk/examples/$ex" -B "$work/$ex" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_C_FLAGS="-Wall -Wextra -Werror" > /dev/null
+  cmake --build "$work/$ex" > /dev/null
+done
+cat > "$work/ex.json" <<JSON
+{"plugin_dirs": ["$work/c_enricher", "$work/c_validator"], "stages": [
+  {"id": "in", "kind": "extractor", "plugin": "generate", "config": {"count": 1000, "invalid_every": 10}},
+  {"id": "band", "kind": "enricher", "plugin": "amount_band", "config": {"threshold": 500}},
+  {"id": "gate", "kind": "validator", "plugin": "email_gate"},
+  {"id": "good", "kind": "loader", "plugin": "file", "inputs": ["gate.pass"], "config": {"path": "good.ndjson"}},
+  {"id": "bad", "kind": "loader", "plugin": "file", "inputs": ["gate.fail"], "config": {"path": "bad.ndjson"}}]}
+JSON
+"$work/prefix/bin/sluice" run "$work/ex.json" --report "$work/ex-report.json" 2> "$work/err" || { cat "$work/err"; exit 1; }
+good=$(wc -l < "$work/good.ndjson"); bad=$(wc -l < "$work/bad.ndjson")
+banded=$(cat "$work/good.ndjson" "$work/bad.ndjson" | grep -c '"amount_band":"\(large\|small\)"}$' || true)
+unbanded=$(jq '.stages[] | select(.id == "band") | .errors' "$work/ex-report.json")
+rejected=$(jq '.stages[] | select(.id == "gate") | .rejected' "$work/ex-report.json")
+if [ "$good" -lt 1 ] || [ "$bad" -lt 1 ] || [ "$banded" != $((good + bad)) ] || [ "$bad" != "$rejected" ] ||
+   [ $((good + bad + unbanded)) != 1000 ]; then
+  echo "C examples: $good passed, $bad rejected ($rejected in the report), $banded banded, $unbanded not banded"
+  cat "$work/err"; exit 1
+fi
+echo "C examples ran: $good records passed the gate, $bad rejected, $unbanded without a number amount"
+
 # The plugin author's documents are installed with the SDK.
 for doc in plugin-guide.md plugin.h; do
   [ -s "$work/prefix/share/doc/sluice-sdk/$doc" ] || { echo "missing doc $doc"; exit 1; }
