@@ -9,19 +9,20 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 (cd "$build_dir" && cpack -G DEB -B "$work/pkg" > "$work/cpack.log" 2>&1) || { cat "$work/cpack.log"; exit 1; }
 deb=$(ls "$work"/pkg/*.deb)
-dpkg-deb --info "$deb" | grep -q "Package: sluice" || { echo "$deb: not the sluice package"; exit 1; }
+[ "$(dpkg-deb --field "$deb" Package)" = sluice ] || { echo "$deb: not the sluice package"; exit 1; }
 dpkg -x "$deb" "$work/root"
 usr="$work/root/usr"
 for f in bin/sluice bin/sluice-worker include/sluice/plugin.h share/doc/sluice-sdk/plugin-guide.md; do
   [ -e "$usr/$f" ] || { echo "the .deb lacks $f"; exit 1; }
 done
-"$usr/bin/sluice" --version | grep -q "plugin ABI" || { echo "the packaged sluice does not run"; exit 1; }
+version=$("$usr/bin/sluice" --version) || { echo "the packaged sluice does not run"; exit 1; }
+case "$version" in *"plugin ABI"*) ;; *) echo "unexpected version line: $version"; exit 1 ;; esac
 
 # CMake, against the unpacked package.
 cmake -S "$source_dir/tests/sdk/external_plugin" -B "$work/ext" -DCMAKE_PREFIX_PATH="$usr" > /dev/null
 cmake --build "$work/ext" > /dev/null
 # pkg-config, against the unpacked package.
-pc=$(dirname "$(find "$usr" -name sluice-sdk.pc | head -n 1)")
+pc=$(dirname "$(find "$usr" -name sluice-sdk.pc -print -quit)")
 mkdir -p "$work/c"
 cc -std=c99 -shared -fPIC -o "$work/c/c_tag.so" "$source_dir/tests/plugins/c_tag.c" $(PKG_CONFIG_PATH=$pc pkg-config --cflags sluice-sdk)
 cat > "$work/m.json" <<JSON

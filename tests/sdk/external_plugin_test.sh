@@ -39,7 +39,7 @@ found=$(cmake -S "$work/v2" -B "$work/v2/build" -DCMAKE_PREFIX_PATH="$work/prefi
 [ "$found" = "$abi" ] || { echo "SDK package version $found, expected the ABI's $abi"; exit 1; }
 
 # Without CMake: pkg-config gives the flags, the header is all a C plugin needs.
-pc=$(dirname "$(find "$work/prefix" -name sluice-sdk.pc | head -n 1)")
+pc=$(dirname "$(find "$work/prefix" -name sluice-sdk.pc -print -quit)")
 [ "$(PKG_CONFIG_PATH=$pc pkg-config --modversion sluice-sdk)" = "$abi" ] || { echo "pkg-config version is not $abi"; exit 1; }
 mkdir -p "$work/c"
 cc -std=c99 -Wall -Wextra -Werror -shared -fPIC -o "$work/c/c_tag.so" "$source_dir/tests/plugins/c_tag.c" \
