@@ -244,10 +244,10 @@ bool DocumentsExtractor::pull(Emitter &out, uint32_t max_records) {
 
 std::string DocumentsExtractor::checkpoint() const {
     if (current_key_.empty()) return {}; // nothing read yet: "cannot say" keeps the restored position
-    std::string out = "{\"file\":";
-    json::append_string(out, current_key_);
-    if (pending_.empty()) return out + ",\"done\":true}";
-    return out + ",\"emitted\":" + std::to_string(emitted_) + "}";
+    json::PositionWriter out;
+    out.string("file", current_key_);
+    if (pending_.empty()) return out.flag("done", true).text();
+    return out.count("emitted", emitted_).text();
 }
 
 void DocumentsExtractor::restore(std::string_view position) {

@@ -107,13 +107,13 @@ void FileExtractor::start() {
 std::string FileExtractor::checkpoint() const {
     if (resume_pending_) return resume_ ? resume_->text : std::string();
     if (current_.empty()) return {}; // nothing read yet: the start
-    std::string out = "{\"file\":";
-    append_json_string(out, current_key_);
-    if (file_done_) return out + ",\"done\":true}";
-    out += ",\"offset\":" + std::to_string(reader_->offset()) + ",\"line\":" + std::to_string(line_);
-    if (current_format_ == Format::json) out += ",\"array_state\":" + std::to_string(int(array_state_));
-    if (skipping_line_) out += ",\"skipping\":true";
-    return out + "}";
+    json::PositionWriter out;
+    out.string("file", current_key_);
+    if (file_done_) return out.flag("done", true).text();
+    out.count("offset", reader_->offset()).count("line", line_);
+    if (current_format_ == Format::json) out.count("array_state", uint64_t(array_state_));
+    if (skipping_line_) out.flag("skipping", true);
+    return out.text();
 }
 
 void FileExtractor::restore(std::string_view position) {

@@ -86,7 +86,7 @@ public:
         return next_ >= count_;
     }
     // sluice.checkpoint/1: the index of the next record this worker makes.
-    std::string checkpoint() const { return "{\"next\":" + std::to_string(next_) + "}"; }
+    std::string checkpoint() const { return json::PositionWriter().count("next", next_).text(); }
     void restore(std::string_view position) {
         json::SavedPosition saved(position);
         if (!saved.find("next")) saved.fail("no \"next\"");

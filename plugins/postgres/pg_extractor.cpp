@@ -146,7 +146,7 @@ bool PgExtractor::pull(Emitter &out, uint32_t max_records) {
 
 std::string PgExtractor::checkpoint() const {
     if (cursor_column_.empty() || cursor_json_.empty()) return {};
-    return "{\"cursor\":" + cursor_json_ + "}";
+    return json::PositionWriter().raw("cursor", cursor_json_).text();
 }
 
 void PgExtractor::restore(std::string_view position) {

@@ -17,10 +17,6 @@ namespace bj = boost::json;
 
 namespace {
 
-double as_double(const bj::value &v) {
-    return v.is_int64() ? double(v.get_int64()) : v.is_uint64() ? double(v.get_uint64()) : v.get_double();
-}
-
 // One condition tree: a field test, or all/any/not of others.
 struct Condition {
     enum class Op { all, any, negate, equals, not_equals, in, exists, regex, gt, gte, lt, lte } op = Op::all;
@@ -50,10 +46,10 @@ struct Condition {
         case Op::regex:
             return v && v->is_string() &&
                    RE2::PartialMatch(re2::StringPiece(v->get_string().data(), v->get_string().size()), *re);
-        case Op::gt: return v && v->is_number() && as_double(*v) > number;
-        case Op::gte: return v && v->is_number() && as_double(*v) >= number;
-        case Op::lt: return v && v->is_number() && as_double(*v) < number;
-        case Op::lte: return v && v->is_number() && as_double(*v) <= number;
+        case Op::gt: return v && v->is_number() && json::as_double(*v) > number;
+        case Op::gte: return v && v->is_number() && json::as_double(*v) >= number;
+        case Op::lt: return v && v->is_number() && json::as_double(*v) < number;
+        case Op::lte: return v && v->is_number() && json::as_double(*v) <= number;
         default: return false;
         }
     }
@@ -106,7 +102,7 @@ Condition parse_condition(const bj::value &v, const std::string &path) {
             c.op = Condition::Op::regex;
         } else if (key == "gt" || key == "gte" || key == "lt" || key == "lte") {
             if (!arg.is_number()) return fail(key + ": expected a number");
-            c.number = as_double(arg);
+            c.number = json::as_double(arg);
             c.op = key == "gt" ? Condition::Op::gt : key == "gte" ? Condition::Op::gte : key == "lt" ? Condition::Op::lt : Condition::Op::lte;
         } else {
             return fail("unknown test '" + key + "' (expected equals, not_equals, in, exists, regex, gt, gte, lt, lte)");

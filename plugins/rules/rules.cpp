@@ -44,10 +44,6 @@ bool has_type(const bj::value &v, std::string_view type) {
     return type_of(v) == type;
 }
 
-double as_double(const bj::value &v) {
-    return v.is_int64() ? double(v.get_int64()) : v.is_uint64() ? double(v.get_uint64()) : v.get_double();
-}
-
 // UTF-8 code points, not bytes: "max_length": 3 accepts "été".
 size_t utf8_length(std::string_view s) {
     size_t n = 0;
@@ -188,7 +184,7 @@ private:
             return;
         }
         if (v->is_number()) {
-            double d = as_double(*v);
+            double d = json::as_double(*v);
             if (r.min && d < *r.min) add(reason, r, "below the minimum " + number_text(*r.min));
             if (r.max && d > *r.max) add(reason, r, "above the maximum " + number_text(*r.max));
         }

@@ -174,7 +174,7 @@ bool SqliteExtractor::pull(Emitter &out, uint32_t max_records) {
 
 std::string SqliteExtractor::checkpoint() const {
     if (cursor_column_.empty() || cursor_json_.empty()) return {};
-    return "{\"cursor\":" + cursor_json_ + "}";
+    return json::PositionWriter().raw("cursor", cursor_json_).text();
 }
 
 void SqliteExtractor::restore(std::string_view position) {

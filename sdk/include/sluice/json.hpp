@@ -319,6 +319,50 @@ private:
     std::string prefix_;
 };
 
+// Writes a checkpoint position as a JSON object that SavedPosition reads
+// back, fields in the order given:
+//   return json::PositionWriter().string("file", key).count("offset", n).text();
+class PositionWriter {
+public:
+    PositionWriter &string(std::string_view key, std::string_view value) {
+        field(key);
+        append_string(out_, value);
+        return *this;
+    }
+    PositionWriter &count(std::string_view key, uint64_t value) {
+        field(key);
+        out_ += std::to_string(value);
+        return *this;
+    }
+    PositionWriter &flag(std::string_view key, bool value) {
+        field(key);
+        out_ += value ? "true" : "false";
+        return *this;
+    }
+    // A value already in JSON (a cursor kept as its JSON text).
+    PositionWriter &raw(std::string_view key, std::string_view json_value) {
+        field(key);
+        out_ += json_value;
+        return *this;
+    }
+    std::string text() const { return out_ + "}"; }
+
+private:
+    void field(std::string_view key) {
+        out_ += out_.size() > 1 ? "," : "";
+        append_string(out_, key);
+        out_ += ':';
+    }
+    std::string out_ = "{";
+};
+
+// A number of any JSON number kind as a double.
+inline double as_double(const bj::value &v) {
+    if (v.is_int64()) return double(v.get_int64());
+    if (v.is_uint64()) return double(v.get_uint64());
+    return v.get_double();
+}
+
 // A position this plugin once returned from checkpoint() as a JSON object,
 // read back in restore(). Anything unexpected throws Error("saved position
 // TEXT is not one this extractor wrote: WHY"), which stops the run rather

@@ -8,6 +8,8 @@
 // Other keywords ("description", "default", "format") are ignored.
 #pragma once
 
+#include <sluice/json.hpp>
+
 #include <boost/json.hpp>
 
 #include <cmath>
@@ -44,12 +46,6 @@ inline std::string type_phrase(std::string_view type) {
     if (type == "array") return "an array";
     if (type == "null") return "null";
     return std::string(type);
-}
-
-inline double as_double(const bj::value &v) {
-    if (v.is_int64()) return double(v.get_int64());
-    if (v.is_uint64()) return double(v.get_uint64());
-    return v.get_double();
 }
 
 inline void check(const bj::value &value, const bj::value &schema_value, const std::string &path,
