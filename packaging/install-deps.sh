@@ -12,6 +12,8 @@ packages=(
   libpoco-dev
   # tests and benchmarks; clang and its runtime for the libFuzzer targets
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
+  # the official JSON Schema tests, run against the host's schema checker
+  json-schema-test-suite
   # peers for the benchmark (run side by side with sluice)
   miller jq
   # plugins (llm: TLS for Boost.Beast, the response cache; text: language detection)

@@ -4,7 +4,9 @@
 //
 // Supported keywords: type (string, integer, number, boolean, object, array,
 // null, or a list of them), properties, required, additionalProperties (true,
-// false or a schema), items, enum, minimum, maximum, minLength, maxLength.
+// false or a schema), items (one schema), enum, minimum, maximum, minLength
+// and maxLength (in code points); a schema may be true or false. Checked in
+// ctest against the JSON-Schema-Test-Suite (draft 7) for those keywords.
 // Other keywords ("description", "default", "format") are ignored.
 #pragma once
 
@@ -48,8 +50,20 @@ inline std::string type_phrase(std::string_view type) {
     return std::string(type);
 }
 
+// Unicode code points in UTF-8 text (JSON Schema lengths count those, not bytes).
+inline size_t code_points(std::string_view s) {
+    size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+}
+
 inline void check(const bj::value &value, const bj::value &schema_value, const std::string &path,
                   std::vector<std::string> &out, bool closed) {
+    // A boolean schema: true accepts anything, false nothing.
+    if (schema_value.is_bool()) {
+        if (!schema_value.get_bool()) out.push_back(path + ": no value is allowed here");
+        return;
+    }
     if (!schema_value.is_object()) return;
     const bj::object &schema = schema_value.get_object();
 
@@ -93,11 +107,11 @@ inline void check(const bj::value &value, const bj::value &schema_value, const s
     }
     if (value.is_string()) {
         if (const bj::value *m = schema.if_contains("minLength");
-            m && m->is_number() && double(value.get_string().size()) < as_double(*m))
+            m && m->is_number() && double(code_points(value.get_string())) < as_double(*m))
             out.push_back(path + (as_double(*m) <= 1 ? std::string(": must not be empty")
                                                      : ": must be at least " + bj::serialize(*m) + " characters"));
         if (const bj::value *m = schema.if_contains("maxLength");
-            m && m->is_number() && double(value.get_string().size()) > as_double(*m))
+            m && m->is_number() && double(code_points(value.get_string())) > as_double(*m))
             out.push_back(path + ": must be at most " + bj::serialize(*m) + " characters");
     }
     if (value.is_array()) {
@@ -123,10 +137,12 @@ inline void check(const bj::value &value, const bj::value &schema_value, const s
                 check(kv.value(), *sub, child, out, closed);
             } else if (additional && additional->is_object()) {
                 check(kv.value(), *additional, child, out, closed);
-            } else if (properties && (additional ? additional->is_bool() && !additional->get_bool() : closed)) {
+            } else if (additional ? additional->is_bool() && !additional->get_bool() : closed && properties) {
                 std::string list;
-                for (const auto &p : *properties) list += (list.empty() ? "" : ", ") + std::string(p.key());
-                out.push_back(child + ": unknown key (expected one of: " + list + ")");
+                if (properties)
+                    for (const auto &p : *properties) list += (list.empty() ? "" : ", ") + std::string(p.key());
+                out.push_back(child + (list.empty() ? std::string(": unknown key (no keys are allowed here)")
+                                                    : ": unknown key (expected one of: " + list + ")"));
             }
         }
     }
