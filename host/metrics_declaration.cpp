@@ -1,39 +1,18 @@
 #include "metrics_declaration.hpp"
 
+#include "length_prefixed.hpp"
+
 #include <fmt/format.h>
 
 #include <cstring>
 
 namespace sluice {
 
+using length_prefixed::put;
+
 namespace {
 
 std::string text(const char *s) { return s ? std::string(s) : std::string(); }
-
-void put(std::string &out, std::string_view s) {
-    const uint32_t n = uint32_t(s.size());
-    out.append(reinterpret_cast<const char *>(&n), 4);
-    out.append(s);
-}
-
-struct Cursor {
-    std::string_view in;
-    bool ok = true;
-    uint32_t u32() {
-        uint32_t v = 0;
-        if (in.size() < 4) return ok = false, 0;
-        std::memcpy(&v, in.data(), 4);
-        in.remove_prefix(4);
-        return v;
-    }
-    std::string str() {
-        const uint32_t n = u32();
-        if (!ok || in.size() < n) return ok = false, std::string();
-        std::string s(in.substr(0, n));
-        in.remove_prefix(n);
-        return s;
-    }
-};
 
 } // namespace
 
@@ -88,7 +67,7 @@ std::string MetricsDeclaration::encode() const {
 
 std::optional<MetricsDeclaration> MetricsDeclaration::decode(std::string_view bytes) {
     MetricsDeclaration d;
-    Cursor c{bytes};
+    length_prefixed::Reader c{bytes};
     auto count = [&]() -> size_t {
         const std::string n = c.str();
         if (!c.ok || n.empty() || n.size() > 6 || n.find_first_not_of("0123456789") != std::string::npos)

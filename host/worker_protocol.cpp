@@ -1,5 +1,7 @@
 #include "worker_protocol.hpp"
 
+#include "length_prefixed.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <sys/mman.h>
@@ -74,36 +76,7 @@ bool receive_message(int fd, Header &h, std::string &text) {
     return true;
 }
 
-namespace {
-
-void put(std::string &out, std::string_view s) {
-    uint32_t n = uint32_t(s.size());
-    out.append(reinterpret_cast<const char *>(&n), 4);
-    out.append(s);
-}
-
-void put(std::string &out, uint32_t v) { out.append(reinterpret_cast<const char *>(&v), 4); }
-
-struct Cursor {
-    std::string_view in;
-    bool ok = true;
-    uint32_t u32() {
-        uint32_t v = 0;
-        if (in.size() < 4) return ok = false, 0;
-        std::memcpy(&v, in.data(), 4);
-        in.remove_prefix(4);
-        return v;
-    }
-    std::string str() {
-        uint32_t n = u32();
-        if (!ok || in.size() < n) return ok = false, std::string();
-        std::string s(in.substr(0, n));
-        in.remove_prefix(n);
-        return s;
-    }
-};
-
-} // namespace
+using length_prefixed::put;
 
 std::string InitArgs::encode() const {
     std::string out;
@@ -113,7 +86,7 @@ std::string InitArgs::encode() const {
 }
 
 bool InitArgs::decode(std::string_view bytes) {
-    Cursor c{bytes};
+    length_prefixed::Reader c{bytes};
     for (std::string *s : {&library, &plugin, &stage_id, &config_json, &base_dir}) *s = c.str();
     for (uint32_t *v : {&kind, &worker_index, &worker_count, &log_level}) *v = c.u32();
     return c.ok;
