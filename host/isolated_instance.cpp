@@ -32,6 +32,10 @@ IsolatedInstance::~IsolatedInstance() {
     if (worker_) worker_->shut_down();
 }
 
+bool IsolatedInstance::readable(uint64_t bytes) const {
+    return worker_ && bytes <= worker::SharedRegion::kWindow && bytes <= worker_->output().file_size();
+}
+
 void IsolatedInstance::set_worker(std::shared_ptr<WorkerProcess> worker) {
     if (worker_) peak_rss_mb_ = std::max(peak_rss_mb_, worker_->peak_rss_mb());
     std::lock_guard lock(worker_mutex_);
@@ -66,7 +70,7 @@ std::string IsolatedInstance::launch() {
     features_.exactly_once = reply.a & worker::kHasExactlyOnce;
     features_.sync_markers = reply.a & worker::kHasSyncMarkers;
     if (reply.a & worker::kHasDelivery) features_.durable_on_process = (reply.a & worker::kDurableOnProcess) != 0;
-    if (reply.out_bytes > worker::SharedRegion::kWindow) return "the worker's init reply is malformed";
+    if (!readable(reply.out_bytes)) return "the worker's init reply is malformed";
     auto metrics = MetricsDeclaration::decode(std::string_view(worker_->output().data(), reply.out_bytes));
     if (!metrics) return "the worker's metrics declaration is malformed";
     features_.metrics = std::move(*metrics);
@@ -114,7 +118,8 @@ CallResult IsolatedInstance::exchange(const Header &command, Header &reply, bool
 CallResult IsolatedInstance::replayed(CallResult r, const Header &reply, BatchEmitter &out,
                                       const sluice_record *inputs, uint32_t count) {
     if (!r.ok()) return r;
-    if (reply.out_bytes > worker::SharedRegion::kWindow) {
+    if (!readable(reply.out_bytes) || (features_.checkpoint && !readable(reply.out_bytes + reply.b))) {
+        set_worker(nullptr); // a worker that lies about its results is not trusted again
         r.death = WorkerDeath{WorkerDeath::Cause::protocol, "a malformed reply"};
         return r;
     }
@@ -151,7 +156,7 @@ std::vector<std::string> IsolatedInstance::config_outputs(std::string &problem) 
     Header reply{};
     CallResult r = exchange(Header{Op::outputs}, reply, false);
     std::vector<std::string> names;
-    if (!r.ok() || reply.a == 0 || reply.out_bytes > worker::SharedRegion::kWindow) {
+    if (!r.ok() || reply.a == 0 || !readable(reply.out_bytes)) {
         problem = "the plugin declares config-chosen outputs but does not provide " SLUICE_EXT_OUTPUTS;
         return names;
     }
@@ -171,7 +176,7 @@ std::string IsolatedInstance::resources() {
     std::lock_guard lock(exchange_mutex_);
     Header reply{};
     CallResult r = exchange(Header{Op::resources}, reply, false);
-    if (!r.ok() || reply.b > worker::SharedRegion::kWindow) return {};
+    if (!r.ok() || !readable(reply.b)) return {};
     return std::string(worker_->output().data(), reply.b);
 }
 
@@ -252,6 +257,10 @@ CallResult IsolatedInstance::recover(std::string &marker) {
     std::lock_guard lock(exchange_mutex_);
     Header reply{};
     CallResult r = exchange(Header{Op::recover}, reply, false);
+    if (r.ok() && !readable(reply.b)) {
+        r.status = SLUICE_FATAL;
+        r.message = "the worker's reply is malformed";
+    }
     if (r.ok()) marker.assign(worker_->output().data(), reply.b);
     return r;
 }

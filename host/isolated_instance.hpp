@@ -62,6 +62,8 @@ private:
     PipelineControl &control_;
     StageMetrics &metrics_;
     void set_worker(std::shared_ptr<WorkerProcess> worker);
+    // Whether [0, bytes) of the worker's output region may be read.
+    bool readable(uint64_t bytes) const;
 
     std::shared_ptr<WorkerProcess> worker_;
     std::mutex exchange_mutex_; // one command at a time (sync_markers comes from another thread)

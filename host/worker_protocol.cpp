@@ -4,7 +4,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,14 +25,23 @@ std::string SharedRegion::map() {
 }
 
 std::string SharedRegion::create(const char *name) {
-    fd_ = ::memfd_create(name, MFD_CLOEXEC);
+    fd_ = ::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (fd_ < 0) return std::string("cannot create shared memory: ") + std::strerror(errno);
+    // It may grow but never shrink: a worker that truncated it under the
+    // host's reads would kill the host with SIGBUS.
+    if (::fcntl(fd_, F_ADD_SEALS, F_SEAL_SHRINK) != 0)
+        return std::string("cannot seal shared memory: ") + std::strerror(errno);
     return map();
 }
 
 std::string SharedRegion::attach(int fd) {
     fd_ = fd;
     return map();
+}
+
+size_t SharedRegion::file_size() const {
+    struct stat st {};
+    return ::fstat(fd_, &st) == 0 && st.st_size > 0 ? size_t(st.st_size) : 0;
 }
 
 bool SharedRegion::reserve(size_t bytes) {

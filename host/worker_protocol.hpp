@@ -92,6 +92,8 @@ public:
     char *data() const { return base_; }
     // Makes [0, bytes) writable; false when it would pass the window.
     bool reserve(size_t bytes);
+    // What the file holds now: bytes past it must not be read (SIGBUS).
+    size_t file_size() const;
     // Copies `bytes` to `offset`, growing the region as needed.
     bool write(size_t offset, std::string_view bytes);
 

@@ -11,6 +11,7 @@
 #include "plugin_loader.hpp"
 #include "poison_bisection.hpp"
 #include "restart_budget.hpp"
+#include "worker_protocol.hpp"
 
 #include <sluice/dead_letter.hpp>
 
@@ -19,6 +20,9 @@
 #include <cmath>
 #include <set>
 #include <thread>
+
+#include <cerrno>
+#include <unistd.h>
 
 using namespace sluice;
 
@@ -422,4 +426,17 @@ TEST(FailureRouter, DeadLettersCarryTheRecordAndWhyAndFailStopsTheRun) {
                                            "worker crashed: SIGSEGV"),
               std::string::npos)
         << control.abort_message();
+}
+
+TEST(SharedRegion, AWorkerCannotShrinkWhatTheHostReads) {
+    // A hostile worker truncating its output region under the host's reads
+    // would kill the host with SIGBUS: the region only grows.
+    worker::SharedRegion region;
+    ASSERT_EQ(region.create("test"), "");
+    ASSERT_TRUE(region.write(0, std::string(1 << 20, 'x')));
+    EXPECT_GE(region.file_size(), size_t(1 << 20));
+    EXPECT_NE(::ftruncate(region.fd(), 0), 0) << "sealed against shrinking";
+    EXPECT_EQ(errno, EPERM);
+    EXPECT_GE(region.file_size(), size_t(1 << 20));
+    EXPECT_TRUE(region.reserve(size_t(2) << 20)) << "it may still grow";
 }
