@@ -177,11 +177,31 @@ sluice_status Stage::call_guarded(uint32_t worker, const Batch &input, uint32_t 
             auto attempt = [&](uint32_t first, uint32_t n) -> Attempt {
                 Mark before = mark(outputs, failures);
                 CallResult a = call_once(worker, input, first, n, emitter, failures, c);
+                // A part that answers SLUICE_RETRY is an environment error,
+                // as on the main path: tried again for retry_environment_ms,
+                // then the stage fails and the part is left undelivered
+                // (never a record error that could be skipped).
+                EnvironmentRetry part_retry(spec_.retry_environment_ms);
+                while (!a.death && a.status == SLUICE_RETRY) {
+                    rollback(outputs, failures, before);
+                    if (environment_failed_.load() || !part_retry.wait(control_, false)) {
+                        a.message = fail_environment(a.message, part_retry.attempts());
+                        break;
+                    }
+                    a = call_once(worker, input, first, n, emitter, failures, c);
+                }
                 if (!a.death) {
                     if (a.status != SLUICE_OK) {
                         rollback(outputs, failures, before);
+                        // SLUICE_FATAL stops the run, as on the main path;
+                        // its records, like an environment failure's, are
+                        // not delivered.
+                        if (a.status == SLUICE_FATAL) fatal(a.message);
+                        const FailureKind kind = a.status == SLUICE_RETRY || a.status == SLUICE_FATAL
+                                                     ? FailureKind::undelivered
+                                                     : FailureKind::failed;
                         for (uint32_t i = first; i < first + n; ++i)
-                            failures.items.push_back(Failure{FailureKind::failed, input.records[i], a.message});
+                            failures.items.push_back(Failure{kind, input.records[i], a.message});
                         failures.storage->parents.push_back(input.storage);
                     }
                     return {};
