@@ -1,5 +1,7 @@
 #include "cli.hpp"
 
+#include "config_table.hpp"
+
 #include "kinds.hpp"
 #include "logging.hpp"
 #include "manifest.hpp"
@@ -85,7 +87,7 @@ input, labelled with the output it reads (e.g. pass, fail).
   sluice graph pipelines/quality.json | dot -Tsvg > quality.svg
 )";
 
-const char *kPluginsHelp = R"(usage: sluice plugins [--path DIR]... [--json]
+const char *kPluginsHelp = R"(usage: sluice plugins [--path DIR]... [--json | --markdown]
 
 Lists every stage plugin found in the search path: name, kind, version, ABI,
 file, description and config. The search path is: --path directories,
@@ -96,6 +98,8 @@ reason.
 options:
   --path DIR          search DIR first (repeatable)
   --json              print JSON instead of text
+  --markdown          print each stage's config table as Markdown, between
+                      the markers the plugin READMEs hold (tests/docs)
 )";
 
 struct Args {
@@ -105,6 +109,7 @@ struct Args {
     std::string log_level = "warn";
     std::vector<std::string> plugin_dirs;
     bool json = false;
+    bool markdown = false;
     bool help = false;
 };
 
@@ -145,6 +150,8 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
             args.plugin_dirs.push_back(*v);
         } else if (a == "--json" && command == "plugins") {
             args.json = true;
+        } else if (a == "--markdown" && command == "plugins") {
+            args.markdown = true;
         } else if (!a.empty() && a[0] == '-') {
             usage_error("unknown option '" + a + "' for '" + command + "'", command.c_str());
             return false;
@@ -219,55 +226,6 @@ int cmd_run(const Args &args) {
     return result.exit_code;
 }
 
-std::string schema_type(const bj::object &prop) {
-    const bj::value *t = prop.if_contains("type");
-    if (!t) return "any";
-    if (t->is_string()) {
-        std::string s(t->get_string());
-        if (s == "array")
-            if (const bj::value *items = prop.if_contains("items"); items && items->is_object())
-                if (const bj::value *it = items->get_object().if_contains("type"); it && it->is_string())
-                    return "array of " + std::string(it->get_string());
-        return s;
-    }
-    std::string out;
-    if (t->is_array())
-        for (const auto &e : t->get_array())
-            if (e.is_string()) out += (out.empty() ? "" : "|") + std::string(e.get_string());
-    return out.empty() ? "any" : out;
-}
-
-// One line per config key; the keys of objects inside arrays (e.g. the rules
-// of the rules plugin) follow as "rules[].field".
-void print_properties(const bj::object &props, const std::vector<std::string> &required, const std::string &prefix) {
-    size_t width = 0;
-    for (const auto &kv : props) width = std::max(width, prefix.size() + kv.key().size());
-    for (const auto &kv : props) {
-        const bj::object empty;
-        const bj::object &p = kv.value().is_object() ? kv.value().get_object() : empty;
-        std::string key(kv.key());
-        std::string notes;
-        if (std::find(required.begin(), required.end(), key) != required.end()) notes = "required";
-        if (const bj::value *d = p.if_contains("default"))
-            notes += (notes.empty() ? "" : ", ") + std::string("default ") + bj::serialize(*d);
-        if (const bj::value *e = p.if_contains("enum"))
-            notes += (notes.empty() ? "" : ", ") + std::string("one of ") + bj::serialize(*e);
-        std::string desc;
-        if (const bj::value *d = p.if_contains("description"); d && d->is_string()) desc = d->get_string();
-        std::cout << fmt::format("    {:<{}}  {:<16} {}{}\n", prefix + key, width, schema_type(p), desc,
-                                 notes.empty() ? "" : " (" + notes + ")");
-        const bj::value *items = p.if_contains("items");
-        if (!items || !items->is_object()) continue;
-        const bj::value *sub = items->get_object().if_contains("properties");
-        if (!sub || !sub->is_object()) continue;
-        std::vector<std::string> sub_required;
-        if (const bj::value *r = items->get_object().if_contains("required"); r && r->is_array())
-            for (const auto &e : r->get_array())
-                if (e.is_string()) sub_required.emplace_back(e.get_string());
-        print_properties(sub->get_object(), sub_required, prefix + key + "[].");
-    }
-}
-
 int cmd_plugins(const Args &args) {
     std::vector<std::string> dirs = plugin_search_dirs(args.plugin_dirs);
     PluginRegistry registry(dirs);
@@ -298,6 +256,17 @@ int cmd_plugins(const Args &args) {
         std::cout << bj::serialize(bj::object{{"plugins", arr}, {"problems", problems}}) << "\n";
         return kExitOk;
     }
+    if (args.markdown) {
+        // Blocks that tests/docs/plugin_readmes.sh puts into each plugin's
+        // README between the same two markers.
+        for (const auto &s : listing.stages) {
+            std::cout << "<!-- config: " << kind_name(s.desc->kind) << " " << s.desc->name << " -->\n";
+            std::vector<ConfigRow> rows = config_rows(s.schema);
+            std::cout << (rows.empty() ? std::string("This stage takes no config.\n") : config_rows_markdown(rows));
+            std::cout << "<!-- end config -->\n";
+        }
+        return kExitOk;
+    }
     if (listing.stages.empty()) {
         std::cout << "no plugins found in:";
         for (const auto &d : dirs) std::cout << " " << d;
@@ -314,22 +283,12 @@ int cmd_plugins(const Args &args) {
             std::cout << "\n";
         }
         if (s.desc->capabilities & SLUICE_CAP_SINGLE_WORKER) std::cout << "  runs on a single worker\n";
-        const bj::object *props = nullptr;
-        std::vector<std::string> required;
-        if (s.schema.is_object()) {
-            if (const bj::value *p = s.schema.get_object().if_contains("properties"); p && p->is_object())
-                props = &p->get_object();
-            if (const bj::value *r = s.schema.get_object().if_contains("required"); r && r->is_array())
-                for (const auto &e : r->get_array())
-                    if (e.is_string()) required.emplace_back(e.get_string());
-        }
-        if (!props || props->empty()) {
+        std::vector<ConfigRow> rows = config_rows(s.schema);
+        if (rows.empty()) {
             std::cout << "  config: none\n\n";
             continue;
         }
-        std::cout << "  config:\n";
-        print_properties(*props, required, "");
-        std::cout << "\n";
+        std::cout << "  config:\n" << config_rows_text(rows, "    ") << "\n";
     }
     for (const auto &p : listing.problems) std::cout << "not a usable plugin: " << p << "\n";
     return kExitOk;

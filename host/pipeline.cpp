@@ -9,6 +9,8 @@
 #include "report.hpp"
 #include "signal_watcher.hpp"
 
+#include <sluice/json_schema.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -29,7 +31,7 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
     const std::string &file = manifest_.path;
     PluginRegistry registry(plugin_search_dirs(manifest_.plugin_dirs));
     std::vector<LoadedStage> plugins;
-    for (const StageSpec &spec : manifest_.stages) {
+    for (StageSpec &spec : manifest_.stages) {
         try {
             plugins.push_back(registry.find(spec.kind, spec.plugin, spec.library));
         } catch (const PluginError &e) {
@@ -42,8 +44,13 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
             errors.push_back(file + ": " + spec.json_path + "/threads: " + std::string(kind_name(spec.kind)) + " '" +
                              spec.plugin + "' runs on a single worker; remove threads or set it to 1");
         if (!p.schema.is_null()) {
-            for (const std::string &m : check_against_schema(spec.config, p.schema, spec.json_path + "/config"))
-                errors.push_back(file + ": " + m);
+            auto problems = check_against_schema(spec.config, p.schema, spec.json_path + "/config");
+            for (const std::string &m : problems) errors.push_back(file + ": " + m);
+            if (problems.empty() && p.fills_config_defaults()) {
+                boost::json::value config(std::move(spec.config));
+                json::apply_defaults(config, p.schema);
+                spec.config = std::move(config.get_object());
+            }
         }
     }
     if (!errors.empty()) throw SetupError(std::move(errors));

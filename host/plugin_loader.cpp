@@ -247,4 +247,8 @@ std::vector<std::string> plugin_search_dirs(const std::vector<std::string> &mani
     return dirs;
 }
 
+bool LoadedStage::fills_config_defaults() const {
+    return desc && library && (desc->capabilities & SLUICE_CAP_CONFIG_DEFAULTS) && library->abi_minor() >= 4;
+}
+
 } // namespace sluice

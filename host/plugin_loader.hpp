@@ -52,6 +52,11 @@ struct LoadedStage {
     const sluice_stage_descriptor *desc = nullptr;
     boost::json::value schema;                 // null when the plugin gave none
     std::vector<std::string> output_names;     // {"out"} when the plugin names none
+
+    // SLUICE_CAP_CONFIG_DEFAULTS from a plugin built for ABI 1.4 or later
+    // (an older plugin's bit 4 means nothing): the host fills in the
+    // schema's defaults before create.
+    bool fills_config_defaults() const;
 };
 
 class PluginRegistry {

@@ -44,7 +44,7 @@ TEST(Cli, VersionHelpAndUsageErrors) {
     ProcessResult v = run_sluice({"--version"});
     EXPECT_EQ(v.exit_code, 0);
     EXPECT_EQ(v.out.rfind("sluice ", 0), 0u);
-    EXPECT_NE(v.out.find("plugin ABI 1.3"), std::string::npos);
+    EXPECT_NE(v.out.find("plugin ABI 1.4"), std::string::npos);
     for (const char *cmd : {"run", "validate", "plugins"}) {
         ProcessResult h = run_sluice({cmd, "--help"});
         EXPECT_EQ(h.exit_code, 0) << cmd;
@@ -68,7 +68,7 @@ TEST(Cli, VersionHelpAndUsageErrors) {
 TEST(Cli, PluginsListsTheBundledPluginsWithTheirConfig) {
     ProcessResult p = run_sluice({"plugins"});
     ASSERT_EQ(p.exit_code, 0) << p.err;
-    for (const char *head : {"file (extractor) 1.0.0  ABI 1.3", "generate (extractor)", "map (transformer)",
+    for (const char *head : {"file (extractor) 1.0.0  ABI 1.4", "generate (extractor)", "map (transformer)",
                              "route (transformer)", "rules (validator)", "file (loader)", "null (loader)", "llm (enricher)",
                              "llm_extract (transformer)", "text (enricher)", "sqlite (extractor)", "sqlite (loader)", "postgres (extractor)", "postgres (loader)",
                              "documents (extractor)", "http (extractor)", "http (loader)"})
@@ -146,7 +146,7 @@ TEST(Cli, EachKindOfSetupMistakeGetsItsOneLineMessage) {
          "/stages/1/library: " + kBadPlugins + "/undefined_symbol.so: cannot be loaded, it needs a symbol nothing "
          "provides (undefined symbol: sluice_test_function_nobody_defines)"},
         {R"({"id":"x","kind":"transformer","plugin":"from_elsewhere","library":")" + kBadPlugins + R"(/abi2.so"})",
-         "/stages/1/library: " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.3"},
+         "/stages/1/library: " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.4"},
         {R"({"id":"x","kind":"transformer","plugin":"map","config":{"renam":{}}})",
          "/stages/1/config/renam: unknown key (expected one of: rename, copy, default, cast, set, drop, on_cast_error)"},
         {R"({"id":"x","kind":"transformer","plugin":"map","config":{"cast":{"a":"date"}}})",
@@ -188,7 +188,7 @@ TEST(Cli, APluginThatCannotBeFoundNamesTheLibrariesRefusedOnTheWay) {
         EXPECT_EQ(r.exit_code, 2) << r.err;
         EXPECT_NE(r.err.find("/stages/1/plugin: no transformer named 'abi2' in "), std::string::npos) << r.err;
         EXPECT_NE(r.err.find("; refused " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks "
-                             "ABI 1.3 (the major versions must match); refused "),
+                             "ABI 1.4 (the major versions must match); refused "),
                   std::string::npos)
             << "the likely one first, then the others: " << r.err;
         EXPECT_NE(r.err.find("no_entry.so: not a Sluice plugin"), std::string::npos) << r.err;
@@ -211,15 +211,25 @@ TEST(Cli, APluginWrittenInPlainCRunsInAPipeline) {
     }
 }
 
+// c_tag sets bit 4 and its schema's default differs from its code's: a
+// plugin built for 1.0 or 1.1 gets its config as written (the bit means
+// nothing there), one built for today's ABI gets the schema's default
+// (SLUICE_CAP_CONFIG_DEFAULTS).
 TEST(Cli, PluginsBuiltForEachOlderMinorRunInAPipeline) {
-    for (const std::string &lib : {kTestPlugins + "/c_tag.so", std::string(SLUICE_ABI_V1_1_PLUGIN_DIR) + "/c_tag.so"}) {
+    const std::pair<std::string, std::string> builds[] = {
+        {kTestPlugins + "/c_tag.so", "c"},
+        {std::string(SLUICE_ABI_V1_1_PLUGIN_DIR) + "/c_tag.so", "c"},
+        {std::string(SLUICE_ABI_CURRENT_PLUGIN_DIR) + "/c_tag.so", "from-the-schema"}};
+    for (const auto &[lib, tag] : builds) {
         TempDir dir;
         std::string m = dir.write("m.json", line_manifest(R"({"id":"in","kind":"extractor","plugin":"generate","config":{"count":10}})",
                                                           R"({"id":"tag","kind":"transformer","plugin":"c_tag","library":")" + lib + R"("})",
                                                           R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})"));
         ProcessResult r = run_sluice({"run", m});
         ASSERT_EQ(r.exit_code, 0) << lib << ": " << r.err;
-        EXPECT_EQ(read_lines(dir / "o.ndjson").size(), 10u) << lib;
+        auto lines = read_lines(dir / "o.ndjson");
+        ASSERT_EQ(lines.size(), 10u) << lib;
+        for (const auto &line : lines) EXPECT_NE(line.find(",\"tagged_by\":\"" + tag + "\"}"), std::string::npos) << lib << ": " << line;
     }
 }
 

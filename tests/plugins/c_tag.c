@@ -89,8 +89,12 @@ static const sluice_stage_descriptor tag_stage = {
     "c_tag",
     "1.0.0",
     "Adds \"tagged_by\" to JSON object records (a plugin in plain C)",
-    "{\"type\":\"object\",\"properties\":{\"value\":{\"type\":\"string\",\"default\":\"c\"}}}",
-    0,
+    /* The schema's default differs from the code's on purpose: built against
+     * ABI 1.4 or later, bit 4 is SLUICE_CAP_CONFIG_DEFAULTS and the host fills
+     * in "from-the-schema"; built against an older frozen header the same bit
+     * means nothing, and the host must pass the config as written ("c"). */
+    "{\"type\":\"object\",\"properties\":{\"value\":{\"type\":\"string\",\"default\":\"from-the-schema\"}}}",
+    (uint64_t)1 << 4,
     NULL,
     0,
     0,

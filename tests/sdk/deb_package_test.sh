@@ -33,6 +33,6 @@ cat > "$work/m.json" <<JSON
   {"id": "out", "kind": "loader", "plugin": "file", "config": {"path": "out.ndjson"}}]}
 JSON
 "$usr/bin/sluice" run "$work/m.json" 2> "$work/err" || { cat "$work/err"; exit 1; }
-lines=$(grep -c '"hello":"world","tagged_by":"c"}$' "$work/out.ndjson" || true)
+lines=$(grep -c '"hello":"world","tagged_by":"from-the-schema"}$' "$work/out.ndjson" || true)
 [ "$lines" = 5 ] || { echo "expected 5 records through both plugins, got $lines"; cat "$work/out.ndjson"; exit 1; }
 echo "$(basename "$deb"): unpacked, two plugins built against it (CMake, pkg-config) and run by its sluice (one isolated)"

@@ -51,7 +51,7 @@ cat > "$work/c.json" <<JSON
   {"id": "out", "kind": "loader", "plugin": "file", "config": {"path": "c.ndjson"}}]}
 JSON
 "$work/prefix/bin/sluice" run "$work/c.json" 2> "$work/err" || { cat "$work/err"; exit 1; }
-[ "$(grep -c '"tagged_by":"c"}$' "$work/c.ndjson")" = 2 ] || { echo "the pkg-config C plugin did not run"; exit 1; }
+[ "$(grep -c '"tagged_by":"from-the-schema"}$' "$work/c.ndjson")" = 2 ] || { echo "the pkg-config C plugin did not run"; exit 1; }
 
 # The C examples of sdk/examples, built out of tree against the package, in a
 # pipeline: every record is banded, the gate splits them by their e-mail.

@@ -22,17 +22,15 @@ typedef struct band {
 static sluice_status band_create(const sluice_create_args *args, void **instance) {
     band *b = (band *)calloc(1, sizeof *b);
     if (!b) return SLUICE_ERROR;
-    strcpy(b->field, "amount");
-    b->threshold = 100;
-    /* The host checked the config against the schema; apply the defaults. */
-    if (sluice_json_has(args->config_json, args->config_len, "field") &&
-        sluice_json_get_string(args->config_json, args->config_len, "field", b->field, sizeof b->field) < 1) {
+    /* SLUICE_CAP_CONFIG_DEFAULTS (below): the host has checked the config
+     * against the schema and filled in its defaults, so both fields are
+     * there; the defaults are written once, in the schema. */
+    if (sluice_json_get_string(args->config_json, args->config_len, "field", b->field, sizeof b->field) < 1) {
         snprintf(args->error, args->error_size, "field: expected a name of at most %d bytes", (int)sizeof b->field - 1);
         free(b);
         return SLUICE_ERROR;
     }
-    if (sluice_json_has(args->config_json, args->config_len, "threshold") &&
-        !sluice_json_get_number(args->config_json, args->config_len, "threshold", &b->threshold)) {
+    if (!sluice_json_get_number(args->config_json, args->config_len, "threshold", &b->threshold)) {
         snprintf(args->error, args->error_size, "threshold: expected a number");
         free(b);
         return SLUICE_ERROR;
@@ -91,7 +89,7 @@ static const sluice_stage_descriptor band_stage = {
     "{\"type\":\"object\",\"properties\":{"
     "\"field\":{\"type\":\"string\",\"minLength\":1,\"default\":\"amount\",\"description\":\"The number field to read\"},"
     "\"threshold\":{\"type\":\"number\",\"default\":100,\"description\":\"From this value on, large\"}}}",
-    0,
+    SLUICE_CAP_CONFIG_DEFAULTS,
     NULL,
     0,
     0,

@@ -21,9 +21,8 @@ typedef struct gate {
 static sluice_status gate_create(const sluice_create_args *args, void **instance) {
     gate *g = (gate *)calloc(1, sizeof *g);
     if (!g) return SLUICE_ERROR;
-    strcpy(g->field, "email");
-    if (sluice_json_has(args->config_json, args->config_len, "field") &&
-        sluice_json_get_string(args->config_json, args->config_len, "field", g->field, sizeof g->field) < 1) {
+    /* The host fills in the schema's default (SLUICE_CAP_CONFIG_DEFAULTS). */
+    if (sluice_json_get_string(args->config_json, args->config_len, "field", g->field, sizeof g->field) < 1) {
         snprintf(args->error, args->error_size, "field: expected a name of at most %d bytes", (int)sizeof g->field - 1);
         free(g);
         return SLUICE_ERROR;
@@ -79,7 +78,7 @@ static const sluice_stage_descriptor gate_stage = {
     "Rejects records whose e-mail field is missing or not an address",
     "{\"type\":\"object\",\"properties\":{"
     "\"field\":{\"type\":\"string\",\"minLength\":1,\"default\":\"email\",\"description\":\"The field to check\"}}}",
-    0,
+    SLUICE_CAP_CONFIG_DEFAULTS,
     gate_outputs,
     2,
     0,

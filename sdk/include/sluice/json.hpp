@@ -264,6 +264,21 @@ public:
             fail(key, "required: expected a non-empty string");
         return std::string(v->get_string());
     }
+    // The getters below without a default are for fields whose config spec
+    // (sluice/config_spec.hpp) declares a default or marks them required:
+    // those are always present. Absent, they throw "<key>: missing".
+    int64_t integer(std::string_view key) const {
+        if (!find(key)) fail(key, "missing");
+        return integer(key, 0);
+    }
+    double number(std::string_view key) const {
+        if (!find(key)) fail(key, "missing");
+        return number(key, 0);
+    }
+    bool boolean(std::string_view key) const {
+        if (!find(key)) fail(key, "missing");
+        return boolean(key, false);
+    }
     int64_t integer(std::string_view key, int64_t def) const {
         const bj::value *v = find(key);
         if (!v || v->is_null()) return def;

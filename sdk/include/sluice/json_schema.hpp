@@ -7,7 +7,8 @@
 // false or a schema), items (one schema), enum, minimum, maximum, minLength
 // and maxLength (in code points); a schema may be true or false. Checked in
 // ctest against the JSON-Schema-Test-Suite (draft 7) for those keywords.
-// Other keywords ("description", "default", "format") are ignored.
+// Other keywords ("description", "default", "secret", "format") are ignored
+// by the check; apply_defaults() below fills in "default" values.
 #pragma once
 
 #include <sluice/json.hpp>
@@ -160,6 +161,35 @@ inline std::vector<std::string> check_schema(const boost::json::value &value, co
     std::vector<std::string> out;
     schema_detail::check(value, schema, path, out, closed_objects);
     return out;
+}
+
+// Fills in, in `value`, every absent member whose schema has a "default":
+// in the object itself, in objects it holds (also ones just defaulted) and
+// in the objects of arrays whose "items" declare properties. What is present
+// is left as it is, so it may be applied twice.
+inline void apply_defaults(boost::json::value &value, const boost::json::value &schema) {
+    namespace bj = boost::json;
+    if (!schema.is_object()) return;
+    const bj::object &s = schema.get_object();
+    if (value.is_array()) {
+        if (const bj::value *items = s.if_contains("items"))
+            for (bj::value &e : value.get_array()) apply_defaults(e, *items);
+        return;
+    }
+    if (!value.is_object()) return;
+    const bj::value *props = s.if_contains("properties");
+    if (!props || !props->is_object()) return;
+    bj::object &obj = value.get_object();
+    for (const auto &kv : props->get_object()) {
+        if (!kv.value().is_object()) continue;
+        bj::value *present = obj.if_contains(kv.key());
+        if (!present) {
+            const bj::value *d = kv.value().get_object().if_contains("default");
+            if (!d) continue;
+            present = &(obj[kv.key()] = *d);
+        }
+        apply_defaults(*present, kv.value());
+    }
 }
 
 } // namespace sluice::json

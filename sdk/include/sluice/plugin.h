@@ -47,6 +47,9 @@
  *     1.3  the host extension sluice.drop/1 (a filter says which records it
  *          drops on purpose, see 8); sluice.metrics/1 (a stage declares
  *          its metrics: the host shows them without knowing the plugin)
+ *     1.4  the capability SLUICE_CAP_CONFIG_DEFAULTS: the host fills in the
+ *          config schema's "default" values before create (a plugin built
+ *          against an older minor gets the config exactly as written)
  *
  * ---------------------------------------------------------------------------
  * 3. Data model
@@ -234,7 +237,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 3
+#define SLUICE_ABI_MINOR 4
 
 /* The one symbol a plugin exports. */
 #define SLUICE_ENTRY_SYMBOL "sluice_plugin_entry"
@@ -291,6 +294,14 @@ typedef int32_t sluice_log_level;
  * create, the host asks instance 0 for them through the plugin extension
  * SLUICE_EXT_OUTPUTS (sluice_outputs_ext) instead of reading output_names. */
 #define SLUICE_CAP_CONFIG_OUTPUTS ((uint64_t)1 << 3)
+
+/* ABI 1.4. Before create, the host fills in every absent config field whose
+ * config_schema property has a "default" (also inside nested objects, in
+ * objects of arrays whose "items" declare properties, and inside an object
+ * that was itself just defaulted). Without this flag, or from a plugin built
+ * against a minor below 4, create gets the config as the manifest wrote it.
+ * The C++ helper (sluice/config_spec.hpp) sets it for you. */
+#define SLUICE_CAP_CONFIG_DEFAULTS ((uint64_t)1 << 4)
 
 /* Content types the host and the bundled plugins use. Any MIME type works. */
 #define SLUICE_CONTENT_JSON "application/json"
@@ -406,9 +417,12 @@ typedef struct sluice_create_args {
     const sluice_host *host;   /* valid until after destroy */
     const char *stage_id;      /* NUL-terminated manifest stage id */
     const char *config_json;   /* the stage's "config" as a JSON object text,
-                                  as the manifest wrote it: checked against
-                                  config_schema, but schema defaults are NOT
-                                  filled in (apply your own) */
+                                  checked against config_schema; with
+                                  SLUICE_CAP_CONFIG_DEFAULTS its defaults are
+                                  filled in, otherwise it is as the manifest
+                                  wrote it (apply your own defaults). Not
+                                  pretty-printed; key order is the manifest's,
+                                  then the defaults' */
     size_t config_len;         /* (also NUL-terminated) */
     const char *base_dir;      /* NUL-terminated: directory of the manifest;
                                   resolve relative paths in config against it */
@@ -434,10 +448,12 @@ typedef struct sluice_stage_descriptor {
      * boolean, null), "properties", "required", "additionalProperties"
      * (false: unknown keys are errors; the top level is closed anyway),
      * "items", "enum", "minimum", "maximum", "minLength", "maxLength"; it
-     * shows "description" and "default" in `sluice plugins` and ignores
-     * everything else ("format" included). Defaults are documentation only:
-     * create gets the config as written. Keep it accurate: it is what an
-     * operator reads. */
+     * shows "description", "default" and "secret": true (a password or key:
+     * shown as such) in `sluice plugins` and its --markdown table, and
+     * ignores everything else ("format", "oneOf", "pattern" included: check
+     * those in create). "default" is documentation unless the stage sets
+     * SLUICE_CAP_CONFIG_DEFAULTS; then the host fills it in. Keep it
+     * accurate: it is what an operator reads. */
     const char *config_schema;
     uint64_t capabilities;      /* SLUICE_CAP_* flags */
     /* Named outputs. NULL/0 means one unnamed output. reject() sends records

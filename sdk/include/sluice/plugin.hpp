@@ -10,8 +10,10 @@
 //     static constexpr const char *name = "upper";
 //     static constexpr const char *version = "1.0.0";
 //     static constexpr const char *description = "upper-cases text records";
-//     static constexpr const char *config_schema =
-//         R"({"type":"object","properties":{}})";
+//     static sluice::config::Spec config_spec() {          // <sluice/config_spec.hpp>
+//       return {sluice::config::Field::string("field", "Field to upper-case")
+//                   .default_to("text")};
+//     }
 //
 //     explicit Upper(const sluice::Context &ctx);          // parse config; throw on bad config
 //     void process(sluice::Input in, sluice::Emitter &out); // one batch
@@ -22,6 +24,12 @@
 // out.emit from it, out.reject(i, why), out.fail(i, why), or out.drop(i) for
 // one filtered out on purpose. An input given none of these is sent down the
 // error path as "the plugin did not account for this record" (plugin.h, 8).
+//
+// The config is declared once, in config_spec() (sluice/config_spec.hpp):
+// the host checks the manifest against the schema made from it, and the
+// constructor gets ctx.config_json with every default filled in. (A stage may
+// instead give `static constexpr const char *config_schema` as JSON Schema
+// text; then it gets the config as written and applies its own defaults.)
 //
 // Optional members, detected at compile time:
 //   static constexpr uint64_t capabilities = SLUICE_CAP_...;
@@ -356,6 +364,25 @@ template <class T> concept HasResources = requires(const T t) {
 };
 template <class T> concept HasSyncMarkers = requires(T t) { t.sync_markers(); };
 template <class T> concept HasCapabilities = requires { T::capabilities; };
+template <class T> concept HasConfigSpec = requires(std::string_view config) {
+    { T::config_spec().schema_text() } -> std::convertible_to<std::string>;
+    { T::config_spec().with_defaults(config) } -> std::convertible_to<std::string>;
+};
+
+// The stage's config spec, built once.
+template <class T> const auto &config_spec_of() {
+    static const auto spec = T::config_spec();
+    return spec;
+}
+
+template <class T> const char *config_schema_text() {
+    if constexpr (HasConfigSpec<T>) {
+        static const std::string text = config_spec_of<T>().schema_text();
+        return text.c_str();
+    } else {
+        return T::config_schema;
+    }
+}
 template <class T> concept HasOutputs = requires { T::outputs; };
 
 // Runs f, turning exceptions into a status and a message.
@@ -389,6 +416,14 @@ sluice_status create(const sluice_create_args *args, void **instance) noexcept {
         ctx.stage_id = args->stage_id ? args->stage_id : "";
         ctx.config_json = std::string_view(args->config_json ? args->config_json : "{}",
                                            args->config_json ? args->config_len : 2);
+        // The host fills in defaults too (SLUICE_CAP_CONFIG_DEFAULTS); doing it
+        // here as well keeps a stage correct under an older host or a test
+        // driver that calls create directly.
+        std::string defaulted;
+        if constexpr (HasConfigSpec<T>) {
+            defaulted = config_spec_of<T>().with_defaults(ctx.config_json);
+            ctx.config_json = defaulted;
+        }
         ctx.base_dir = args->base_dir ? args->base_dir : "";
         ctx.worker_index = args->worker_index;
         ctx.worker_count = args->worker_count;
@@ -568,10 +603,11 @@ template <class T> constexpr uint64_t capabilities() {
     uint64_t caps = 0;
     if constexpr (HasCapabilities<T>) caps = T::capabilities;
     if constexpr (HasConfigOutputs<T>) caps |= SLUICE_CAP_CONFIG_OUTPUTS;
+    if constexpr (HasConfigSpec<T>) caps |= SLUICE_CAP_CONFIG_DEFAULTS;
     return caps;
 }
 
-template <class T> constexpr sluice_stage_descriptor make_descriptor() {
+template <class T> sluice_stage_descriptor make_descriptor() {
     static_assert(HasPull<T> || HasProcess<T>,
                   "a stage needs bool pull(Emitter&, uint32_t) (extractor) or "
                   "void process(Input, Emitter&)");
@@ -581,7 +617,7 @@ template <class T> constexpr sluice_stage_descriptor make_descriptor() {
     d.name = T::name;
     d.version = T::version;
     d.description = T::description;
-    d.config_schema = T::config_schema;
+    d.config_schema = config_schema_text<T>();
     d.capabilities = capabilities<T>();
     if constexpr (HasOutputs<T>) {
         d.output_names = T::outputs.data();
@@ -599,7 +635,8 @@ template <class T> constexpr sluice_stage_descriptor make_descriptor() {
     return d;
 }
 
-template <class T> inline constexpr sluice_stage_descriptor descriptor = make_descriptor<T>();
+// Made when the library is loaded (a config spec's schema text is built then).
+template <class T> inline const sluice_stage_descriptor descriptor = make_descriptor<T>();
 
 template <class... T> struct Entry {
     static constexpr const sluice_stage_descriptor *stages[] = {&descriptor<T>...};
