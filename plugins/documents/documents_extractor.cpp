@@ -88,15 +88,14 @@ DocumentsExtractor::DocumentsExtractor(const Context &ctx)
     : host_(ctx.host), worker_index_(ctx.worker_index), worker_count_(std::max<uint32_t>(1, ctx.worker_count)) {
     json::Config c(ctx.config_json);
     root_ = ctx.resolve_path(c.required_string("path"));
-    include_ = c.has("include") ? c.strings("include")
-                                : std::vector<std::string>{"*.txt", "*.md", "*.html", "*.htm", "*.pdf", "*.json"};
+    include_ = c.strings("include");
     exclude_ = c.strings("exclude");
-    recursive_ = c.boolean("recursive", true);
-    chunk_chars_ = size_t(std::max<int64_t>(0, c.integer("chunk_chars", 0)));
-    chunk_overlap_ = size_t(std::max<int64_t>(0, c.integer("chunk_overlap", 0)));
+    recursive_ = c.boolean("recursive");
+    chunk_chars_ = size_t(c.integer("chunk_chars"));
+    chunk_overlap_ = size_t(c.integer("chunk_overlap"));
     if (chunk_chars_ > 0 && chunk_overlap_ >= chunk_chars_) c.fail("chunk_overlap", "must be less than chunk_chars");
-    max_file_bytes_ = size_t(std::max<int64_t>(1, c.integer("max_file_bytes", int64_t(max_file_bytes_))));
-    text_field_ = c.string("text_field", "text");
+    max_file_bytes_ = size_t(c.integer("max_file_bytes"));
+    text_field_ = c.string("text_field");
 }
 
 DocumentsExtractor::~DocumentsExtractor() {

@@ -2,6 +2,7 @@
 // directory tree: its text and metadata. See README.md.
 #pragma once
 
+#include <sluice/config_spec.hpp>
 #include <sluice/plugin.hpp>
 
 #include <deque>
@@ -20,22 +21,28 @@ public:
     static constexpr const char *description =
         "Reads .txt, .md, .html, .pdf and .json documents under a directory as text records with metadata, "
         "optionally in overlapping chunks.";
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["path"],
-  "properties": {
-    "path": {"type": "string", "minLength": 1, "description": "Directory to read, relative to the manifest"},
-    "include": {"type": "array", "items": {"type": "string"}, "default": ["*.txt", "*.md", "*.html", "*.htm", "*.pdf", "*.json"],
-                "description": "File name patterns to read (*, ?, [..])"},
-    "exclude": {"type": "array", "items": {"type": "string"}, "description": "File name patterns to skip"},
-    "recursive": {"type": "boolean", "default": true, "description": "Read subdirectories too"},
-    "chunk_chars": {"type": "integer", "minimum": 0, "default": 0,
-                    "description": "Split text into chunks of about this many characters (0: one record per document); a chunk ends at white space when it can"},
-    "chunk_overlap": {"type": "integer", "minimum": 0, "default": 0, "description": "Characters each chunk repeats from the end of the one before"},
-    "max_file_bytes": {"type": "integer", "minimum": 1, "default": 67108864, "description": "Larger files go to the error path"},
-    "text_field": {"type": "string", "minLength": 1, "default": "text", "description": "Field for the text"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return {
+            Field::string("path", "Directory to read, relative to the manifest").required().not_empty(),
+            Field::strings("include", "File name patterns to read (*, ?, [..])")
+                .default_to(boost::json::array{"*.txt", "*.md", "*.html", "*.htm", "*.pdf", "*.json"}),
+            Field::strings("exclude", "File name patterns to skip"),
+            Field::boolean("recursive", "Read subdirectories too").default_to(true),
+            Field::integer("chunk_chars",
+                           "Split the text into chunks of about this many characters (0: one record per document); "
+                           "a chunk ends at white space in its last fifth when there is some. Chunk records carry "
+                           "chunk, chunks and chunk_start (in characters) instead of characters")
+                .minimum(0)
+                .default_to(0),
+            Field::integer("chunk_overlap", "Characters each chunk repeats from the end of the previous one (for "
+                                            "retrieval and LLM context)")
+                .minimum(0)
+                .default_to(0),
+            Field::integer("max_file_bytes", "Larger files go to the error path").minimum(1).default_to(67108864),
+            Field::string("text_field", "Field for the text").not_empty().default_to("text"),
+        };
+    }
 
     explicit DocumentsExtractor(const Context &ctx);
     ~DocumentsExtractor();

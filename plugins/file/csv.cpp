@@ -114,7 +114,7 @@ size_t CsvRecordSkipper::scan(const char *p, size_t n) {
 }
 
 char csv_delimiter(const json::Config &config) {
-    std::string d = config.string("delimiter", ",");
+    std::string d = config.string("delimiter");
     if (d == "\\t" || d == "tab") d = "\t";
     if (d.size() != 1 || d[0] == '"' || d[0] == '\n' || d[0] == '\r')
         config.fail("delimiter", "expected one character other than a quote or a line break");

@@ -52,24 +52,24 @@ FileExtractor::FileExtractor(const Context &ctx)
     : host_(ctx.host), worker_index_(ctx.worker_index), worker_count_(ctx.worker_count) {
     json::Config c(ctx.config_json);
     pattern_ = ctx.resolve_path(c.required_string("path"));
-    std::string f = c.string("format", "auto");
+    std::string f = c.string("format");
     if (f == "auto") format_ = Format::auto_detect;
     else if (f == "ndjson") format_ = Format::ndjson;
     else if (f == "csv") format_ = Format::csv;
     else if (f == "json") format_ = Format::json;
     else c.fail("format", "expected auto, ndjson, csv or json");
     delimiter_ = csv_delimiter(c);
-    header_ = c.boolean("header", true);
+    header_ = c.boolean("header");
     columns_config_ = c.strings("columns");
     if (!header_ && columns_config_.empty()) c.fail("columns", "required when header is false");
-    infer_types_ = c.boolean("infer_types", false);
-    source_attrs_ = c.boolean("source_attrs", true);
-    allow_no_files_ = c.boolean("allow_no_files", false);
-    allow_unreadable_ = c.boolean("allow_unreadable", false);
-    strict_quotes_ = c.boolean("strict_quotes", false);
-    unwrap_dead_letters_ = c.boolean("unwrap_dead_letters", false);
-    max_record_ = size_t(std::max<int64_t>(1024, c.integer("max_record_bytes", int64_t(max_record_))));
-    chunk_ = size_t(std::max<int64_t>(4096, c.integer("read_buffer_bytes", int64_t(chunk_))));
+    infer_types_ = c.boolean("infer_types");
+    source_attrs_ = c.boolean("source_attrs");
+    allow_no_files_ = c.boolean("allow_no_files");
+    allow_unreadable_ = c.boolean("allow_unreadable");
+    strict_quotes_ = c.boolean("strict_quotes");
+    unwrap_dead_letters_ = c.boolean("unwrap_dead_letters");
+    max_record_ = size_t(c.integer("max_record_bytes"));
+    chunk_ = size_t(c.integer("read_buffer_bytes"));
 }
 
 void FileExtractor::start() {

@@ -4,6 +4,7 @@
 #include "csv.hpp"
 #include "source_reader.hpp"
 
+#include <sluice/config_spec.hpp>
 #include <sluice/plugin.hpp>
 
 #include <simdjson.h>
@@ -22,34 +23,50 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description =
         "Reads NDJSON, CSV (RFC 4180, with header) and JSON-array files matching a glob, streaming.";
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["path"],
-  "properties": {
-    "path": {"type": "string", "minLength": 1,
-             "description": "File or glob (*, ?, [..]) to read, relative to the manifest; files are read in sorted order"},
-    "format": {"type": "string", "enum": ["auto", "ndjson", "csv", "json"], "default": "auto",
-               "description": "auto picks by extension: .csv is csv, .ndjson/.jsonl ndjson, .json a JSON array if it starts with '[' else ndjson"},
-    "delimiter": {"type": "string", "default": ",", "description": "CSV field delimiter (one character; \\t for tab)"},
-    "header": {"type": "boolean", "default": true, "description": "CSV: the first record names the columns"},
-    "columns": {"type": "array", "items": {"type": "string"}, "description": "CSV: column names when header is false"},
-    "infer_types": {"type": "boolean", "default": false,
-                    "description": "CSV: write integers, decimals, true/false and empty fields as JSON numbers, booleans and null instead of strings"},
-    "source_attrs": {"type": "boolean", "default": true,
-                     "description": "Attach attributes 'source' (file path) and 'source_line' to every record"},
-    "allow_no_files": {"type": "boolean", "default": false,
-                       "description": "Succeed when the glob matches no file (otherwise the run fails at start)"},
-    "allow_unreadable": {"type": "boolean", "default": false,
-                         "description": "Pass over a file that cannot be opened or read (a directory, no permission, an I/O error) with an error of kind 'unreadable' on the error path; otherwise the run keeps trying for retry_environment_ms, then fails without saving the file as read"},
-    "strict_quotes": {"type": "boolean", "default": false,
-                      "description": "CSV: refuse a quote inside an unquoted field or text after a closing quote (RFC 4180 to the letter); by default both are taken literally, as Python's csv module does"},
-    "unwrap_dead_letters": {"type": "boolean", "default": false,
-                            "description": "NDJSON: the files are dead letters written by Sluice; emit the record each one holds (with its attributes) to replay it"},
-    "max_record_bytes": {"type": "integer", "minimum": 1024, "default": 16777216,
-                         "description": "Longest record accepted, in every format; a longer one is one error (with file and line) and reading goes on at the next record"},
-    "read_buffer_bytes": {"type": "integer", "minimum": 4096, "default": 1048576, "description": "Read chunk size"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return {
+            Field::string("path", "File or glob (*, ?, [..]) to read, relative to the manifest; files are read in "
+                                  "sorted order")
+                .required()
+                .not_empty(),
+            Field::choice("format", {"auto", "ndjson", "csv", "json"},
+                          "auto: .csv/.tsv is CSV, .json is a JSON array when it starts with '[' (else NDJSON), "
+                          "anything else NDJSON")
+                .default_to("auto"),
+            Field::string("delimiter", "CSV delimiter, one character (\\t or tab for tab)").default_to(","),
+            Field::boolean("header", "CSV: the first record names the columns (empty names become column_N, "
+                                     "duplicates get _2, _3)")
+                .default_to(true),
+            Field::strings("columns", "CSV: column names when header is false"),
+            Field::boolean("infer_types", "CSV: integers, decimals and true/false become JSON numbers and booleans, "
+                                          "empty fields null; otherwise every value is a string")
+                .default_to(false),
+            Field::boolean("source_attrs", "Attach attributes source (the path) and source_line to each record")
+                .default_to(true),
+            Field::boolean("allow_no_files", "Accept a glob that matches nothing (otherwise the run fails at start)")
+                .default_to(false),
+            Field::boolean("allow_unreadable",
+                           "Pass over a file that cannot be opened or read (a directory, no permission, an I/O error) "
+                           "with an error record of kind 'unreadable' naming it; otherwise that is an environment "
+                           "error: the run retries for retry_environment_ms, then fails, and the file is never saved "
+                           "as read")
+                .default_to(false),
+            Field::boolean("strict_quotes",
+                           "CSV: refuse a quote inside an unquoted field or text after a closing quote, as RFC 4180 "
+                           "does; by default both are taken literally, as Python's csv module does")
+                .default_to(false),
+            Field::boolean("unwrap_dead_letters",
+                           "NDJSON: the files are dead letters Sluice wrote; emit the record each holds (with its "
+                           "attributes, plus dead_letter_source and dead_letter_line) to replay it")
+                .default_to(false),
+            Field::integer("max_record_bytes", "Longest record, in every format; a longer one is one error with its "
+                                               "file and line, and reading goes on at the next record")
+                .minimum(1024)
+                .default_to(16777216),
+            Field::integer("read_buffer_bytes", "Read chunk size").minimum(4096).default_to(1048576),
+        };
+    }
 
     explicit FileExtractor(const Context &ctx);
     void start();

@@ -25,17 +25,17 @@ std::string errno_text() { return std::strerror(errno); }
 FileLoader::FileLoader(const Context &ctx) : host_(ctx.host) {
     json::Config c(ctx.config_json);
     path_ = ctx.resolve_path(c.required_string("path"));
-    std::string f = c.string("format", "auto");
+    std::string f = c.string("format");
     if (f == "auto") csv_ = path_.size() >= 4 && path_.compare(path_.size() - 4, 4, ".csv") == 0;
     else if (f == "csv") csv_ = true;
     else if (f != "ndjson") c.fail("format", "expected auto, ndjson or csv");
     columns_ = c.strings("columns");
     delimiter_ = csv_delimiter(c);
-    header_ = c.boolean("header", true);
-    append_ = c.boolean("append", false);
-    fsync_ = c.boolean("fsync", true);
-    create_dirs_ = c.boolean("create_dirs", true);
-    attributes_field_ = c.string("attributes_field", "");
+    header_ = c.boolean("header");
+    append_ = c.boolean("append");
+    fsync_ = c.boolean("fsync");
+    create_dirs_ = c.boolean("create_dirs");
+    attributes_field_ = c.string("attributes_field");
 }
 
 // The payload (a JSON object) with one more field holding the attributes.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sluice/json.hpp>
+#include <sluice/config_spec.hpp>
 #include <sluice/plugin.hpp>
 
 #include "../common/resource_uri.hpp"
@@ -25,26 +26,32 @@ public:
     static constexpr const char *description =
         "Writes records as NDJSON or CSV to a temp file renamed into place at the end of a successful run.";
     static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["path"],
-  "properties": {
-    "path": {"type": "string", "minLength": 1, "description": "Output file, relative to the manifest"},
-    "format": {"type": "string", "enum": ["auto", "ndjson", "csv"], "default": "auto",
-               "description": "auto: csv for a .csv path, else ndjson"},
-    "columns": {"type": "array", "items": {"type": "string"},
-                "description": "CSV: columns in order (default: the keys of the first record)"},
-    "delimiter": {"type": "string", "default": ",", "description": "CSV field delimiter (one character; \\t for tab)"},
-    "header": {"type": "boolean", "default": true, "description": "CSV: write a header line"},
-    "append": {"type": "boolean", "default": false,
-               "description": "Append to the file in place instead of replacing it at the end (no temp file). Each batch is written (and with fsync, synced) before it counts as delivered, so runs that resume from a state_dir add to the file; a partial last record left by a crash is cut off at start"},
-    "fsync": {"type": "boolean", "default": true,
-              "description": "fsync the file before renaming it into place (append: after every batch)"},
-    "create_dirs": {"type": "boolean", "default": true, "description": "Create missing parent directories"},
-    "attributes_field": {"type": "string", "minLength": 1,
-                         "description": "Also write each record's attributes (source, source_line, reject_reason ...) as an object under this field"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return {
+            Field::string("path", "Output file, relative to the manifest").required().not_empty(),
+            Field::choice("format", {"auto", "ndjson", "csv"}, "auto: CSV for a .csv path, else NDJSON")
+                .default_to("auto"),
+            Field::strings("columns", "CSV columns, in order (default: the keys of the first record); fields not "
+                                      "listed are left out (counted in records_with_fields_not_in_columns)"),
+            Field::string("delimiter", "CSV delimiter, one character (\\t or tab for tab)").default_to(","),
+            Field::boolean("header", "CSV: write a header line").default_to(true),
+            Field::boolean("append",
+                           "Append to path in place, batch by batch, instead of replacing it at the end (no temp "
+                           "file, no rename). Each batch is written (and with fsync, synced) before it counts as "
+                           "delivered, so runs that resume from a state_dir add to the file; a partial last record "
+                           "left by a crash is cut off at start")
+                .default_to(false),
+            Field::boolean("fsync", "fsync the file (and its directory) before the rename; with append, fdatasync "
+                                    "after every batch")
+                .default_to(true),
+            Field::boolean("create_dirs", "Create missing parent directories").default_to(true),
+            Field::string("attributes_field",
+                          "NDJSON: also write each record's attributes (source, source_line, reject_reason ...) as "
+                          "an object under this field; handy for a rejects file")
+                .not_empty(),
+        };
+    }
 
     explicit FileLoader(const Context &ctx);
     ~FileLoader();

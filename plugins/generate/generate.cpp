@@ -2,6 +2,7 @@
 // whatever the thread count. For tests, demos and benchmarks.
 #include "../common/json_text.hpp"
 
+#include <sluice/config_spec.hpp>
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -54,27 +55,26 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description =
         "Produces N deterministic synthetic order records (id, timestamp, user, email, amount, country, text).";
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["count"],
-  "properties": {
-    "count": {"type": "integer", "minimum": 0, "description": "How many records to produce"},
-    "seed": {"type": "integer", "minimum": 0, "default": 1, "description": "Same seed, same records"},
-    "invalid_every": {"type": "integer", "minimum": 0, "default": 0,
-                      "description": "Make every Nth record break typical rules (bad email, negative amount); 0 for never"},
-    "start_time": {"type": "integer", "default": 1767225600,
-                   "description": "Unix time of the first record's timestamp (records are one second apart)"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return {
+            Field::integer("count", "How many records to produce").required().minimum(0),
+            Field::integer("seed", "Same seed, same records").minimum(0).default_to(1),
+            Field::integer("invalid_every",
+                           "Make every Nth record break typical rules (bad email, negative amount); 0 for never")
+                .minimum(0)
+                .default_to(0),
+            Field::integer("start_time", "Unix time of the first record's timestamp (records are one second apart)")
+                .default_to(1767225600),
+        };
+    }
 
     explicit Generate(const Context &ctx) : worker_(ctx.worker_index), workers_(ctx.worker_count) {
         json::Config c(ctx.config_json);
-        int64_t count = c.integer("count", -1);
-        if (count < 0) c.fail("count", "required: expected a non-negative integer");
-        count_ = uint64_t(count);
-        seed_ = uint64_t(c.integer("seed", 1));
-        invalid_every_ = uint64_t(std::max<int64_t>(0, c.integer("invalid_every", 0)));
-        start_time_ = c.integer("start_time", 1767225600);
+        count_ = uint64_t(std::max<int64_t>(0, c.integer("count")));
+        seed_ = uint64_t(c.integer("seed"));
+        invalid_every_ = uint64_t(std::max<int64_t>(0, c.integer("invalid_every")));
+        start_time_ = c.integer("start_time");
         next_ = worker_;
     }
 

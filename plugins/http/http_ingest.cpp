@@ -11,24 +11,22 @@ namespace sluice::plugins::http {
 
 HttpIngest::HttpIngest(const Context &ctx) : host_(ctx.host) {
     json::Config c(ctx.config_json);
-    address_ = c.string("address", "127.0.0.1");
-    if (!c.has("port")) c.fail("port", "required: the port to listen on (0 for any)");
-    port_ = int(c.integer("port", 0));
-    if (port_ < 0 || port_ > 65535) c.fail("port", "expected 0 to 65535");
-    settings_.path = c.string("path", "/ingest");
+    address_ = c.string("address");
+    port_ = int(c.integer("port"));
+    settings_.path = c.string("path");
     if (settings_.path.empty() || settings_.path[0] != '/') c.fail("path", "expected a path starting with /");
-    settings_.max_body_bytes = size_t(std::max<int64_t>(1, c.integer("max_body_bytes", 10 << 20)));
-    buffer_records_ = size_t(std::max<int64_t>(1, c.integer("buffer_records", 10000)));
-    limits_.io_threads = int(std::clamp<int64_t>(c.integer("server_threads", 2), 1, 64));
-    limits_.max_connections = size_t(std::max<int64_t>(1, c.integer("max_connections", 1024)));
-    limits_.read_timeout = std::chrono::milliseconds(std::max<int64_t>(1, c.integer("read_timeout_ms", 10000)));
-    limits_.body_timeout = std::chrono::milliseconds(std::max<int64_t>(1, c.integer("body_timeout_ms", 60000)));
-    limits_.max_requests_per_connection = size_t(std::max<int64_t>(1, c.integer("max_requests_per_connection", 1000)));
-    settings_.retry_after_seconds = int(std::max<int64_t>(1, c.integer("retry_after_s", 1)));
-    std::string respond = c.string("respond", "delivered");
+    settings_.max_body_bytes = size_t(c.integer("max_body_bytes"));
+    buffer_records_ = size_t(c.integer("buffer_records"));
+    limits_.io_threads = int(c.integer("server_threads"));
+    limits_.max_connections = size_t(c.integer("max_connections"));
+    limits_.read_timeout = std::chrono::milliseconds(c.integer("read_timeout_ms"));
+    limits_.body_timeout = std::chrono::milliseconds(c.integer("body_timeout_ms"));
+    limits_.max_requests_per_connection = size_t(c.integer("max_requests_per_connection"));
+    settings_.retry_after_seconds = int(c.integer("retry_after_s"));
+    std::string respond = c.string("respond");
     if (respond != "delivered" && respond != "accepted") c.fail("respond", "expected delivered or accepted");
     settings_.wait_for_delivery = respond == "delivered";
-    settings_.delivery_timeout = std::chrono::milliseconds(std::max<int64_t>(1, c.integer("delivery_timeout_ms", 30000)));
+    settings_.delivery_timeout = std::chrono::milliseconds(c.integer("delivery_timeout_ms"));
     tls_cert_ = c.string("tls_cert_file");
     tls_key_ = c.string("tls_key_file");
     tls_client_ca_ = c.string("tls_client_ca_file");

@@ -7,6 +7,7 @@
 #include "ingest_request.hpp"
 #include "ingest_server.hpp"
 
+#include <sluice/config_spec.hpp>
 #include <sluice/plugin.hpp>
 
 #include <chrono>
@@ -24,31 +25,58 @@ public:
         "Receives records over HTTP: POST NDJSON or a JSON array (plain, gzip or deflate); 202 once they are delivered (or accepted), 429 "
         "when the pipeline is behind, 400 with the line of a bad record, 413 over the size limit, 401 without the token.";
     static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["port"],
-  "properties": {
-    "address": {"type": "string", "minLength": 1, "default": "127.0.0.1", "description": "Address to listen on (0.0.0.0 for every interface)"},
-    "port": {"type": "integer", "minimum": 0, "maximum": 65535, "description": "Port to listen on (0: any free port, logged at start)"},
-    "path": {"type": "string", "minLength": 1, "default": "/ingest", "description": "The path records are POSTed to"},
-    "max_body_bytes": {"type": "integer", "minimum": 1, "default": 10485760, "description": "Larger requests get 413 (compressed ones: also once inflated past it)"},
-    "buffer_records": {"type": "integer", "minimum": 1, "default": 10000, "description": "Records accepted but not yet in the pipeline; when full, requests get 429 with Retry-After"},
-    "bearer_token_env": {"type": "string", "minLength": 1, "description": "Environment variable holding the token clients must send as 'Authorization: Bearer ...' (otherwise 401)"},
-    "server_threads": {"type": "integer", "minimum": 1, "maximum": 64, "default": 2, "description": "Threads serving connections (asynchronous: a connection or a request waiting for delivery holds no thread)"},
-    "max_connections": {"type": "integer", "minimum": 1, "default": 1024, "description": "Open connections at most; past it a new one gets 503 and is closed"},
-    "read_timeout_ms": {"type": "integer", "minimum": 1, "default": 10000, "description": "A request's head (line and headers) must arrive within this, counted from the connection's start or the previous answer: idle and slowloris connections are closed"},
-    "body_timeout_ms": {"type": "integer", "minimum": 1, "default": 60000, "description": "A request's body must arrive within this"},
-    "max_requests_per_connection": {"type": "integer", "minimum": 1, "default": 1000, "description": "Keep-alive: requests served on one connection before it is closed"},
-    "retry_after_s": {"type": "integer", "minimum": 1, "default": 1, "description": "Retry-After sent with 429"},
-    "respond": {"type": "string", "enum": ["delivered", "accepted"], "default": "delivered",
-                "description": "delivered: answer 202 only once every record of the request is loaded, dead-lettered or dropped by rule downstream (at-least-once for the client); accepted: as soon as they are buffered"},
-    "delivery_timeout_ms": {"type": "integer", "minimum": 1, "default": 30000,
-                            "description": "delivered: longest wait before answering 504 (the records may still arrive; a client retry may duplicate them)"},
-    "tls_cert_file": {"type": "string", "minLength": 1, "description": "HTTPS: the server certificate (PEM, chain included); needs tls_key_file"},
-    "tls_key_file": {"type": "string", "minLength": 1, "description": "HTTPS: the certificate's private key (PEM)"},
-    "tls_client_ca_file": {"type": "string", "minLength": 1, "description": "HTTPS: require client certificates signed by these CAs (PEM; mutual TLS)"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return config::Spec{
+            Field::string("address", "Address to listen on (0.0.0.0 for every interface)")
+                .not_empty()
+                .default_to("127.0.0.1"),
+            Field::integer("port", "Port to listen on (0: any free port, logged at start)")
+                .required()
+                .minimum(0)
+                .maximum(65535),
+            Field::string("path", "The path records are POSTed to").not_empty().default_to("/ingest"),
+            Field::integer("max_body_bytes", "Larger requests get 413 (compressed ones: also once inflated past it)")
+                .minimum(1)
+                .default_to(10485760),
+            Field::integer("buffer_records", "Records accepted but not yet pulled into the pipeline; the bound that "
+                                             "turns backpressure into 429 with Retry-After")
+                .minimum(1)
+                .default_to(10000),
+            Field::string("bearer_token_env", "Environment variable holding the token clients must send as "
+                                              "'Authorization: Bearer ...' (otherwise 401)")
+                .not_empty(),
+            Field::integer("server_threads", "Threads serving connections; the server is asynchronous, so an open "
+                                             "connection or a request waiting for delivery holds no thread")
+                .minimum(1)
+                .maximum(64)
+                .default_to(2),
+            Field::integer("max_connections", "Open connections at most; past it a new one gets 503 and is closed")
+                .minimum(1)
+                .default_to(1024),
+            Field::integer("read_timeout_ms",
+                           "A request's head (line and headers) must arrive within this, counted from the "
+                           "connection's start or the previous answer: idle and slowloris connections are closed")
+                .minimum(1)
+                .default_to(10000),
+            Field::integer("body_timeout_ms", "A request's body must arrive within this").minimum(1).default_to(60000),
+            Field::integer("max_requests_per_connection",
+                           "Keep-alive: requests served on one connection before it is closed")
+                .minimum(1)
+                .default_to(1000),
+            Field::integer("retry_after_s", "Retry-After sent with 429").minimum(1).default_to(1),
+            Field::choice("respond", {"delivered", "accepted"},
+                          "delivered: answer 202 only once every record of the request is loaded, dead-lettered or "
+                          "dropped by rule downstream (at least once for the client); accepted: as soon as they are "
+                          "buffered")
+                .default_to("delivered"),
+            Field::integer("delivery_timeout_ms", "delivered: longest wait before answering 504 (the records may "
+                                                  "still arrive; a client retry may duplicate them)")
+                .minimum(1)
+                .default_to(30000),
+        }
+            .include(config::tls_server());
+    }
 
     explicit HttpIngest(const Context &ctx);
     ~HttpIngest();

@@ -24,7 +24,7 @@ HttpLoader::HttpLoader(const Context &ctx) : host_(ctx.host) {
     }
     if (uri_.getScheme() != "http" && uri_.getScheme() != "https") c.fail("url", "expected an http:// or https:// URL");
     if (uri_.getHost().empty()) c.fail("url", "no host name");
-    std::string format = c.string("format", "ndjson");
+    std::string format = c.string("format");
     if (format != "ndjson" && format != "json") c.fail("format", "expected ndjson or json");
     json_array_ = format == "json";
     if (const auto *h = c.find("headers"); h && h->is_object())
@@ -35,12 +35,9 @@ HttpLoader::HttpLoader(const Context &ctx) : host_(ctx.host) {
         if (!t || !*t) c.fail("bearer_token_env", "environment variable " + env + " is not set");
         token_ = t;
     }
-    timeout_ = std::chrono::milliseconds(std::max<int64_t>(1, c.integer("timeout_ms", 30000)));
-    json::Config retry = c.child("retry");
-    max_attempts_ = int(std::max<int64_t>(1, retry.integer("max_attempts", 5)));
-    backoff_ = std::chrono::milliseconds(std::max<int64_t>(1, retry.integer("backoff_ms", 500)));
-    max_backoff_ = std::chrono::milliseconds(std::max<int64_t>(1, retry.integer("max_backoff_ms", 30000)));
-    tls_verify_ = c.boolean("tls_verify", true);
+    timeout_ = std::chrono::milliseconds(c.integer("timeout_ms"));
+    retry_ = config::RetrySettings::read(c);
+    tls_verify_ = c.boolean("tls_verify");
     ca_file_ = c.string("ca_file");
     if (!ca_file_.empty()) ca_file_ = ctx.resolve_path(ca_file_);
 }
@@ -106,9 +103,9 @@ void HttpLoader::process(Input in, Emitter &out) {
     if (sent.empty()) return;
     std::string problem;
     int status = 0;
-    for (int attempt = 0; attempt < max_attempts_; ++attempt) {
+    for (int attempt = 0; attempt < retry_.max_attempts; ++attempt) {
         if (attempt > 0) {
-            std::this_thread::sleep_for(backoff_delay(backoff_, max_backoff_, uint32_t(attempt)));
+            std::this_thread::sleep_for(backoff_delay(retry_.backoff, retry_.max_backoff, uint32_t(attempt)));
             ++retries_;
         }
         ++requests_;
@@ -125,9 +122,10 @@ void HttpLoader::process(Input in, Emitter &out) {
         const bool retryable = r.status == 0 || r.status == 408 || r.status == 429 || r.status >= 500;
         if (!retryable) break;
         if (!r.retry_after.empty() && r.retry_after.find_first_not_of("0123456789") == std::string::npos &&
-            r.retry_after.size() < 6 && attempt + 1 < max_attempts_)
+            r.retry_after.size() < 6 && attempt + 1 < retry_.max_attempts)
             std::this_thread::sleep_for(std::chrono::seconds(std::stoi(r.retry_after)));
-        if (attempt + 1 == max_attempts_) problem = "gave up after " + std::to_string(max_attempts_) + " attempts: " + problem;
+        if (attempt + 1 == retry_.max_attempts)
+            problem = "gave up after " + std::to_string(retry_.max_attempts) + " attempts: " + problem;
     }
     // The endpoint refused what it was sent (400, 413, 422 ...): that is
     // about the records, so they take the error path. An endpoint that is

@@ -3,6 +3,7 @@
 // path. See README.md.
 #pragma once
 
+#include <sluice/config_spec.hpp>
 #include <sluice/plugin.hpp>
 
 #include <Poco/Net/HTTPClientSession.h>
@@ -22,22 +23,22 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description =
         "POSTs batches of records to a URL (webhook) as NDJSON or a JSON array, with headers, timeout and retries.";
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["url"],
-  "properties": {
-    "url": {"type": "string", "minLength": 1, "description": "http:// or https:// URL to POST to"},
-    "format": {"type": "string", "enum": ["ndjson", "json"], "default": "ndjson",
-               "description": "ndjson: one record per line (application/x-ndjson); json: a JSON array (application/json)"},
-    "headers": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Extra request headers"},
-    "bearer_token_env": {"type": "string", "minLength": 1, "description": "Environment variable holding a token sent as 'Authorization: Bearer ...'"},
-    "timeout_ms": {"type": "integer", "minimum": 1, "default": 30000, "description": "Longest wait for one request"},
-    "retry": {"type": "object", "properties": {"max_attempts": {"type": "integer", "minimum": 1, "default": 5}, "backoff_ms": {"type": "integer", "minimum": 1, "default": 500}, "max_backoff_ms": {"type": "integer", "minimum": 1, "default": 30000}},
-              "description": "Tries per batch on connection errors, timeouts, 408, 429 and 5xx, with exponential backoff and jitter; Retry-After (seconds) is honoured"},
-    "tls_verify": {"type": "boolean", "default": true, "description": "https: verify the certificate"},
-    "ca_file": {"type": "string", "minLength": 1, "description": "https: CA certificates (PEM) to trust"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return config::Spec{
+            Field::string("url", "http:// or https:// URL to POST to").required().not_empty(),
+            Field::choice("format", {"ndjson", "json"},
+                          "ndjson: one record per line (application/x-ndjson); json: a JSON array (application/json)")
+                .default_to("ndjson"),
+            Field::map("headers", R"({"type": "string"})", "Extra request headers, {\"X-Source\": \"sluice\"}"),
+            Field::string("bearer_token_env",
+                          "Environment variable holding a token sent as 'Authorization: Bearer ...'")
+                .not_empty(),
+            Field::integer("timeout_ms", "Longest wait for one request").minimum(1).default_to(30000),
+        }
+            .include(config::retry("per batch on connection errors, timeouts, 408, 429 and 5xx"))
+            .include(config::tls_client());
+    }
 
     explicit HttpLoader(const Context &ctx);
     void start();
@@ -59,8 +60,8 @@ private:
     std::vector<std::pair<std::string, std::string>> headers_;
     std::string token_, ca_file_;
     bool tls_verify_ = true;
-    std::chrono::milliseconds timeout_{30000}, backoff_{500}, max_backoff_{30000};
-    int max_attempts_ = 5;
+    std::chrono::milliseconds timeout_{0};
+    config::RetrySettings retry_;
     std::unique_ptr<Poco::Net::HTTPClientSession> session_;
     int64_t requests_ = 0, retries_ = 0, bytes_ = 0;
 };

@@ -212,7 +212,7 @@ void ChatEngine::release_slot() {
 }
 
 std::chrono::milliseconds ChatEngine::backoff(int attempt, const std::string &retry_after) const {
-    auto d = backoff_delay(settings_.backoff, settings_.max_backoff, uint32_t(attempt) + 1);
+    auto d = backoff_delay(settings_.retry.backoff, settings_.retry.max_backoff, uint32_t(attempt) + 1);
     // Retry-After in seconds (an HTTP date is rare from these APIs; the
     // backoff stands in for it).
     if (!retry_after.empty() && retry_after.find_first_not_of("0123456789") == std::string::npos &&
@@ -289,7 +289,7 @@ asio::awaitable<ChatEngine::Reply> ChatEngine::send(const std::string &body, con
         const bool retryable = res.status == 0 || res.status == 408 || res.status == 429 || res.status >= 500;
         last_problem = res.status == 0 ? res.error
                                        : "HTTP " + std::to_string(res.status) + ": " + server_message(res.body);
-        if (!retryable || attempt + 1 >= settings_.max_attempts) {
+        if (!retryable || attempt + 1 >= settings_.retry.max_attempts) {
             counters_.failed_requests.fetch_add(1, std::memory_order_relaxed);
             out.error = retryable ? "gave up after " + std::to_string(attempt + 1) + " attempts: " + last_problem
                                   : last_problem;

@@ -33,8 +33,8 @@ LlmEnricher::LlmEnricher(const Context &ctx) : host_(ctx.host) {
     } catch (const std::invalid_argument &e) {
         c.fail("prompt", e.what());
     }
-    output_field_ = c.string("output_field", "llm");
-    batch_records_ = uint32_t(std::max<int64_t>(1, c.integer("batch_records", 1)));
+    output_field_ = c.string("output_field");
+    batch_records_ = uint32_t(c.integer("batch_records"));
     if (batch_records_ > 1) {
         // One result per record, tagged with the record's index.
         bj::object item = settings_.response_schema.is_object()

@@ -26,15 +26,24 @@ public:
     // One instance for all workers: one connection pool and one in-flight
     // limit for the stage, however many threads feed it.
     static constexpr uint64_t capabilities = SLUICE_CAP_CONCURRENT;
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["base_url", "model", "prompt"],
-  "properties": {)json" SLUICE_LLM_COMMON_SCHEMA R"json(,
-    "prompt": {"type": "string", "minLength": 1, "description": "The user message: {{field}} or {{a.b}} is a field's value, {{record}} the whole record as JSON"},
-    "output_field": {"type": "string", "minLength": 1, "default": "llm", "description": "Field the answer goes under (replaced if present)"},
-    "batch_records": {"type": "integer", "minimum": 1, "default": 1, "description": "Records asked about in one request (micro-batching); the answer is split back per record, and records missing from it are asked about one by one"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return ChatSettings::spec()
+            .add(Field::string("prompt", "The user message: {{field}} or {{a.b}} insert a field (strings as they "
+                                         "are, other values as JSON, missing ones as nothing), {{record}} the whole "
+                                         "record as JSON")
+                     .required()
+                     .not_empty())
+            .add(Field::string("output_field", "Field the answer goes under (replaced if present)")
+                     .not_empty()
+                     .default_to("llm"))
+            .add(Field::integer("batch_records",
+                                "Micro-batching: this many records in one prompt, each with an index; the answer is "
+                                "split back per record, and records missing from it or answered wrongly are asked "
+                                "about one by one (counted in batch_fallbacks)")
+                     .minimum(1)
+                     .default_to(1));
+    }
 
     explicit LlmEnricher(const Context &ctx);
     void start();

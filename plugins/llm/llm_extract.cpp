@@ -20,11 +20,11 @@ LlmExtract::LlmExtract(const Context &ctx) : host_(ctx.host) {
     } catch (const std::invalid_argument &e) {
         c.fail("prompt", e.what());
     }
-    std::string mode = c.string("mode", "merge");
+    std::string mode = c.string("mode");
     if (mode != "merge" && mode != "replace") c.fail("mode", "expected merge or replace");
     replace_ = mode == "replace";
     keep_fields_ = c.strings("keep_fields");
-    drop_text_ = c.boolean("drop_text", false);
+    drop_text_ = c.boolean("drop_text");
 }
 
 void LlmExtract::start() { engine_ = ChatEngine::start(settings_, host_); }

@@ -25,17 +25,22 @@ public:
     static constexpr const char *description =
         "Turns a text field into structured fields under a JSON Schema with an LLM behind an OpenAI-compatible API.";
     static constexpr uint64_t capabilities = SLUICE_CAP_CONCURRENT;
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["base_url", "model", "text_field", "response_schema"],
-  "properties": {)json" SLUICE_LLM_COMMON_SCHEMA R"json(,
-    "text_field": {"type": "string", "minLength": 1, "description": "The field holding the text to structure"},
-    "prompt": {"type": "string", "minLength": 1, "description": "The user message ({{field}}, {{record}}); default: an instruction to extract the schema's fields from the text field"},
-    "mode": {"type": "string", "enum": ["merge", "replace"], "default": "merge", "description": "merge: add the extracted fields to the record (replacing same-named ones); replace: the record becomes the extracted fields plus keep_fields"},
-    "keep_fields": {"type": "array", "items": {"type": "string"}, "description": "replace: fields of the input record to keep"},
-    "drop_text": {"type": "boolean", "default": false, "description": "merge: remove the text field afterwards"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return ChatSettings::spec()
+            .require("response_schema")
+            .add(Field::string("text_field", "The field holding the text to structure").required().not_empty())
+            .add(Field::string("prompt", "The user message ({{field}}, {{record}}); default: \"Extract the "
+                                         "information described by the JSON schema from the text below. Reply with "
+                                         "JSON only.\" and the text field")
+                     .not_empty())
+            .add(Field::choice("mode", {"merge", "replace"},
+                               "merge: add the extracted fields to the record (replacing same-named ones); replace: "
+                               "the record becomes the extracted fields plus keep_fields")
+                     .default_to("merge"))
+            .add(Field::strings("keep_fields", "replace: fields of the input record to keep"))
+            .add(Field::boolean("drop_text", "merge: remove the text field afterwards").default_to(false));
+    }
 
     explicit LlmExtract(const Context &ctx);
     void start();

@@ -2,6 +2,7 @@
 // top-level fields of JSON records, in that fixed order.
 #include "../common/json_members.hpp"
 
+#include <sluice/config_spec.hpp>
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -130,25 +131,24 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description =
         "Renames, copies, defaults, casts, sets and drops top-level fields of JSON records (in that order).";
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "properties": {
-    "rename": {"type": "object", "additionalProperties": {"type": "string"},
-               "description": "{\"old\": \"new\"}: move a field to a new name (absent fields are skipped)"},
-    "copy": {"type": "object", "additionalProperties": {"type": "string"},
-             "description": "{\"from\": \"to\"}: copy a field's value to another field"},
-    "default": {"type": "object", "additionalProperties": true,
-                "description": "{\"field\": value}: set a field that is missing or null"},
-    "cast": {"type": "object",
-             "additionalProperties": {"type": "string", "enum": ["string", "int", "float", "bool"]},
-             "description": "{\"field\": \"int\"}: convert a field to string, int, float or bool; null stays null"},
-    "set": {"type": "object", "additionalProperties": true,
-            "description": "{\"field\": value}: set a field to a constant, replacing any value"},
-    "drop": {"type": "array", "items": {"type": "string"}, "description": "Fields to remove"},
-    "on_cast_error": {"type": "string", "enum": ["fail", "null", "keep"], "default": "fail",
-                      "description": "When a cast fails: send the record to the error path, set the field to null, or keep the value"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return {
+            Field::map("rename", R"({"type": "string"})",
+                       "{\"old\": \"new\"}: move a field to a new name; absent fields are skipped; a rename onto an "
+                       "existing field replaces it"),
+            Field::map("copy", R"({"type": "string"})", "{\"from\": \"to\"}: copy a value to another field"),
+            Field::map("default", "", "{\"field\": value}: set a field that is missing or null"),
+            Field::map("cast", R"({"type": "string", "enum": ["string", "int", "float", "bool"]})",
+                       "{\"field\": \"int\"}: convert to string, int, float or bool; null stays null"),
+            Field::map("set", "", "{\"field\": value}: set a field to a constant (any JSON value), replacing any value"),
+            Field::strings("drop", "Fields to remove"),
+            Field::choice("on_cast_error", {"fail", "null", "keep"},
+                          "A failed cast sends the record to the error path (fail), sets the field to null, or keeps "
+                          "the value (both counted in cast_errors_tolerated)")
+                .default_to("fail"),
+        };
+    }
 
     explicit Map(const Context &ctx) : host_(ctx.host) {
         json::Config c(ctx.config_json);
@@ -169,14 +169,14 @@ public:
         for (const auto &[field, type] : pairs("cast")) {
             CastType t;
             if (type == "string") t = CastType::string;
-            else if (type == "int" || type == "integer") t = CastType::integer;
-            else if (type == "float" || type == "number") t = CastType::floating;
-            else if (type == "bool" || type == "boolean") t = CastType::boolean;
+            else if (type == "int") t = CastType::integer;
+            else if (type == "float") t = CastType::floating;
+            else if (type == "bool") t = CastType::boolean;
             else c.fail("cast." + field, "unknown type '" + type + "' (expected string, int, float or bool)");
             cast_.emplace_back(field, t);
         }
         drop_ = c.strings("drop");
-        std::string mode = c.string("on_cast_error", "fail");
+        std::string mode = c.string("on_cast_error");
         if (mode != "fail" && mode != "null" && mode != "keep") c.fail("on_cast_error", "expected fail, null or keep");
         on_cast_error_ = mode[0];
     }

@@ -1,5 +1,6 @@
 // Loader "null": counts records and bytes and discards them. For benchmarks
 // and for measuring the cost of the stages in front of it.
+#include <sluice/config_spec.hpp>
 #include <sluice/plugin.hpp>
 
 #include <atomic>
@@ -13,7 +14,7 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description = "Counts records and bytes, then discards them.";
     static constexpr uint64_t capabilities = SLUICE_CAP_CONCURRENT | SLUICE_CAP_READ_ONLY;
-    static constexpr const char *config_schema = R"json({"type": "object", "properties": {}})json";
+    static config::Spec config_spec() { return {}; }
 
     explicit NullLoader(const Context &ctx) : host_(ctx.host) {}
 

@@ -2,10 +2,13 @@
 // sluice::Error carrying the server's message.
 #pragma once
 
+#include <sluice/config_spec.hpp>
+#include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
 #include <libpq-fe.h>
 
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -14,6 +17,36 @@
 namespace sluice::plugins::postgres {
 
 using Result = std::unique_ptr<PGresult, decltype(&PQclear)>;
+
+// "conninfo" and "password_env", declared once for both stages.
+inline config::Spec connection_spec() {
+    using config::Field;
+    return {
+        Field::string("conninfo", "libpq connection string or URI: \"host=db port=5432 dbname=shop user=etl\" or "
+                                  "postgresql://etl@db/shop")
+            .required()
+            .not_empty(),
+        Field::string("password_env",
+                      "Environment variable holding the password (keeps it out of the manifest)")
+            .not_empty(),
+    };
+}
+
+struct ConnectionSettings {
+    std::string conninfo, password;
+
+    // Throws Error naming password_env when that variable is not set.
+    static ConnectionSettings read(const json::Config &c) {
+        ConnectionSettings s;
+        s.conninfo = c.required_string("conninfo");
+        if (std::string env = c.string("password_env"); !env.empty()) {
+            const char *p = std::getenv(env.c_str());
+            if (!p) c.fail("password_env", "environment variable " + env + " is not set");
+            s.password = p;
+        }
+        return s;
+    }
+};
 
 class Connection {
 public:

@@ -47,27 +47,16 @@ void append_value(std::string &json, Oid type, const char *v, int len) {
 
 PgExtractor::PgExtractor(const Context &ctx) : host_(ctx.host) {
     json::Config c(ctx.config_json);
-    conninfo_ = c.required_string("conninfo");
-    if (std::string env = c.string("password_env"); !env.empty()) {
-        const char *p = std::getenv(env.c_str());
-        if (!p) c.fail("password_env", "environment variable " + env + " is not set");
-        password_ = p;
-    }
-    table_ = c.string("table");
-    query_ = c.string("query");
-    if (table_.empty() == query_.empty()) c.fail(table_.empty() ? "query" : "table", "give either table or query");
-    cursor_column_ = c.string("cursor_column");
-    if (!query_.empty() && !cursor_column_.empty() && query_.find(":cursor") == std::string::npos)
-        c.fail("query", "with cursor_column the query must filter on :cursor, e.g. WHERE (:cursor IS NULL OR " +
-                            cursor_column_ + " > :cursor) ORDER BY " + cursor_column_);
-    if (const bj::value *s = c.find("cursor_start"); s && !s->is_null()) {
-        if (!s->is_number() && !s->is_string()) c.fail("cursor_start", "expected a number or a string");
-        cursor_json_ = bj::serialize(*s);
-    }
+    connection_ = ConnectionSettings::read(c);
+    sql::RowSource source = sql::RowSource::read(c);
+    table_ = source.table;
+    query_ = source.query;
+    cursor_column_ = source.cursor_column;
+    cursor_json_ = source.cursor_json;
 }
 
 void PgExtractor::start() {
-    conn_ = std::make_unique<Connection>(conninfo_, password_);
+    conn_ = std::make_unique<Connection>(connection_.conninfo, connection_.password);
     // One snapshot for the whole read, and a promise to write nothing.
     conn_->exec("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY");
     std::string sql;

@@ -24,93 +24,37 @@ void append_csv(std::string &out, const std::optional<std::string> &v) {
 
 PgLoader::PgLoader(const Context &ctx) : host_(ctx.host), marker_key_(std::string(ctx.stage_id)) {
     json::Config c(ctx.config_json);
-    conninfo_ = c.required_string("conninfo");
-    if (std::string env = c.string("password_env"); !env.empty()) {
-        const char *p = std::getenv(env.c_str());
-        if (!p) c.fail("password_env", "environment variable " + env + " is not set");
-        password_ = p;
-    }
-    table_ = c.required_string("table");
-    marker_key_ = table_ + "/" + marker_key_;
-    std::string mode = c.string("mode", "insert");
-    if (mode != "insert" && mode != "upsert") c.fail("mode", "expected insert or upsert");
-    upsert_ = mode == "upsert";
-    key_ = c.strings("key");
-    if (upsert_ && key_.empty()) c.fail("key", "required with mode upsert: the key columns");
-    if (const bj::value *cols = c.find("columns"); cols && cols->is_array()) {
-        for (const bj::value &v : cols->get_array()) {
-            if (v.is_string()) {
-                columns_.push_back({std::string(v.get_string()), ""});
-            } else if (v.is_object() && v.get_object().contains("name") && v.get_object().at("name").is_string()) {
-                const bj::value *t = v.get_object().if_contains("type");
-                columns_.push_back({std::string(v.get_object().at("name").get_string()),
-                                    t && t->is_string() ? std::string(t->get_string()) : ""});
-            } else {
-                c.fail("columns", "each column is a name or {\"name\": ..., \"type\": ...}");
-            }
-        }
-    }
-    create_ = c.boolean("create_table", false);
-    if (create_) {
-        if (columns_.empty()) c.fail("create_table", "needs columns to create the table from");
-        for (const Column &col : columns_)
-            if (col.type.empty()) c.fail("columns", "create_table needs a type for column '" + col.name + "'");
-    }
+    connection_ = ConnectionSettings::read(c);
+    target_ = sql::TableTarget::read(c, /*types_required=*/true);
+    marker_key_ = target_.table + "/" + marker_key_;
 }
 
 void PgLoader::start() {
-    conn_ = std::make_unique<Connection>(conninfo_, password_);
-    const std::string table = quote_identifier(table_);
-    if (create_) {
-        std::string sql = "CREATE TABLE IF NOT EXISTS " + table + " (";
-        for (size_t i = 0; i < columns_.size(); ++i)
-            sql += (i ? ", " : "") + quote_identifier(columns_[i].name) + " " + columns_[i].type;
-        if (!key_.empty()) {
-            sql += ", PRIMARY KEY (";
-            for (size_t i = 0; i < key_.size(); ++i) sql += (i ? ", " : "") + quote_identifier(key_[i]);
-            sql += ")";
-        }
-        conn_->exec(sql + ")");
-    }
+    conn_ = std::make_unique<Connection>(connection_.conninfo, connection_.password);
+    const std::string table = quote_identifier(target_.table);
+    if (target_.create) conn_->exec(target_.create_sql(table));
     std::vector<std::string> existing;
     {
         std::string problem = conn_->try_exec("SELECT 1 FROM " + table + " LIMIT 0");
-        if (!problem.empty()) throw Error("table '" + table_ + "': " + problem);
+        if (!problem.empty()) throw Error("table '" + target_.table + "': " + problem);
         Result r = conn_->exec("SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND "
                                "NOT attisdropped ORDER BY attnum",
                                {table});
         for (int i = 0; i < PQntuples(r.get()); ++i) existing.emplace_back(PQgetvalue(r.get(), i, 0));
     }
-    if (columns_.empty()) {
-        for (const auto &n : existing) columns_.push_back({n, ""});
-    } else {
-        for (const Column &col : columns_)
-            if (std::find(existing.begin(), existing.end(), col.name) == existing.end())
-                throw Error("column '" + col.name + "' is not in table '" + table_ + "'");
-    }
+    target_.match_columns(existing);
+    column_list_ = target_.column_list();
     std::string placeholders;
-    for (size_t i = 0; i < columns_.size(); ++i) {
-        column_list_ += (i ? ", " : "") + quote_identifier(columns_[i].name);
-        placeholders += (i ? ", $" : "$") + std::to_string(i + 1);
-    }
+    for (size_t i = 0; i < target_.columns.size(); ++i) placeholders += (i ? ", $" : "$") + std::to_string(i + 1);
     insert_sql_ = "INSERT INTO " + table + " (" + column_list_ + ") VALUES (" + placeholders + ")";
-    if (upsert_) {
-        upsert_suffix_ = " ON CONFLICT (";
-        for (size_t i = 0; i < key_.size(); ++i) upsert_suffix_ += (i ? ", " : "") + quote_identifier(key_[i]);
-        upsert_suffix_ += ") DO ";
-        std::string set;
-        for (const Column &col : columns_)
-            if (std::find(key_.begin(), key_.end(), col.name) == key_.end())
-                set += (set.empty() ? "" : ", ") + quote_identifier(col.name) + " = EXCLUDED." + quote_identifier(col.name);
-        upsert_suffix_ += set.empty() ? "NOTHING" : "UPDATE SET " + set;
-    }
+    upsert_suffix_ = target_.upsert_clause();
     prepare_session();
 }
 
 void PgLoader::prepare_session() {
     // Batches are copied here first, then merged in one statement.
-    if (upsert_)
-        conn_->exec("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE " + quote_identifier(table_) +
+    if (target_.upsert)
+        conn_->exec("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE " + quote_identifier(target_.table) +
                     " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
 }
 
@@ -133,10 +77,10 @@ std::string PgLoader::copy_batch(const std::vector<std::vector<std::optional<std
         }
         data += '\n';
     }
-    const std::string target = upsert_ ? "sluice_staging" : quote_identifier(table_);
+    const std::string target = target_.upsert ? "sluice_staging" : quote_identifier(target_.table);
     std::string problem = conn_->copy_in("COPY " + target + " (" + column_list_ + ") FROM STDIN (FORMAT csv)", data);
-    if (!problem.empty() || !upsert_) return problem;
-    return conn_->try_exec("INSERT INTO " + quote_identifier(table_) + " (" + column_list_ + ") SELECT " + column_list_ +
+    if (!problem.empty() || !target_.upsert) return problem;
+    return conn_->try_exec("INSERT INTO " + quote_identifier(target_.table) + " (" + column_list_ + ") SELECT " + column_list_ +
                            " FROM sluice_staging" + upsert_suffix_);
 }
 
@@ -187,7 +131,7 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
             continue;
         }
         std::vector<std::optional<std::string>> row;
-        for (const Column &col : columns_) row.push_back(text_of(*record, col.name));
+        for (const sql::Column &col : target_.columns) row.push_back(text_of(*record, col.name));
         rows.push_back(std::move(row));
         index.push_back(i);
     }

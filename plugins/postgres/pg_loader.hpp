@@ -4,6 +4,8 @@
 
 #include "pg_connection.hpp"
 
+#include "../common/sql_table.hpp"
+
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -22,22 +24,11 @@ public:
         "Loads JSON records into a PostgreSQL table with COPY, one transaction per batch, insert or upsert; refused "
         "rows go to the error path with the server's message while the rest loads.";
     static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["conninfo", "table"],
-  "properties": {
-    "conninfo": {"type": "string", "minLength": 1, "description": "libpq connection string or URI"},
-    "password_env": {"type": "string", "minLength": 1, "description": "Environment variable holding the password"},
-    "table": {"type": "string", "minLength": 1, "description": "Table to load (schema.table allowed)"},
-    "mode": {"type": "string", "enum": ["insert", "upsert"], "default": "insert",
-             "description": "upsert: through a staging table, INSERT ... ON CONFLICT (key) DO UPDATE"},
-    "key": {"type": "array", "items": {"type": "string"}, "description": "upsert: the key columns (a primary key or unique constraint)"},
-    "columns": {"type": "array", "items": {"type": ["string", "object"]},
-                "description": "Columns to write: names, or {\"name\", \"type\"} (a PostgreSQL type: bigint, text, numeric(10,2), jsonb, timestamptz ...) for create_table. Default: every column of the table"},
-    "create_table": {"type": "boolean", "default": false,
-                     "description": "CREATE TABLE IF NOT EXISTS from columns (with key as primary key)"}
-  }
-})json";
+    static config::Spec config_spec() {
+        return connection_spec().include(
+            sql::TableTarget::spec(" (schema.table allowed)",
+                                   "a PostgreSQL type: bigint, text, numeric(10,2), jsonb, timestamptz ..."));
+    }
 
     explicit PgLoader(const Context &ctx);
     void start();
@@ -53,9 +44,6 @@ public:
     bool durable_on_process() const { return true; }
 
 private:
-    struct Column {
-        std::string name, type;
-    };
     void process_marked(Input in, Emitter &out, const std::string_view *marker);
     // One batch in a transaction; throws Error for anything but refused rows.
     void load(Input in, Emitter &out, const std::string_view *marker);
@@ -72,10 +60,8 @@ private:
     Host host_;
     std::string marker_key_; // "<table>/<stage id>"
     bool markers_ready_ = false;
-    std::string conninfo_, password_, table_;
-    bool upsert_ = false, create_ = false;
-    std::vector<std::string> key_;
-    std::vector<Column> columns_;
+    ConnectionSettings connection_;
+    sql::TableTarget target_;
     std::string column_list_, insert_sql_, upsert_suffix_;
     std::unique_ptr<Connection> conn_;
     json::RecordParser parser_;

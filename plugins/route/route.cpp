@@ -1,6 +1,7 @@
 // Transformer "route": sends each record to one of several named outputs by
 // conditions on its fields, or to a default output when none matches. The
 // outputs are the ones its config names, so stages can read "route.eu".
+#include <sluice/config_spec.hpp>
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -122,27 +123,23 @@ public:
     static constexpr const char *description =
         "Sends each record to the output of the first route whose condition it meets (or of every one, mode all), else to the default output.";
     static constexpr uint64_t capabilities = SLUICE_CAP_READ_ONLY;
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["routes"],
-  "properties": {
-    "routes": {
-      "type": "array",
-      "description": "Tried in order; each names an output and a condition",
-      "items": {
-        "type": "object",
-        "required": ["output", "when"],
-        "properties": {
-          "output": {"type": "string", "minLength": 1, "description": "Output name; other stages read it as \"<stage>.<output>\""},
-          "when": {"type": "object", "description": "{\"field\": f, TEST: value} with TEST one of equals, not_equals, in, exists, regex, gt, gte, lt, lte; or {\"all\": [...]}, {\"any\": [...]}, {\"not\": {...}}"}
-        }
-      }
-    },
-    "default": {"type": "string", "minLength": 1, "default": "default", "description": "Output for records no route matches"},
-    "mode": {"type": "string", "enum": ["first", "all"], "default": "first",
-             "description": "first: the first matching route only; all: every matching route (a copy each)"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        config::Spec route{
+            Field::string("output", "Output name; other stages read it as \"<stage>.<output>\"").required().not_empty(),
+            Field::map("when", "",
+                       "{\"field\": f, TEST: value} with TEST one of equals, not_equals, in, exists, regex, gt, gte, "
+                       "lt, lte; or {\"all\": [...]}, {\"any\": [...]}, {\"not\": {...}}")
+                .required(),
+        };
+        return {
+            Field::list("routes", route, "Tried in order; each names an output and a condition").required(),
+            Field::string("default", "Output for records no route matches").not_empty().default_to("default"),
+            Field::choice("mode", {"first", "all"},
+                          "first: the first matching route only; all: every matching route (a copy each)")
+                .default_to("first"),
+        };
+    }
 
     explicit Route(const Context &ctx) {
         json::Config c(ctx.config_json);
@@ -159,8 +156,8 @@ public:
             if (!when) rc.fail("when", "required: expected a condition");
             routes_.push_back({output_index(out), parse_condition(*when, path + ".when")});
         }
-        default_ = output_index(c.string("default", "default"));
-        std::string mode = c.string("mode", "first");
+        default_ = output_index(c.string("default"));
+        std::string mode = c.string("mode");
         if (mode != "first" && mode != "all") c.fail("mode", "expected first or all");
         all_ = mode == "all";
     }

@@ -1,6 +1,7 @@
 // Validator "rules": a quality gate. Each record is checked against a list
 // of field rules; records that pass go to output "pass", the others are
 // rejected (output "fail") with every broken rule named in the reason.
+#include <sluice/config_spec.hpp>
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -81,34 +82,30 @@ public:
         "Quality gate: checks fields (required, type, min/max, regex, enum, length); passing records go to 'pass', the rest are rejected to 'fail' with the rules they broke.";
     static constexpr uint64_t capabilities = SLUICE_CAP_READ_ONLY;
     static constexpr std::array<const char *, 2> outputs = {"pass", "fail"};
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["rules"],
-  "properties": {
-    "rules": {
-      "type": "array",
-      "description": "Checks applied to every record; a record passes when it breaks none",
-      "items": {
-        "type": "object",
-        "required": ["field"],
-        "properties": {
-          "field": {"type": "string", "minLength": 1, "description": "Top-level field name"},
-          "required": {"type": "boolean", "default": false, "description": "The field must be present and not null"},
-          "type": {"type": "string", "enum": ["string", "number", "integer", "boolean", "object", "array", "null"],
-                   "description": "JSON type the value must have (integer also accepts 3.0)"},
-          "min": {"type": "number", "description": "Smallest number allowed"},
-          "max": {"type": "number", "description": "Largest number allowed"},
-          "min_length": {"type": "integer", "minimum": 0, "description": "Fewest characters (strings) or items (arrays)"},
-          "max_length": {"type": "integer", "minimum": 0, "description": "Most characters (strings) or items (arrays)"},
-          "regex": {"type": "string", "description": "RE2 pattern a string must contain a match of (anchor with ^...$)"},
-          "enum": {"type": "array", "description": "The value must equal one of these"}
-        }
-      }
-    },
-    "stop_at_first": {"type": "boolean", "default": false,
-                      "description": "Report only the first broken rule of a record (faster on bad data)"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        config::Spec rule{
+            Field::string("field", "Top-level field name").required().not_empty(),
+            Field::boolean("required", "The field must be present and not null").default_to(false),
+            Field::choice("type", {"string", "number", "integer", "boolean", "object", "array", "null"},
+                          "JSON type the value must have (integer also accepts 3.0)"),
+            Field::number("min", "Smallest number allowed"),
+            Field::number("max", "Largest number allowed"),
+            Field::integer("min_length", "Fewest characters (UTF-8 code points) of a string, or items of an array")
+                .minimum(0),
+            Field::integer("max_length", "Most characters (UTF-8 code points) of a string, or items of an array")
+                .minimum(0),
+            Field::string("regex", "An RE2 pattern (github.com/google/re2/wiki/Syntax) the string must contain a "
+                                   "match of (anchor with ^...$)"),
+            Field::custom("enum", R"({"type": "array"})", "The value must equal one of these JSON values"),
+        };
+        return {
+            Field::list("rules", rule, "Checks applied to every record; a record passes when it breaks none")
+                .required(),
+            Field::boolean("stop_at_first", "Report only the first broken rule of a record (faster on bad data)")
+                .default_to(false),
+        };
+    }
 
     explicit Rules(const Context &ctx) : host_(ctx.host) {
         json::Config c(ctx.config_json);
@@ -122,7 +119,7 @@ public:
             json::Config rc(rv.get_object(), at + ".");
             Rule r;
             r.field = rc.required_string("field");
-            r.required = rc.boolean("required", false);
+            r.required = rc.boolean("required");
             if (rc.has("type")) r.type = rc.string("type");
             if (rc.has("min")) r.min = rc.number("min", 0);
             if (rc.has("max")) r.max = rc.number("max", 0);
@@ -142,7 +139,7 @@ public:
             }
             rules_.push_back(std::move(r));
         }
-        stop_at_first_ = c.boolean("stop_at_first", false);
+        stop_at_first_ = c.boolean("stop_at_first");
     }
 
     void process(Input in, Emitter &out) {

@@ -57,17 +57,11 @@ void bind_json(sqlite3_stmt *st, int index, const bj::value &v) {
 SqliteExtractor::SqliteExtractor(const Context &ctx) : host_(ctx.host) {
     json::Config c(ctx.config_json);
     path_ = ctx.resolve_path(c.required_string("path"));
-    table_ = c.string("table");
-    query_ = c.string("query");
-    if (table_.empty() == query_.empty()) c.fail(table_.empty() ? "query" : "table", "give either table or query");
-    cursor_column_ = c.string("cursor_column");
-    if (!query_.empty() && !cursor_column_.empty() && query_.find(":cursor") == std::string::npos)
-        c.fail("query", "with cursor_column the query must filter on :cursor, e.g. WHERE (:cursor IS NULL OR " +
-                            cursor_column_ + " > :cursor) ORDER BY " + cursor_column_);
-    if (const bj::value *s = c.find("cursor_start"); s && !s->is_null()) {
-        if (!s->is_number() && !s->is_string()) c.fail("cursor_start", "expected a number or a string");
-        cursor_json_ = bj::serialize(*s);
-    }
+    sql::RowSource source = sql::RowSource::read(c);
+    table_ = source.table;
+    query_ = source.query;
+    cursor_column_ = source.cursor_column;
+    cursor_json_ = source.cursor_json;
     for (const std::string &col : c.strings("json_columns")) json_columns_.insert(col);
 }
 

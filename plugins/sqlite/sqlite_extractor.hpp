@@ -5,6 +5,8 @@
 #include "../common/resource_uri.hpp"
 #include "sqlite_db.hpp"
 
+#include "../common/sql_table.hpp"
+
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -23,18 +25,15 @@ public:
     static constexpr const char *description =
         "Reads the rows of a SQLite query or table as JSON records, streaming; incremental on a cursor column.";
     static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["path"],
-  "properties": {
-    "path": {"type": "string", "minLength": 1, "description": "Database file, relative to the manifest (opened read-only)"},
-    "table": {"type": "string", "minLength": 1, "description": "Read this table (all columns; ordered by cursor_column when set)"},
-    "query": {"type": "string", "minLength": 1, "description": "Or run this SELECT; with cursor_column it must filter and order on the parameter :cursor, e.g. WHERE (:cursor IS NULL OR id > :cursor) ORDER BY id"},
-    "cursor_column": {"type": "string", "minLength": 1, "description": "Incremental: a column that grows with new rows (id, updated_at); its last acknowledged value is kept in the pipeline state (state_dir) and the next run reads only rows after it"},
-    "cursor_start": {"description": "Incremental: the value to start after on a first run (default: from the beginning)"},
-    "json_columns": {"type": "array", "items": {"type": "string"}, "description": "Text columns holding JSON, written into records as JSON values (columns declared JSON are too)"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return config::Spec{
+            Field::string("path", "Database file, relative to the manifest (opened read-only)").required().not_empty(),
+        }
+            .include(sql::RowSource::spec(""))
+            .add(Field::strings("json_columns", "Text columns holding JSON, written into records as JSON values "
+                                                "(columns declared JSON are too)"));
+    }
 
     explicit SqliteExtractor(const Context &ctx);
     void start();

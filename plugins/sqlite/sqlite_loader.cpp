@@ -9,78 +9,31 @@ namespace bj = boost::json;
 SqliteLoader::SqliteLoader(const Context &ctx) : host_(ctx.host), marker_key_(std::string(ctx.stage_id)) {
     json::Config c(ctx.config_json);
     path_ = ctx.resolve_path(c.required_string("path"));
-    table_ = c.required_string("table");
-    std::string mode = c.string("mode", "insert");
-    if (mode != "insert" && mode != "upsert") c.fail("mode", "expected insert or upsert");
-    upsert_ = mode == "upsert";
-    key_ = c.strings("key");
-    if (upsert_ && key_.empty()) c.fail("key", "required with mode upsert: the key columns");
-    if (const bj::value *cols = c.find("columns"); cols && cols->is_array()) {
-        for (const bj::value &v : cols->get_array()) {
-            if (v.is_string()) {
-                columns_.push_back({std::string(v.get_string()), ""});
-            } else if (v.is_object() && v.get_object().contains("name") && v.get_object().at("name").is_string()) {
-                const bj::value *t = v.get_object().if_contains("type");
-                columns_.push_back({std::string(v.get_object().at("name").get_string()),
-                                    t && t->is_string() ? std::string(t->get_string()) : ""});
-            } else {
-                c.fail("columns", "each column is a name or {\"name\": ..., \"type\": ...}");
-            }
-        }
-    }
-    create_ = c.boolean("create_table", false);
-    if (create_ && columns_.empty()) c.fail("create_table", "needs columns to create the table from");
-    full_sync_ = c.string("synchronous", "full") == "full";
+    target_ = sql::TableTarget::read(c, /*types_required=*/false);
+    full_sync_ = c.string("synchronous") == "full";
 }
 
 void SqliteLoader::start() {
     db_ = std::make_unique<Database>(path_, false);
     db_->exec("PRAGMA journal_mode=WAL");
     db_->exec(full_sync_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-    const std::string table = quote_identifier(table_);
-    if (create_) {
-        std::string sql = "CREATE TABLE IF NOT EXISTS " + table + " (";
-        for (size_t i = 0; i < columns_.size(); ++i)
-            sql += (i ? ", " : "") + quote_identifier(columns_[i].name) + (columns_[i].type.empty() ? "" : " " + columns_[i].type);
-        if (!key_.empty()) {
-            sql += ", PRIMARY KEY (";
-            for (size_t i = 0; i < key_.size(); ++i) sql += (i ? ", " : "") + quote_identifier(key_[i]);
-            sql += ")";
-        }
-        db_->exec(sql + ")");
-    }
+    const std::string table = quote_identifier(target_.table);
+    if (target_.create) db_->exec(target_.create_sql(table));
     // The table's columns: what may be written.
     std::vector<std::string> existing;
     {
         Statement info = db_->prepare("SELECT name FROM pragma_table_info(?)");
-        sqlite3_bind_text(info.raw(), 1, table_.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(info.raw(), 1, target_.table.c_str(), -1, SQLITE_TRANSIENT);
         while (info.step() == SQLITE_ROW) existing.emplace_back(reinterpret_cast<const char *>(sqlite3_column_text(info.raw(), 0)));
     }
     if (existing.empty())
-        throw Error("table '" + table_ + "' does not exist in " + path_ + " (set create_table and columns to create it)");
-    if (columns_.empty()) {
-        for (const auto &n : existing) columns_.push_back({n, ""});
-    } else {
-        for (const Column &col : columns_)
-            if (std::find(existing.begin(), existing.end(), col.name) == existing.end())
-                throw Error("column '" + col.name + "' is not in table '" + table_ + "'");
-    }
-    std::string sql = "INSERT INTO " + table + " (", values;
-    for (size_t i = 0; i < columns_.size(); ++i) {
-        sql += (i ? ", " : "") + quote_identifier(columns_[i].name);
-        values += i ? ", ?" : "?";
-    }
-    sql += ") VALUES (" + values + ")";
-    if (upsert_) {
-        sql += " ON CONFLICT (";
-        for (size_t i = 0; i < key_.size(); ++i) sql += (i ? ", " : "") + quote_identifier(key_[i]);
-        sql += ") DO ";
-        std::string set;
-        for (const Column &col : columns_)
-            if (std::find(key_.begin(), key_.end(), col.name) == key_.end())
-                set += (set.empty() ? "" : ", ") + quote_identifier(col.name) + " = excluded." + quote_identifier(col.name);
-        sql += set.empty() ? "NOTHING" : "UPDATE SET " + set;
-    }
+        throw Error("table '" + target_.table + "' does not exist in " + path_ +
+                    " (set create_table and columns to create it)");
+    target_.match_columns(existing);
+    std::string values;
+    for (size_t i = 0; i < target_.columns.size(); ++i) values += i ? ", ?" : "?";
+    std::string sql = "INSERT INTO " + table + " (" + target_.column_list() + ") VALUES (" + values + ")" +
+                      target_.upsert_clause();
     insert_.emplace(db_->prepare(sql));
 }
 
@@ -92,7 +45,7 @@ void SqliteLoader::stop() {
 
 void SqliteLoader::create_marker_table() {
     db_->exec("CREATE TABLE IF NOT EXISTS sluice_markers (sink TEXT PRIMARY KEY, marker TEXT NOT NULL)");
-    marker_key_ = table_ + "/" + marker_key_;
+    marker_key_ = target_.table + "/" + marker_key_;
     set_marker_.emplace(db_->prepare("INSERT INTO sluice_markers (sink, marker) VALUES (?, ?) "
                                      "ON CONFLICT (sink) DO UPDATE SET marker = excluded.marker"));
 }
@@ -119,9 +72,9 @@ void SqliteLoader::write(Input in, Emitter &out, const std::string_view *marker)
         }
         insert_->reset();
         size_t matched = 0;
-        for (size_t c = 0; c < columns_.size(); ++c) {
+        for (size_t c = 0; c < target_.columns.size(); ++c) {
             const int p = int(c) + 1;
-            const bj::value *v = record->if_contains(columns_[c].name);
+            const bj::value *v = record->if_contains(target_.columns[c].name);
             if (!v) {
                 sqlite3_bind_null(st, p);
                 continue;

@@ -5,6 +5,8 @@
 #include "../common/resource_uri.hpp"
 #include "sqlite_db.hpp"
 
+#include "../common/sql_table.hpp"
+
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -24,23 +26,17 @@ public:
         "Inserts or upserts JSON records into a SQLite table (WAL), one transaction per batch; refused rows go to "
         "the error path with SQLite's message.";
     static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "required": ["path", "table"],
-  "properties": {
-    "path": {"type": "string", "minLength": 1, "description": "Database file, relative to the manifest (created if missing)"},
-    "table": {"type": "string", "minLength": 1, "description": "Table to write"},
-    "mode": {"type": "string", "enum": ["insert", "upsert"], "default": "insert",
-             "description": "upsert: INSERT ... ON CONFLICT(key) DO UPDATE (key must be the primary key or unique)"},
-    "key": {"type": "array", "items": {"type": "string"}, "description": "upsert: the key columns"},
-    "columns": {"type": "array", "items": {"type": ["string", "object"]},
-                "description": "Columns to write: names, or {\"name\", \"type\"} (SQLite type: INTEGER, REAL, TEXT, BLOB, JSON, BOOLEAN ...) for create_table. Default: every column of the table"},
-    "create_table": {"type": "boolean", "default": false,
-                     "description": "CREATE TABLE IF NOT EXISTS from columns (with key as primary key)"},
-    "synchronous": {"type": "string", "enum": ["full", "normal"], "default": "full",
-                    "description": "full: a committed batch survives a power cut; normal: only a process crash (faster)"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return config::Spec{
+            Field::string("path", "Database file, relative to the manifest (created if missing)").required().not_empty(),
+        }
+            .include(sql::TableTarget::spec("", "an SQLite column definition: INTEGER, TEXT, JSON, "
+                                                "REAL CHECK (amount > 0) ..."))
+            .add(Field::choice("synchronous", {"full", "normal"},
+                               "full: a committed batch survives a power cut; normal: only a process crash (faster)")
+                     .default_to("full"));
+    }
 
     explicit SqliteLoader(const Context &ctx);
     void start();
@@ -50,7 +46,7 @@ public:
     // own transaction.
     std::string recover();
     // sluice.resources/1: its table.
-    std::string resources() const { return Resources().writes("table", sqlite_uri(path_, table_)).json(); }
+    std::string resources() const { return Resources().writes("table", sqlite_uri(path_, target_.table)).json(); }
     void process(Input in, Emitter &out, std::string_view marker) { write(in, out, &marker); }
     void flush(Emitter &out);
     void stop();
@@ -63,16 +59,12 @@ private:
     // One batch in one transaction, with the marker when there is one.
     void write(Input in, Emitter &out, const std::string_view *marker);
     void create_marker_table();
-    struct Column {
-        std::string name, type;
-    };
 
     Host host_;
     std::string marker_key_; // "<table>/<stage id>" once recovered
-    std::string path_, table_;
-    bool upsert_ = false, create_ = false, full_sync_ = true;
-    std::vector<std::string> key_;
-    std::vector<Column> columns_;
+    std::string path_;
+    sql::TableTarget target_;
+    bool full_sync_ = true;
     std::unique_ptr<Database> db_;
     std::optional<Statement> insert_;
     std::optional<Statement> set_marker_; // with exactly-once delivery

@@ -56,10 +56,10 @@ std::unique_ptr<RE2> compile(const char *pattern) {
 
 TextEnricher::TextEnricher(const Context &ctx) : host_(ctx.host) {
     json::Config c(ctx.config_json);
-    fields_ = c.has("fields") ? c.strings("fields") : std::vector<std::string>{"text"};
+    fields_ = c.strings("fields");
     if (fields_.empty()) c.fail("fields", "name at least one field to read");
-    output_field_ = c.string("output_field", "text_info");
-    if (c.has("extract")) {
+    output_field_ = c.string("output_field");
+    {
         language_ = emails_ = urls_ = phones_ = dates_ = counts_ = false;
         for (const std::string &e : c.strings("extract")) {
             if (e == "language") language_ = true;
@@ -76,8 +76,8 @@ TextEnricher::TextEnricher(const Context &ctx) : host_(ctx.host) {
     } else {
         languages_.insert(std::begin(kDefaultLanguages), std::end(kDefaultLanguages));
     }
-    min_language_chars_ = size_t(std::max<int64_t>(1, c.integer("min_language_chars", 20)));
-    models_dir_ = c.string("language_models", "/usr/share/libexttextcat");
+    min_language_chars_ = size_t(c.integer("min_language_chars"));
+    models_dir_ = c.string("language_models");
     email_ = compile(R"(([a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}))");
     url_ = compile(R"(((?:https?|ftp)://[^\s<>"'()\[\]]+))");
     phone_ = compile(R"((\+?\(?\d[\d ().-]{5,}\d))");

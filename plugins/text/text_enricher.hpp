@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sluice/json.hpp>
+#include <sluice/config_spec.hpp>
 #include <sluice/plugin.hpp>
 
 #include <re2/re2.h>
@@ -23,22 +24,29 @@ public:
     static constexpr const char *description =
         "Adds the language, e-mail addresses, URLs, phone numbers, dates and word/character counts found in text "
         "fields (offline).";
-    static constexpr const char *config_schema = R"json({
-  "type": "object",
-  "properties": {
-    "fields": {"type": "array", "items": {"type": "string", "minLength": 1}, "default": ["text"],
-               "description": "Fields to read (joined by line breaks); fields that are missing or not strings are skipped"},
-    "output_field": {"type": "string", "minLength": 1, "default": "text_info", "description": "Field the findings go under"},
-    "extract": {"type": "array", "items": {"type": "string", "enum": ["language", "emails", "urls", "phones", "dates", "counts"]},
-                "default": ["language", "emails", "urls", "phones", "dates", "counts"], "description": "What to find"},
-    "languages": {"type": "array", "items": {"type": "string"},
-                  "description": "Language codes the detector may answer (default: about 40 widely written ones); the best-scoring one of these wins"},
-    "min_language_chars": {"type": "integer", "minimum": 1, "default": 20,
-                           "description": "Shorter text gets language null (too little to tell)"},
-    "language_models": {"type": "string", "default": "/usr/share/libexttextcat",
-                        "description": "Directory of libexttextcat's fpdb.conf and language models"}
-  }
-})json";
+    static config::Spec config_spec() {
+        using config::Field;
+        return {
+            Field::custom("fields", R"({"type": "array", "items": {"type": "string", "minLength": 1}})",
+                          "Fields to read, joined by line breaks; missing or non-string fields are skipped, and a "
+                          "record with none of them is passed on unchanged")
+                .default_to(boost::json::array{"text"}),
+            Field::string("output_field", "Field the findings go under").not_empty().default_to("text_info"),
+            Field::custom("extract",
+                          R"({"type": "array", "items": {"type": "string", "enum": ["language", "emails", "urls",
+                              "phones", "dates", "counts"]}})",
+                          "What to find: any of language, emails, urls, phones, dates, counts")
+                .default_to(boost::json::array{"language", "emails", "urls", "phones", "dates", "counts"}),
+            Field::strings("languages", "ISO 639-1 codes the detector may answer (default: about 40 widely written "
+                                        "languages); its best-scoring candidate among them wins"),
+            Field::integer("min_language_chars", "Shorter text gets language null (too little to tell)")
+                .minimum(1)
+                .default_to(20),
+            Field::string("language_models", "Directory of libexttextcat's fpdb.conf and language models (Debian "
+                                             "package libexttextcat-data)")
+                .default_to("/usr/share/libexttextcat"),
+        };
+    }
 
     explicit TextEnricher(const Context &ctx);
     ~TextEnricher();

@@ -178,7 +178,7 @@ TEST(FileExtractor, ConfigErrorsAreOneLine) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_EXTRACTOR, "file", R"({"path":"x","header":false})"),
               "columns: required when header is false");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_EXTRACTOR, "file", R"({})"),
-              "path: required: expected a non-empty string");
+              "path: required key is missing");
 }
 
 // Resuming: stopping after any pull and restoring the position in a new

@@ -62,5 +62,6 @@ TEST(TextEnricher, ConfigMistakesAreOneLine) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_ENRICHER, "text", R"({"fields":[]})"),
               "fields: name at least one field to read");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_ENRICHER, "text", R"({"extract":["colour"]})"),
-              "extract: unknown 'colour' (expected language, emails, urls, phones, dates or counts)");
+              "extract[0]: \"colour\" is not one of \"language\", \"emails\", \"urls\", \"phones\", \"dates\", "
+              "\"counts\"");
 }

@@ -100,7 +100,7 @@ TEST(Map, RenameOntoAnExistingFieldReplacesIt) {
 
 TEST(Map, ConfigErrors) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "map", R"({"cast": {"a": "date"}})"),
-              "cast.a: unknown type 'date' (expected string, int, float or bool)");
+              "cast.a: \"date\" is not one of \"string\", \"int\", \"float\", \"bool\"");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "map", R"({"rename": {"a": 1}})"),
               "rename.a: expected a string");
 }
@@ -157,7 +157,7 @@ TEST(Rules, ConfigErrors) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_VALIDATOR, "rules", R"({"rules": [{"field":"a","regex":"("}]})"),
               "rules[0].regex: invalid pattern: missing ): (");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_VALIDATOR, "rules", R"({"rules": [{"required":true}]})"),
-              "rules[0].field: required: expected a non-empty string");
+              "rules[0].field: required key is missing");
 }
 
 // --- route ------------------------------------------------------------------
@@ -206,7 +206,7 @@ TEST(Route, ConfigErrors) {
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a", "when": {"all": [{"field": "x", "gt": "1"}]}}]})"),
               "routes[0].when.all[0]: gt: expected a number");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a"}]})"),
-              "routes[0].when: required: expected a condition");
+              "routes[0].when: required key is missing");
     EXPECT_EQ(StageHarness::create_error(SLUICE_KIND_TRANSFORMER, "route", R"({"routes": [{"output": "a", "when": {"field": "x", "regex": "("}}]})"),
               "routes[0].when: regex: invalid pattern: missing ): (");
 }
