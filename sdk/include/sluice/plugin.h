@@ -80,7 +80,20 @@
  *
  * - create   parses and checks the config. It must have NO side effects
  *            (open no file, no connection): `sluice validate` creates and
- *            destroys instances only to check configs.
+ *            destroys instances only to check configs. The config has
+ *            already been checked against the descriptor's config_schema
+ *            (the keywords the host enforces are listed there); its
+ *            "default" values are filled in only for a stage that sets
+ *            SLUICE_CAP_CONFIG_DEFAULTS (ABI 1.4). What the schema cannot
+ *            say (one of two keys, a valid pattern, an env variable that
+ *            must be set) create checks, and reports as one line
+ *            "FIELD: what is wrong" ("rules[2].regex: invalid pattern"):
+ *            the host puts "FILE: /stages/N/config: " in front, so do not
+ *            start with "config". Read fields by length, never with strstr
+ *            or strtod on the text (it is not meant to be scanned past
+ *            config_len): sluice/plugin_json.h does that in C, and in C++
+ *            sluice/config_spec.hpp declares each field once and gives the
+ *            schema, the defaults and the docs from that one declaration.
  * - start    acquires resources (opens files, connects).
  * - pull     (extractors) produces the next batch.
  *   process  (every other kind) handles one input batch.
