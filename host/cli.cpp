@@ -50,10 +50,12 @@ options:
   -h, --help          show help (also after a command: sluice run --help)
   -V, --version       print the version and the plugin ABI version
 
-exit codes: 0 success, 1 the run failed, 2 bad usage, manifest or plugin
+exit codes: 0 success; 1 the run failed; 2 bad usage, manifest or plugin;
+3 the run finished but crossed a threshold (max_error_rate, min_quality,
+--fail-on, or every record failed / none loaded); 128+N killed by signal N
 )";
 
-const char *kRunHelp = R"(usage: sluice run MANIFEST [--report FILE] [--log-level LEVEL]
+const char *kRunHelp = R"(usage: sluice run MANIFEST [--report FILE] [--fail-on CONDITION]... [--log-level LEVEL]
 
 Runs the pipeline described by MANIFEST until its extractors reach the end of
 their input. SIGINT or SIGTERM stops extraction, drains what is in flight,
@@ -61,7 +63,14 @@ flushes the loaders and exits 0; a second signal exits at once (128+signal).
 A per-stage table is printed on stderr at the end.
 
 options:
-  --report FILE       also write the run report as JSON to FILE
+  --report FILE       also write the run report as JSON to FILE (its directory
+                      must exist and be writable: checked before the run)
+  --fail-on COND      exit 3 when the finished run crossed COND: errors (any
+                      record error), rejects (any rejected record),
+                      error_rate>X or quality<X (X from 0 to 1); adds to the
+                      manifest's max_error_rate and min_quality. A run in which
+                      every record failed, or none was loaded, exits 3 anyway
+                      unless the manifest sets fail_if_nothing_loaded: false
   --log-level LEVEL   trace, debug, info, warn (default), error, off
   --plugin-path DIR   search DIR for plugins first (repeatable)
 )";
@@ -84,7 +93,7 @@ Checks the manifest like 'validate' and prints its graph in Graphviz DOT:
 extractors, transformers, validators (diamonds) and loaders, with an edge per
 input, labelled with the output it reads (e.g. pass, fail).
 
-  sluice graph pipelines/quality.json | dot -Tsvg > quality.svg
+  sluice graph pipelines/orders_graph.json | dot -Tsvg > orders.svg
 )";
 
 const char *kPluginsHelp = R"(usage: sluice plugins [--path DIR]... [--json | --markdown]
@@ -110,6 +119,7 @@ struct Args {
     std::vector<std::string> plugin_dirs;
     bool json = false;
     bool markdown = false;
+    std::vector<std::string> fail_on; // run --fail-on conditions
     bool help = false;
 };
 
@@ -148,6 +158,10 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
             auto v = value(a.c_str());
             if (!v) return false;
             args.plugin_dirs.push_back(*v);
+        } else if (a == "--fail-on" && command == "run") {
+            auto v = value("--fail-on");
+            if (!v) return false;
+            args.fail_on.push_back(*v);
         } else if (a == "--json" && command == "plugins") {
             args.json = true;
         } else if (a == "--markdown" && command == "plugins") {
@@ -191,9 +205,32 @@ int cmd_validate(const Args &args, bool as_dot) {
     }
 }
 
+// The report is written at the end: a path that cannot be written must fail
+// before anything is read, not after all the data has gone through.
+std::string report_path_problem(const std::string &path) {
+    std::string probe = path + ".tmp";
+    std::ofstream out(probe, std::ios::binary | std::ios::app);
+    if (!out) return "--report " + path + ": cannot write there (" + std::strerror(errno) + ")";
+    out.close();
+    std::remove(probe.c_str());
+    return {};
+}
+
 int cmd_run(const Args &args) {
     auto manifest = load_or_print(args.positional[0], args.plugin_dirs);
     if (!manifest) return kExitUsage;
+    for (const std::string &condition : args.fail_on) {
+        if (std::string problem = manifest->thresholds.add_condition(condition); !problem.empty()) {
+            usage_error(problem, "run");
+            return kExitUsage;
+        }
+    }
+    if (args.report) {
+        if (std::string problem = report_path_problem(*args.report); !problem.empty()) {
+            std::cerr << "sluice: " << problem << "\n";
+            return kExitUsage;
+        }
+    }
     std::unique_ptr<Pipeline> pipeline;
     try {
         pipeline = std::make_unique<Pipeline>(std::move(*manifest));
@@ -317,7 +354,7 @@ int cli_main(int argc, char **argv) {
         else if (topic == "validate") std::cout << kValidateHelp;
         else if (topic == "plugins") std::cout << kPluginsHelp;
         else if (topic == "graph") std::cout << kGraphHelp;
-        else if (topic.empty()) std::cout << kMainHelp;
+        else if (topic.empty() || topic == "help") std::cout << kMainHelp;
         else {
             usage_error("no help for unknown command '" + topic + "'");
             return kExitUsage;

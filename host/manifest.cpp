@@ -104,6 +104,17 @@ public:
         return uint32_t(n);
     }
 
+    // A number from 0 to 1 (a rate or a score), or nothing when absent.
+    std::optional<double> fraction(const bj::object &obj, const std::string &path, const char *key) {
+        const bj::value *v = obj.if_contains(key);
+        if (!v) return std::nullopt;
+        if (!v->is_number() || v->to_number<double>() < 0 || v->to_number<double>() > 1) {
+            error(path + "/" + key, "expected a number from 0 to 1");
+            return std::nullopt;
+        }
+        return v->to_number<double>();
+    }
+
 private:
     std::string file_;
     std::vector<std::string> errors_;
@@ -215,7 +226,8 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
     if (!root.is_object()) throw ManifestError({path + ": /: expected a JSON object"});
     const bj::object &top = root.get_object();
     check.known_keys(top, "", {"name", "description", "plugin_dirs", "state_dir", "checkpoint_interval_ms",
-                              "memory_limit_mb", "defaults", "stages"});
+                              "memory_limit_mb", "max_error_rate", "min_quality", "fail_if_nothing_loaded",
+                              "defaults", "stages"});
 
     m.name = check.string(top, "", "name", false).value_or(fs::path(path).stem().string());
 
@@ -240,6 +252,12 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
     if (top.contains("checkpoint_interval_ms"))
         m.checkpoint_interval_ms = check.bounded(top, "", "checkpoint_interval_ms", 0, 0, 3600000);
     m.memory_limit_mb = check.bounded(top, "", "memory_limit_mb", m.memory_limit_mb, 16, 1024 * 1024);
+    m.thresholds.max_error_rate = check.fraction(top, "", "max_error_rate");
+    m.thresholds.min_quality = check.fraction(top, "", "min_quality");
+    if (const bj::value *v = top.if_contains("fail_if_nothing_loaded")) {
+        if (!v->is_bool()) check.error("/fail_if_nothing_loaded", "expected true or false");
+        else m.thresholds.fail_if_nothing_loaded = v->get_bool();
+    }
     if (const bj::value *d = top.if_contains("description"); d && !d->is_string())
         check.error("/description", "expected a string");
 

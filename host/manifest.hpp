@@ -4,6 +4,7 @@
 #pragma once
 
 #include "error_policy.hpp"
+#include "run_thresholds.hpp"
 
 #include <sluice/plugin.h>
 
@@ -71,6 +72,8 @@ struct Manifest {
     std::optional<uint32_t> checkpoint_interval_ms;
     // What batches may hold in all, wherever they are (memory_budget.hpp).
     uint32_t memory_limit_mb = 512;
+    // When a finished run still exits non-zero (run_thresholds.hpp).
+    RunThresholds thresholds;
 };
 
 // One or more problems, each a one-line message "FILE: /json/path: what".

@@ -481,6 +481,22 @@ RunResult Pipeline::run(const RunOptions &options) {
             spdlog::info("the stage that crashed the last run is past it; the next run runs it in process again");
     }
     result.report = build_report(*this, result, started_wall, seconds);
+    if (result.status != "failed") {
+        // The run got to its end; the data may still not be good enough.
+        std::vector<std::string> crossed = manifest_.thresholds.crossed(result.report);
+        if (!crossed.empty()) {
+            bj::array lines;
+            for (const std::string &c : crossed) {
+                spdlog::error("the run crossed a threshold: {}", c);
+                result.error += (result.error.empty() ? "" : "; ") + c;
+                lines.emplace_back(c);
+            }
+            result.exit_code = kExitThresholds;
+            result.report["exit_code"] = result.exit_code;
+            result.report["error"] = result.error;
+            result.report["thresholds_crossed"] = std::move(lines);
+        }
+    }
     return result;
 }
 

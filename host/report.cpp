@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 #include <ctime>
 
 namespace sluice {
@@ -40,7 +41,14 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
     r["seconds"] = seconds;
 
     uint64_t extracted = 0, unreadable = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0, dead_lettered = 0;
-    uint64_t filtered = 0, unaccounted = 0;
+    uint64_t filtered = 0, unaccounted = 0, delivered = 0;
+    // Loaders that take an error path's dead letters: what they load is not
+    // delivered data.
+    std::set<std::string> dead_letter_stages;
+    for (const auto &sp : pipeline.stages())
+        if (sp->spec().on_error.then == ErrorPolicy::Then::dead_letter)
+            dead_letter_stages.insert(sp->spec().on_error.dead_letter);
+    bj::object destinations;
     bj::array stages;
     for (const auto &sp : pipeline.stages()) {
         const Stage &s = *sp;
@@ -118,7 +126,12 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
             extracted += t.in;
             unreadable += t.errors;
         }
-        if (s.kind() == SLUICE_KIND_LOADER) loaded += t.out;
+        if (s.kind() == SLUICE_KIND_LOADER) {
+            loaded += t.out;
+            const bool dead_letters = dead_letter_stages.count(s.id()) > 0;
+            if (!dead_letters) delivered += t.out;
+            destinations[s.id()] = bj::object{{"loaded", t.out}, {"dead_letters", dead_letters}};
+        }
         rejected += t.rejected;
         errors += t.errors;
         dropped += t.dropped;
@@ -150,7 +163,9 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
                               {"gates", std::move(gates)}};
     r["records"] = bj::object{{"extracted", extracted},
                               {"unreadable", unreadable},
-                              {"loaded", loaded},
+                              {"loaded", loaded},       // summed over destinations: fan-out counts twice
+                              {"delivered", delivered}, // loaded by destinations other than dead-letter ones
+                              {"destinations", std::move(destinations)},
                               {"rejected", rejected},
                               {"errors", errors},
                               {"dropped", dropped},
@@ -177,10 +192,18 @@ std::string format_report_table(const bj::object &report) {
                            s.at("seconds").to_number<double>(), s.at("records_per_second").to_number<double>());
     }
     const bj::object &rec = report.at("records").as_object();
-    out += fmt::format("pipeline '{}' {} in {:.3f} s: {} extracted, {} loaded, {} rejected, {} errors\n",
+    // With more than one destination, what each loaded: "loaded" sums them.
+    std::string per_destination;
+    if (const bj::value *d = rec.if_contains("destinations"); d && d->as_object().size() > 1)
+        for (const auto &kv : d->as_object())
+            per_destination += (per_destination.empty() ? " (" : ", ") + std::string(kv.key()) + " " +
+                               std::to_string(kv.value().at("loaded").to_number<uint64_t>()) +
+                               (kv.value().at("dead_letters").as_bool() ? " dead letters" : "");
+    if (!per_destination.empty()) per_destination += ")";
+    out += fmt::format("pipeline '{}' {} in {:.3f} s: {} extracted, {} loaded{}, {} rejected, {} errors\n",
                        std::string(report.at("pipeline").as_string()), std::string(report.at("status").as_string()),
                        report.at("seconds").to_number<double>(), rec.at("extracted").to_number<uint64_t>(),
-                       rec.at("loaded").to_number<uint64_t>(), rec.at("rejected").to_number<uint64_t>(),
+                       rec.at("loaded").to_number<uint64_t>(), per_destination, rec.at("rejected").to_number<uint64_t>(),
                        rec.at("errors").to_number<uint64_t>());
     const bj::object &q = report.at("quality").as_object();
     // Rounded down: a run that lost or failed a record never reads 1.000.

@@ -378,7 +378,7 @@ TEST(HttpLoader, PostsBatchesRetriesAndFailsTheRestToTheErrorPath) {
 
     // A server that refuses: every record dead-lettered with the status.
     ProcessResult refused = run_sluice({"run", dir.write("m.json", manifest("/hook/c?status=422", "ndjson")), "--report", dir / "r3.json"});
-    ASSERT_EQ(refused.exit_code, 0) << refused.err;
+    ASSERT_EQ(refused.exit_code, 3) << "nothing was delivered: " << refused.err;
     auto dead = read_lines(dir / "dead.ndjson");
     ASSERT_EQ(dead.size(), 50u);
     EXPECT_NE(dead[0].find("\"error\":\"http: HTTP 422"), std::string::npos) << dead[0];

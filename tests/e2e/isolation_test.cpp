@@ -194,7 +194,7 @@ TEST(Isolation, PastMaxRestartsThePoisonRecordsTakeTheErrorPath) {
     // within a minute the stage stops restarting and follows on_error.
     TempDir dir;
     Outcome o = run(dir, manifest(dir, "crash", R"("isolation":"process","max_restarts":3,)", "", R"(\"id\":)"));
-    ASSERT_EQ(o.process.exit_code, 0) << o.process.err;
+    ASSERT_EQ(o.process.exit_code, 3) << "every record failed: the run says so" << o.process.err;
     EXPECT_EQ(o.out.size(), 0u);
     EXPECT_EQ(o.dead_ids.size(), 3000u) << "every record dead-lettered, none lost";
     EXPECT_EQ(o.stage("bad").at("workers").at("poison_records").to_number<uint64_t>(), 4u)

@@ -267,7 +267,7 @@ TEST(Llm, SpeaksHttpsAndVerifiesTheCertificate) {
 
     // Without trusting it: every record fails on the certificate.
     ProcessResult refused = run(dir, manifest(fake, R"("retry":{"max_attempts":1})"), "r2.json");
-    ASSERT_EQ(refused.exit_code, 0) << refused.err;
+    ASSERT_EQ(refused.exit_code, 3) << "every record failed: " << refused.err;
     auto dead = read_lines(dir / "dead.ndjson");
     ASSERT_EQ(dead.size(), 3u);
     EXPECT_NE(dead[0].find("certificate verify failed"), std::string::npos) << dead[0];
