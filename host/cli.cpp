@@ -1,6 +1,9 @@
 #include "cli.hpp"
 
+#include "admin_server.hpp"
 #include "config_table.hpp"
+#include "progress_line.hpp"
+#include "tap_client.hpp"
 
 #include "kinds.hpp"
 #include "logging.hpp"
@@ -13,6 +16,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
+#include <map>
+#include <unistd.h>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -44,6 +50,7 @@ commands:
   validate MANIFEST   check a manifest, its plugins and their configs; run nothing
   graph MANIFEST      print the pipeline graph in Graphviz DOT (sluice graph m.json | dot -Tsvg)
   plugins             list the plugins found, with their config
+  tap ADDR STAGE[.OUTPUT]  print records a stage of a running pipeline sends (its --admin endpoint)
   help [COMMAND]      show help for a command
 
 options:
@@ -55,7 +62,8 @@ exit codes: 0 success; 1 the run failed; 2 bad usage, manifest or plugin;
 --fail-on, or every record failed / none loaded); 128+N killed by signal N
 )";
 
-const char *kRunHelp = R"(usage: sluice run MANIFEST [--report FILE] [--fail-on CONDITION]... [--log-level LEVEL]
+const char *kRunHelp = R"(usage: sluice run MANIFEST [--report FILE] [--fail-on CONDITION]... [--admin ADDR:PORT]
+                  [--no-check] [--quiet] [--log-level LEVEL] [--log-format text|json]
 
 Runs the pipeline described by MANIFEST until its extractors reach the end of
 their input. SIGINT or SIGTERM stops extraction, drains what is in flight,
@@ -71,11 +79,36 @@ options:
                       manifest's max_error_rate and min_quality. A run in which
                       every record failed, or none was loaded, exits 3 anyway
                       unless the manifest sets fail_if_nothing_loaded: false
+  --admin ADDR:PORT   serve /health, /ready, /status, /metrics (Prometheus) and
+                      /tap at ADDR:PORT while the run lasts (PORT 0: any free
+                      one, logged); a bearer token is required when
+                      $SLUICE_ADMIN_TOKEN is set (or the manifest's
+                      admin.token_env names a variable)
   --log-level LEVEL   trace, debug, info, warn (default), error, off
+  --log-format FMT    text (default) or json: one object per line with time,
+                      level, stage, plugin, record and message
+  --no-check          skip the checks each stage makes before the run reads
+                      anything (see 'sluice validate --check')
+  --quiet             no progress line (drawn only when stderr is a terminal;
+                      otherwise a summary is logged at info every minute)
   --plugin-path DIR   search DIR for plugins first (repeatable)
 )";
 
-const char *kValidateHelp = R"(usage: sluice validate MANIFEST [--log-level LEVEL]
+const char *kTapHelp = R"(usage: sluice tap ADDR:PORT STAGE[.OUTPUT] [--limit N]
+
+Prints, as NDJSON on stdout, the records that STAGE of a running pipeline
+sends on OUTPUT (its first output when not named: a validator's is "pass"),
+live, read from the pipeline's admin endpoint (sluice run --admin ADDR:PORT).
+Sampled: records come as fast as this reader takes them, and what it cannot
+keep up with is skipped, so tapping never slows the pipeline. Ends after N
+records, when the run ends, or on Ctrl-C. The token, when the endpoint wants
+one, is read from $SLUICE_ADMIN_TOKEN.
+
+options:
+  --limit N           stop after N records
+)";
+
+const char *kValidateHelp = R"(usage: sluice validate MANIFEST [--check] [--log-level LEVEL]
 
 Checks the manifest (structure, types, wiring), finds and loads every plugin,
 checks each stage's config against the plugin's schema and lets the plugin
@@ -83,6 +116,11 @@ check it too. Runs nothing, opens no file or connection. Prints the pipeline
 outline on success; one line per problem otherwise (exit 2).
 
 options:
+  --check             also ask each stage to check what it needs, changing
+                      nothing: input paths match files, output directories
+                      exist and are writable, databases answer and allow the
+                      access, endpoints are reachable (every run does this
+                      before it reads anything)
   --log-level LEVEL   trace, debug, info, warn (default), error, off
   --plugin-path DIR   search DIR for plugins first (repeatable)
 )";
@@ -120,6 +158,12 @@ struct Args {
     bool json = false;
     bool markdown = false;
     std::vector<std::string> fail_on; // run --fail-on conditions
+    std::optional<std::string> admin; // run --admin ADDR:PORT
+    std::string log_format = "text";
+    bool quiet = false;
+    bool check = false;    // validate --check
+    bool no_check = false; // run --no-check
+    uint64_t limit = 0; // tap --limit
     bool help = false;
 };
 
@@ -158,6 +202,32 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
             auto v = value(a.c_str());
             if (!v) return false;
             args.plugin_dirs.push_back(*v);
+        } else if (a == "--admin" && command == "run") {
+            auto v = value("--admin");
+            if (!v) return false;
+            args.admin = *v;
+        } else if (a == "--log-format" && command != "help") {
+            auto v = value("--log-format");
+            if (!v) return false;
+            if (*v != "text" && *v != "json") {
+                usage_error("--log-format: unknown format '" + *v + "' (expected text or json)", command.c_str());
+                return false;
+            }
+            args.log_format = *v;
+        } else if (a == "--check" && command == "validate") {
+            args.check = true;
+        } else if (a == "--no-check" && command == "run") {
+            args.no_check = true;
+        } else if (a == "--quiet" && command == "run") {
+            args.quiet = true;
+        } else if (a == "--limit" && command == "tap") {
+            auto v = value("--limit");
+            if (!v) return false;
+            auto r = std::from_chars(v->data(), v->data() + v->size(), args.limit);
+            if (v->empty() || r.ec != std::errc() || r.ptr != v->data() + v->size()) {
+                usage_error("--limit: expected a number of records, got '" + *v + "'", "tap");
+                return false;
+            }
         } else if (a == "--fail-on" && command == "run") {
             auto v = value("--fail-on");
             if (!v) return false;
@@ -196,13 +266,58 @@ int cmd_validate(const Args &args, bool as_dot) {
             std::cout << pipeline.dot();
             return kExitOk;
         }
+        if (args.check) {
+            std::vector<std::string> problems = pipeline.preflight();
+            for (const auto &p : problems) std::cerr << p << "\n";
+            if (!problems.empty()) return kExitUsage;
+        }
         std::cout << pipeline.describe();
-        std::cout << "ok: " << pipeline.manifest().path << " is valid\n";
+        std::cout << "ok: " << pipeline.manifest().path << " is valid" << (args.check ? " and ready to run" : "")
+                  << "\n";
         return kExitOk;
     } catch (const SetupError &e) {
         for (const auto &msg : e.messages()) std::cerr << msg << "\n";
         return kExitUsage;
     }
+}
+
+bool is_loopback(const std::string &address) {
+    return address == "127.0.0.1" || address == "::1" || address == "localhost" || address.rfind("127.", 0) == 0;
+}
+
+// The admin endpoint: --admin over the manifest's "admin"; port -1 when
+// neither asks for one; nullopt (after a one-line error) when misconfigured.
+std::optional<AdminSettings> admin_settings(const Args &args, const Manifest &manifest) {
+    AdminSettings s;
+    s.port = -1;
+    std::string token_env;
+    if (manifest.admin) {
+        s.address = manifest.admin->address;
+        s.port = manifest.admin->port;
+        token_env = manifest.admin->token_env;
+    }
+    if (args.admin) {
+        std::string problem;
+        auto parsed = parse_admin_address(*args.admin, problem);
+        if (!parsed) {
+            usage_error("--admin: " + problem, "run");
+            return std::nullopt;
+        }
+        s.address = parsed->address;
+        s.port = parsed->port;
+    }
+    if (!token_env.empty()) {
+        const char *t = std::getenv(token_env.c_str());
+        if (!t || !*t) {
+            std::cerr << "sluice: " << manifest.path << ": /admin/token_env: environment variable " << token_env
+                      << " is not set\n";
+            return std::nullopt;
+        }
+        s.token = t;
+    } else if (const char *t = std::getenv("SLUICE_ADMIN_TOKEN"); t && *t) {
+        s.token = t;
+    }
+    return s;
 }
 
 // The report is written at the end: a path that cannot be written must fail
@@ -238,9 +353,45 @@ int cmd_run(const Args &args) {
         for (const auto &msg : e.messages()) std::cerr << msg << "\n";
         return kExitUsage;
     }
+    // What each stage needs, checked before anything is read.
+    if (std::vector<std::string> problems = args.no_check ? std::vector<std::string>() : pipeline->preflight();
+        !problems.empty()) {
+        for (const auto &p : problems) std::cerr << p << "\n";
+        return kExitUsage;
+    }
+    std::map<std::string, std::string> stage_plugins;
+    for (const auto &s : pipeline->manifest().stages) stage_plugins[s.id] = s.plugin;
+    set_log_stage_plugins(std::move(stage_plugins));
+
+    std::unique_ptr<AdminServer> admin;
+    if (auto settings = admin_settings(args, pipeline->manifest()); !settings) {
+        return kExitUsage;
+    } else if (settings->port >= 0) {
+        try {
+            admin = std::make_unique<AdminServer>(*settings, *pipeline);
+        } catch (const std::exception &e) {
+            std::cerr << "sluice: " << e.what() << "\n";
+            return kExitUsage;
+        }
+        const std::string url = "http://" + settings->address + ":" + std::to_string(admin->port());
+        // A port the system chose is shown whatever the log level: nobody
+        // could reach the endpoint otherwise.
+        if (settings->port == 0) spdlog::warn("admin endpoint listening on {} (port chosen by the system)", url);
+        else spdlog::info("admin endpoint listening on {}", url);
+        if (settings->token.empty() && !is_loopback(settings->address))
+            spdlog::warn("the admin endpoint on {} has no token: anyone who can reach it can read records "
+                         "(/tap); set $SLUICE_ADMIN_TOKEN or admin.token_env",
+                         url);
+    }
+    std::unique_ptr<ProgressLine> progress;
+    if (!args.quiet)
+        progress = std::make_unique<ProgressLine>(*pipeline, isatty(STDERR_FILENO) ? ProgressLine::Mode::terminal
+                                                                                  : ProgressLine::Mode::log_summary);
     RunOptions options;
     options.handle_signals = true;
     RunResult result = pipeline->run(options);
+    progress.reset();
+    if (admin) admin->stop();
     std::cerr << format_report_table(result.report);
     if (args.report) {
         std::string tmp = *args.report + ".tmp";
@@ -354,6 +505,7 @@ int cli_main(int argc, char **argv) {
         else if (topic == "validate") std::cout << kValidateHelp;
         else if (topic == "plugins") std::cout << kPluginsHelp;
         else if (topic == "graph") std::cout << kGraphHelp;
+        else if (topic == "tap") std::cout << kTapHelp;
         else if (topic.empty() || topic == "help") std::cout << kMainHelp;
         else {
             usage_error("no help for unknown command '" + topic + "'");
@@ -362,7 +514,8 @@ int cli_main(int argc, char **argv) {
         return kExitOk;
     }
     const char *help = command == "run" ? kRunHelp : command == "validate" ? kValidateHelp
-                     : command == "graph" ? kGraphHelp : command == "plugins" ? kPluginsHelp : nullptr;
+                     : command == "graph" ? kGraphHelp : command == "plugins" ? kPluginsHelp
+                     : command == "tap" ? kTapHelp : nullptr;
     if (!help) {
         usage_error("unknown command '" + command + "'");
         return kExitUsage;
@@ -374,7 +527,14 @@ int cli_main(int argc, char **argv) {
         std::cout << help;
         return kExitOk;
     }
-    setup_logging(args.log_level);
+    setup_logging(args.log_level, args.log_format);
+    if (command == "tap") {
+        if (args.positional.size() != 2) {
+            usage_error("'tap' needs ADDR:PORT and STAGE[.OUTPUT]", "tap");
+            return kExitUsage;
+        }
+        return run_tap(args.positional[0], args.positional[1], args.limit, std::cout, std::cerr);
+    }
     if (command == "plugins") {
         if (!args.positional.empty()) {
             usage_error("'plugins' takes no argument, got '" + args.positional[0] + "'", "plugins");

@@ -130,6 +130,13 @@ std::string InProcessInstance::resources() {
     return json ? std::string(json) : std::string();
 }
 
+std::string InProcessInstance::preflight() {
+    const auto *ext = extension<sluice_preflight_ext>(setup_.desc, handle_, SLUICE_EXT_PREFLIGHT);
+    if (!ext || !ext->check) return {};
+    const char *problems = ext->check(handle_);
+    return problems ? std::string(problems) : std::string();
+}
+
 CallResult InProcessInstance::pull(BatchEmitter &out, uint32_t max_records, bool &end_of_input) {
     int32_t end = 0;
     CallResult r;

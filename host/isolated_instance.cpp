@@ -180,6 +180,15 @@ std::string IsolatedInstance::resources() {
     return std::string(worker_->output().data(), reply.b);
 }
 
+std::string IsolatedInstance::preflight() {
+    std::lock_guard lock(exchange_mutex_);
+    Header reply{};
+    CallResult r = exchange(Header{Op::preflight}, reply, false);
+    if (!r.ok()) return "the check could not run in the stage's worker process";
+    if (!readable(reply.b)) return {};
+    return std::string(worker_->output().data(), reply.b);
+}
+
 CallResult IsolatedInstance::pull(BatchEmitter &out, uint32_t max_records, bool &end_of_input) {
     std::lock_guard lock(exchange_mutex_);
     Header command{Op::pull};

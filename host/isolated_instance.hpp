@@ -33,6 +33,7 @@ public:
     const InstanceFeatures &features() const override { return features_; }
     std::vector<std::string> config_outputs(std::string &problem) override;
     std::string resources() override;
+    std::string preflight() override;
     CallResult pull(BatchEmitter &out, uint32_t max_records, bool &end_of_input) override;
     CallResult process(const sluice_record *records, uint32_t count, BatchEmitter &out,
                        const std::string *marker) override;

@@ -227,7 +227,7 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
     const bj::object &top = root.get_object();
     check.known_keys(top, "", {"name", "description", "plugin_dirs", "state_dir", "checkpoint_interval_ms",
                               "memory_limit_mb", "max_error_rate", "min_quality", "fail_if_nothing_loaded",
-                              "defaults", "stages"});
+                              "admin", "defaults", "stages"});
 
     m.name = check.string(top, "", "name", false).value_or(fs::path(path).stem().string());
 
@@ -254,6 +254,20 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
     m.memory_limit_mb = check.bounded(top, "", "memory_limit_mb", m.memory_limit_mb, 16, 1024 * 1024);
     m.thresholds.max_error_rate = check.fraction(top, "", "max_error_rate");
     m.thresholds.min_quality = check.fraction(top, "", "min_quality");
+    if (const bj::value *a = top.if_contains("admin")) {
+        if (!a->is_object()) {
+            check.error("/admin", "expected an object: {\"port\": 9100} (with \"address\" and \"token_env\" optional)");
+        } else {
+            const bj::object &ao = a->get_object();
+            check.known_keys(ao, "/admin", {"address", "port", "token_env"});
+            Manifest::Admin admin;
+            admin.address = check.string(ao, "/admin", "address", false).value_or(admin.address);
+            if (!ao.contains("port")) check.error("/admin/port", "required key is missing");
+            admin.port = int(check.bounded(ao, "/admin", "port", 0, 0, 65535));
+            admin.token_env = check.string(ao, "/admin", "token_env", false).value_or("");
+            m.admin = admin;
+        }
+    }
     if (const bj::value *v = top.if_contains("fail_if_nothing_loaded")) {
         if (!v->is_bool()) check.error("/fail_if_nothing_loaded", "expected true or false");
         else m.thresholds.fail_if_nothing_loaded = v->get_bool();

@@ -74,6 +74,13 @@ struct Manifest {
     uint32_t memory_limit_mb = 512;
     // When a finished run still exits non-zero (run_thresholds.hpp).
     RunThresholds thresholds;
+    // The admin endpoint (admin_server.hpp), when the manifest asks for one.
+    struct Admin {
+        std::string address = "127.0.0.1";
+        int port = 0;
+        std::string token_env; // variable holding the bearer token; "" for none
+    };
+    std::optional<Admin> admin;
 };
 
 // One or more problems, each a one-line message "FILE: /json/path: what".

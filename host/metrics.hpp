@@ -4,6 +4,8 @@
 // behind a mutex.
 #pragma once
 
+#include "call_latency.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -78,6 +80,10 @@ public:
     void worker_peak_rss(uint64_t mb);
     IsolationTotals isolation() const;
 
+    // Plugin call durations (a call per batch).
+    CallLatency &latency() { return latency_; }
+    const CallLatency &latency() const { return latency_; }
+
     void mark_started();
     void mark_finished();
     double seconds() const; // first start to finish (or to now)
@@ -86,6 +92,7 @@ private:
     static constexpr size_t kMaxReasons = 256;
     static constexpr size_t kMaxPoisonListed = 100;
     IsolationTotals isolation_;
+    CallLatency latency_;
     std::vector<WorkerCounters> workers_;
     std::unique_ptr<std::atomic<uint64_t>[]> outputs_;
     size_t output_count_ = 0;

@@ -385,13 +385,65 @@ void Pipeline::warn_about_late_confirmations() const {
     }
 }
 
+const char *phase_name(Pipeline::Phase p) {
+    switch (p) {
+    case Pipeline::Phase::created: return "created";
+    case Pipeline::Phase::starting: return "starting";
+    case Pipeline::Phase::running: return "running";
+    case Pipeline::Phase::finishing: return "finishing";
+    case Pipeline::Phase::finished: return "finished";
+    }
+    return "?";
+}
+
+bj::object Pipeline::live_report() const {
+    RunResult now;
+    now.status = phase_name(phase());
+    const double seconds = phase() == Phase::created
+                               ? 0.0
+                               : std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    return build_report(*this, now, started_wall_, seconds);
+}
+
+std::vector<std::string> Pipeline::preflight() const {
+    std::vector<std::string> out;
+    for (const auto &s : stages_) {
+        for (const std::string &problem : s->preflight()) {
+            // "path: matches no file" -> ".../config/path: matches no file"
+            const size_t colon = problem.find(": ");
+            std::string field = colon == std::string::npos ? "" : problem.substr(0, colon);
+            const bool is_field = !field.empty() && field.find(' ') == std::string::npos;
+            std::string where = s->spec().json_path + "/config" + (is_field ? "/" + field : "");
+            out.push_back(manifest_.path + ": " + where + ": " + (is_field ? problem.substr(colon + 2) : problem));
+        }
+    }
+    return out;
+}
+
+std::vector<std::string> Pipeline::not_ready() const {
+    std::vector<std::string> why;
+    const Phase p = phase();
+    if (p != Phase::running) why.push_back(std::string("the pipeline is ") + phase_name(p));
+    for (const auto &s : stages_) {
+        if (s->abandoned_calls() > 0)
+            why.push_back("stage '" + s->id() + "' has " + std::to_string(s->abandoned_calls()) +
+                          " plugin calls stuck past timeout_ms");
+        if (s->restarting_in_a_loop())
+            why.push_back("stage '" + s->id() + "' restarted its workers max_restarts (" +
+                          std::to_string(s->spec().isolation.max_restarts) + ") times in the last minute");
+    }
+    return why;
+}
+
 RunResult Pipeline::run(const RunOptions &options) {
     RunResult result;
-    auto started_wall = std::chrono::system_clock::now();
-    auto started = std::chrono::steady_clock::now();
+    phase_ = Phase::starting;
+    auto started_wall = started_wall_ = std::chrono::system_clock::now();
+    auto started = started_ = std::chrono::steady_clock::now();
 
     // A run that cannot start reads nothing and says why.
     auto fail_before_running = [&](std::string error) {
+        phase_ = Phase::finished;
         result.error = std::move(error);
         spdlog::error("{}", result.error);
         for (auto &s : stages_) s->stop_and_destroy();
@@ -437,7 +489,9 @@ RunResult Pipeline::run(const RunOptions &options) {
         state_->start(std::chrono::milliseconds(interval));
     }
     for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) (*it)->launch();
+    phase_ = Phase::running;
     for (auto &s : stages_) s->join();
+    phase_ = Phase::finishing;
     signals.reset();
     if (state_) {
         // Every batch is gone by now, so every acknowledgement is in.
@@ -481,6 +535,7 @@ RunResult Pipeline::run(const RunOptions &options) {
             spdlog::info("the stage that crashed the last run is past it; the next run runs it in process again");
     }
     result.report = build_report(*this, result, started_wall, seconds);
+    phase_ = Phase::finished;
     if (result.status != "failed") {
         // The run got to its end; the data may still not be good enough.
         std::vector<std::string> crossed = manifest_.thresholds.crossed(result.report);

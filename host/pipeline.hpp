@@ -10,6 +10,8 @@
 
 #include <boost/json.hpp>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -67,6 +69,21 @@ public:
     // instances. Call once.
     RunResult run(const RunOptions &options);
 
+    // [control, before run] Asks every stage to check what it needs without
+    // changing anything (sluice.preflight/1): one line per problem,
+    // "FILE: /stages/N/config/FIELD: what is wrong".
+    std::vector<std::string> preflight() const;
+
+    // Where a run is, for the admin endpoint (any thread).
+    enum class Phase { created, starting, running, finishing, finished };
+    Phase phase() const { return phase_.load(); }
+    // The report of the run so far (status "starting", "running" ...).
+    boost::json::object live_report() const;
+    // Why the pipeline is not ready to take work (empty: ready): not yet
+    // started or already finishing, a stage with a call stuck past its
+    // timeout, a stage restarting its workers in a loop.
+    std::vector<std::string> not_ready() const;
+
 private:
     uint32_t output_index(const InputRef &r) const;
     // Opens the state, restores resumable extractors and starts tracking
@@ -85,6 +102,9 @@ private:
     std::string recover_exactly_once();
 
     Manifest manifest_;
+    std::atomic<Phase> phase_{Phase::created};
+    std::chrono::system_clock::time_point started_wall_{};
+    std::chrono::steady_clock::time_point started_{};
     PipelineControl control_;
     std::vector<std::unique_ptr<Stage>> stages_;
     std::vector<std::shared_ptr<BatchQueue>> queues_;

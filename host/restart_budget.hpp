@@ -25,6 +25,13 @@ public:
         return true;
     }
     uint32_t per_minute() const { return per_minute_; }
+    // [any] Whether the last minute used every restart: a stage restarting
+    // in a loop (not ready).
+    bool spent(Clock::time_point now = Clock::now()) {
+        std::lock_guard lock(mutex_);
+        while (!taken_.empty() && now - taken_.front() >= std::chrono::minutes(1)) taken_.pop_front();
+        return taken_.size() >= per_minute_;
+    }
 
 private:
     const uint32_t per_minute_;

@@ -120,6 +120,21 @@ bool Stage::sync_markers() {
     return instances_[0]->sync_markers();
 }
 
+std::vector<std::string> Stage::preflight() const {
+    std::vector<std::string> out;
+    if (instances_.empty()) return out;
+    std::string text = instances_[0]->preflight();
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t nl = text.find('\n', start);
+        std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+        if (!line.empty()) out.push_back(line);
+        if (nl == std::string::npos) break;
+        start = nl + 1;
+    }
+    return out;
+}
+
 std::string Stage::declared_resources() const {
     if (instances_.empty()) return {};
     return instances_[0]->resources();
@@ -270,6 +285,7 @@ bool Stage::deliver(std::vector<Batch> &outputs, FailureBatch &failures, WorkerC
         Batch &b = outputs[o];
         auto &queues = outputs_[o];
         metrics_.output_add(o, b.records.size());
+        if (tap_.active() && !b.records.empty()) tap_.offer(o, b.records.data(), b.records.size());
         if (queues.empty()) {
             if (int(o) != fail_output_) c.add(c.dropped, b.records.size());
             continue;

@@ -17,6 +17,7 @@
 #include "plugin_loader.hpp"
 #include "pull_marker.hpp"
 #include "queue.hpp"
+#include "record_tap.hpp"
 #include "restart_budget.hpp"
 #include "stage_instance.hpp"
 
@@ -98,6 +99,9 @@ public:
     // [control, created] What the plugin says the stage reads and writes
     // (sluice.resources/1, JSON), or empty.
     std::string declared_resources() const;
+    // [control, created] What the plugin finds missing before a run
+    // (sluice.preflight/1), each "FIELD: what is wrong".
+    std::vector<std::string> preflight() const;
     // [control] Waits up to `limit` for abandoned (timed-out) calls to
     // return; false if some are still running.
     bool wait_for_abandoned_calls(std::chrono::milliseconds limit);
@@ -105,6 +109,8 @@ public:
     void stop_and_destroy();
     // Calls abandoned after timeout_ms (in process) not yet returned.
     int abandoned_calls() const { return abandoned_->load(); }
+    // Isolated: its workers died max_restarts times in the last minute.
+    bool restarting_in_a_loop() { return spec_.isolation.process && restarts_.spent(); }
     // The last run crashed in this stage (in process) on a batch of pull
     // `pull` of `extractor`'s worker `worker` (extractor empty: unknown).
     // The stage runs in worker processes until its batches come from later
@@ -123,12 +129,15 @@ public:
     void set_sequence_window(std::shared_ptr<SequenceWindow> window) { window_ = std::move(window); }
     size_t output_count() const { return plugin_.output_names.size(); }
     int fail_output() const { return fail_output_; } // -1 when none
+    // Readers of what the stage sends on its outputs (sluice tap).
+    RecordTap &tap() { return tap_; }
 
     // Starts the workers on the stage's own pool; join() waits for them.
     void launch();
     void join();
 
 private:
+    RecordTap tap_;
     StageInstance &instance_for(uint32_t worker) { return *instances_[instances_.size() == 1 ? 0 : worker]; }
     InstanceSetup setup_for(uint32_t index, uint32_t count) const;
     std::unique_ptr<StageInstance> make_instance(uint32_t index, uint32_t count, std::string &problem);

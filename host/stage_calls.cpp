@@ -71,7 +71,9 @@ CallResult Stage::call_once(uint32_t worker, const Batch &input, uint32_t off, u
     }
     auto t0 = Clock::now();
     CallResult r = inst.process(input.records.data() + off, count, emitter, marker_ ? &current_marker_ : nullptr);
-    c.add(c.busy_ns, elapsed_ns(t0));
+    const uint64_t took = elapsed_ns(t0);
+    c.add(c.busy_ns, took);
+    metrics_.latency().observe(took);
     if (!emitter.refusal().empty() && !refusal_logged_.exchange(true))
         spdlog::warn("[{}] the host refused a call of plugin '{}': {} (logged once per stage)", spec_.id,
                      spec_.plugin, emitter.refusal());

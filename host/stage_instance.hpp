@@ -62,6 +62,9 @@ public:
     virtual std::vector<std::string> config_outputs(std::string &problem) = 0;
     // [control, created] sluice.resources/1 as JSON, or empty.
     virtual std::string resources() = 0;
+    // [control, created] sluice.preflight/1: problems, one per line
+    // ("field: what"), or empty when all is well or nothing is checked.
+    virtual std::string preflight() = 0;
 
     // [worker, started] The calls. The caller has set the emitter's input
     // to the records of the call; results go into it.

@@ -51,7 +51,9 @@ void Stage::run_extractor(uint32_t worker) {
         bool end = false;
         auto t0 = Clock::now();
         CallResult r = instance_for(worker).pull(emitter, max_records, end);
-        c.add(c.busy_ns, elapsed_ns(t0));
+        const uint64_t took = elapsed_ns(t0);
+        c.add(c.busy_ns, took);
+        metrics_.latency().observe(took);
         if (r.death) {
             // What the dead worker read is gone with it; a new one goes on
             // from the last position it reported (IsolatedInstance::restart).
@@ -251,7 +253,9 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
     emitter.set_input(nullptr, 0, 0);
     auto t0 = Clock::now();
     CallResult r = inst.flush(emitter);
-    c.add(c.busy_ns, elapsed_ns(t0));
+    const uint64_t took = elapsed_ns(t0);
+    c.add(c.busy_ns, took);
+    metrics_.latency().observe(took);
     if (r.death) {
         metrics_.worker_crashed(r.death->report_key());
         fatal("its worker died (" + r.death->what + ") during flush: what it held is lost");

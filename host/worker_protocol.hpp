@@ -39,6 +39,7 @@ enum class Op : uint32_t {
     outputs,       // reply: a = count, out = names, NUL-terminated
     resources,     // reply: out = JSON (b bytes)
     quit,          // destroy and exit; no reply
+    preflight = 20, // reply: out = problems, one per line (b bytes)
     // worker -> host
     reply = 100, // status, text = the plugin's message when not OK
     log,         // a = level, text = line

@@ -9,6 +9,8 @@ packages=(
   build-essential cmake g++ pkg-config git
   # host and SDK
   libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev
+  # the admin endpoint's metric registry and Prometheus exposition format
+  prometheus-cpp-dev
   libpoco-dev
   # tests and benchmarks; clang and its runtime for the libFuzzer targets
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev

@@ -242,6 +242,14 @@ void serve() {
             reply(SLUICE_OK, {}, 0, uint32_t(j.size()));
             break;
         }
+        case Op::preflight: {
+            const auto *p = extension<sluice_preflight_ext>(SLUICE_EXT_PREFLIGHT);
+            const char *problems = p && p->check ? p->check(handle) : nullptr;
+            std::string text = problems ? problems : "";
+            output.write(0, text);
+            reply(SLUICE_OK, {}, 0, uint32_t(text.size()));
+            break;
+        }
         case Op::quit:
             if (desc && handle) desc->destroy(handle);
             return;

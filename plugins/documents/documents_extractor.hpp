@@ -2,6 +2,7 @@
 // directory tree: its text and metadata. See README.md.
 #pragma once
 
+#include "../common/path_checks.hpp"
 #include <sluice/config_spec.hpp>
 #include <sluice/plugin.hpp>
 
@@ -54,6 +55,11 @@ public:
     void restore(std::string_view position);
     // sluice.resources/1: everything under its directory.
     std::string resources() const;
+    // sluice.preflight/1: the directory is there to be read.
+    std::vector<std::string> preflight() const {
+        if (std::string p = readable_directory(root_); !p.empty()) return {"path: " + p};
+        return {};
+    }
 
 private:
     // Reads the next file into pending_ (records) or the error path.

@@ -1,6 +1,7 @@
 #include "file_extractor.hpp"
 
 #include "../common/json_members.hpp"
+#include "../common/path_checks.hpp"
 #include "../common/json_text.hpp"
 #include "../common/resource_uri.hpp"
 #include "../common/sorted_files.hpp"
@@ -292,6 +293,23 @@ void FileExtractor::emit_bad(Emitter &out, std::string_view raw, const std::stri
     out.emit_failed(raw, message,
                     {attr(SLUICE_ATTR_SOURCE, current_),
                      attr(SLUICE_ATTR_SOURCE_LINE, std::string_view(line_buf_, size_t(r.ptr - line_buf_)))});
+}
+
+std::vector<std::string> FileExtractor::preflight() const {
+    glob_t g{};
+    int rc = ::glob(pattern_.c_str(), 0, nullptr, &g);
+    std::vector<std::string> problems;
+    if (rc == 0) {
+        // With allow_unreadable, such a file becomes an error record instead.
+        for (size_t i = 0; i < g.gl_pathc && problems.size() < 5 && !allow_unreadable_; ++i)
+            if (std::string p = readable_file(g.gl_pathv[i]); !p.empty()) problems.push_back("path: " + p);
+    } else if (rc == GLOB_NOMATCH && !allow_no_files_) {
+        problems.push_back("path: '" + pattern_ + "' matches no file (set allow_no_files to accept that)");
+    } else if (rc != GLOB_NOMATCH) {
+        problems.push_back("path: cannot list the files '" + pattern_ + "' matches");
+    }
+    globfree(&g);
+    return problems;
 }
 
 std::string FileExtractor::resources() const { return Resources().reads("path", file_uri(pattern_)).json(); }

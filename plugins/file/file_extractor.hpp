@@ -77,6 +77,8 @@ public:
     void restore(std::string_view position);
     // sluice.resources/1: the files it reads.
     std::string resources() const;
+    // sluice.preflight/1: the glob matches files it may read.
+    std::vector<std::string> preflight() const;
 
 private:
     enum class Format { auto_detect, ndjson, csv, json };

@@ -63,10 +63,12 @@ FileLoader::~FileLoader() { stop(); }
 
 void FileLoader::start() {
     fs::path p(path_);
-    if (create_dirs_ && p.has_parent_path()) {
+    if (create_dirs_ && p.has_parent_path() && !fs::exists(p.parent_path())) {
         std::error_code ec;
         fs::create_directories(p.parent_path(), ec);
         if (ec) throw Error("cannot create directory " + p.parent_path().string() + ": " + ec.message());
+        // Said aloud: a typo in a path should not go unnoticed.
+        host_.warn("created the missing directory " + p.parent_path().string() + " (create_dirs)");
     }
     if (append_) {
         fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

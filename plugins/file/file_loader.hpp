@@ -3,16 +3,16 @@
 // file that looks complete; or appends to the file batch by batch.
 #pragma once
 
-#include <sluice/json.hpp>
-#include <sluice/config_spec.hpp>
-#include <sluice/plugin.hpp>
-
+#include "../common/path_checks.hpp"
 #include "../common/resource_uri.hpp"
 #include "marker_log.hpp"
 
+#include <sluice/config_spec.hpp>
+#include <sluice/json.hpp>
+#include <sluice/plugin.hpp>
+
 #include <memory>
 #include <optional>
-
 #include <string>
 #include <vector>
 
@@ -62,6 +62,11 @@ public:
     // sluice.delivery/1: appended batches are on disk when process returns;
     // a replaced file only once flush has renamed it into place.
     bool durable_on_process() const { return append_; }
+    // sluice.preflight/1: the file can be written where it goes.
+    std::vector<std::string> preflight() const {
+        if (std::string p = writable_target(path_, create_dirs_); !p.empty()) return {"path: " + p};
+        return {};
+    }
     // sluice.resources/1: the file it writes.
     std::string resources() const { return Resources().writes("path", file_uri(path_)).json(); }
     // sluice.exactly_once/1. Appending: each batch's marker goes to a side

@@ -7,6 +7,8 @@
 #include <charconv>
 #include <cstdlib>
 
+#include <cstring>
+
 namespace sluice::plugins::http {
 
 HttpIngest::HttpIngest(const Context &ctx) : host_(ctx.host) {
@@ -67,15 +69,44 @@ HttpIngest::~HttpIngest() { shut_down(); }
 void HttpIngest::start() {
     buffer_ = std::make_shared<IngestBuffer>(buffer_records_);
     try {
-        server_ = std::make_unique<IngestServer>(address_, port_, tls_, buffer_, settings_, limits_);
+        server_ = std::make_unique<IngestServer>(address_, port_, tls_, buffer_, settings_, limits_, answers_);
     } catch (const std::exception &e) {
         throw Error("cannot listen on " + address_ + ":" + std::to_string(port_) + ": " + e.what());
     }
+    const bool chosen = port_ == 0;
     port_ = server_->port();
-    host_.info("listening on " + std::string(tls_ ? "https" : "http") + "://" + address_ + ":" + std::to_string(port_) + settings_.path);
+    const std::string url =
+        std::string(tls_ ? "https" : "http") + "://" + address_ + ":" + std::to_string(port_) + settings_.path;
+    // A port the system chose is shown whatever the log level: clients could
+    // not find the service otherwise.
+    if (chosen) host_.warn("listening on " + url + " (port chosen by the system)");
+    else host_.info("listening on " + url);
+}
+
+const void *HttpIngest::extension(const char *id) const {
+    static const sluice_metric metrics[] = {
+        {"requests", SLUICE_METRIC_COUNTER, 0, "requests",
+         "requests answered, by status code (requests{code=202} ...): 202 delivered, 4xx refused, 429/503 busy, "
+         "504 not confirmed in time"},
+    };
+    static const sluice_metrics_ext ext = {sizeof(sluice_metrics_ext), 1, metrics, 0, 0, nullptr, nullptr};
+    return id && std::strcmp(id, SLUICE_EXT_METRICS) == 0 ? &ext : nullptr;
+}
+
+void HttpIngest::report_answers() {
+    for (const auto &[status, n] : answers_->take_counts())
+        host_.counter(("requests{code=" + std::to_string(status) + "}").c_str(), int64_t(n));
+    for (const auto &[status, body] : answers_->take_refused()) {
+        if (refusals_logged_ < kRefusalsLogged)
+            host_.warn("refused a request with " + std::to_string(status) + ": " + body);
+        else if (refusals_logged_ == kRefusalsLogged)
+            host_.warn("further refused requests are only counted (requests{code=...} in the report)");
+        ++refusals_logged_;
+    }
 }
 
 bool HttpIngest::pull(Emitter &out, uint32_t max_records) {
+    report_answers();
     for (const std::string &r : buffer_->take(max_records)) out.emit_new(r, {attr(SLUICE_ATTR_SOURCE, "http")});
     return false; // runs until the pipeline is stopped
 }
@@ -102,6 +133,7 @@ void HttpIngest::flush(Emitter &out) {
     // these records get their answer once they are delivered.
     buffer_->close();
     for (const std::string &r : buffer_->take(SIZE_MAX)) out.emit_new(r, {attr(SLUICE_ATTR_SOURCE, "http")});
+    report_answers();
 }
 
 void HttpIngest::stop() { shut_down(); }

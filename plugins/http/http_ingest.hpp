@@ -92,10 +92,18 @@ public:
     // sluice.acknowledged/1: records up to that number are delivered; wakes
     // the requests waiting for them.
     void acknowledged(std::string_view position);
+    // sluice.metrics/1: requests by status code.
+    const void *extension(const char *id) const;
 
 private:
     void shut_down();
+    // Counts what the server answered and logs what it refused (the first
+    // kRefusalsLogged, then only counts).
+    void report_answers();
 
+    static constexpr uint64_t kRefusalsLogged = 20;
+    std::shared_ptr<AnswerLog> answers_ = std::make_shared<AnswerLog>();
+    uint64_t refusals_logged_ = 0;
     Host host_;
     std::string address_;
     int port_ = 0;

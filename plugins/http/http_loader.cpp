@@ -1,5 +1,7 @@
 #include "http_loader.hpp"
 
+#include "../common/reachable.hpp"
+
 #include <sluice/backoff.hpp>
 #include <sluice/json.hpp>
 
@@ -40,6 +42,13 @@ HttpLoader::HttpLoader(const Context &ctx) : host_(ctx.host) {
     tls_verify_ = c.boolean("tls_verify");
     ca_file_ = c.string("ca_file");
     if (!ca_file_.empty()) ca_file_ = ctx.resolve_path(ca_file_);
+}
+
+std::vector<std::string> HttpLoader::preflight() const {
+    if (std::string p = tcp_reachable(uri_.getHost(), std::to_string(uri_.getPort()), std::chrono::seconds(3));
+        !p.empty())
+        return {"url: " + p};
+    return {};
 }
 
 void HttpLoader::start() {

@@ -41,6 +41,8 @@ public:
     }
 
     explicit HttpLoader(const Context &ctx);
+    // sluice.preflight/1: the server accepts connections.
+    std::vector<std::string> preflight() const;
     void start();
     void process(Input in, Emitter &out);
     void flush(Emitter &out);

@@ -53,6 +53,7 @@ struct IngestServer::Impl : std::enable_shared_from_this<IngestServer::Impl> {
     std::unique_ptr<tcp::acceptor> acceptor;
     std::shared_ptr<asio::ssl::context> tls;
     std::shared_ptr<IngestBuffer> buffer;
+    std::shared_ptr<AnswerLog> answers;
     IngestSettings settings;
     ServerLimits limits;
     std::atomic<size_t> connections{0}; // open
@@ -87,6 +88,7 @@ struct IngestServer::Impl : std::enable_shared_from_this<IngestServer::Impl> {
         static const std::string answer =
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: "
             "close\r\nContent-Length: 38\r\n\r\n{\"error\":\"too many open connections\"}";
+        answers->answered(503, "too many open connections");
         beast::tcp_stream stream(std::move(socket));
         stream.expires_after(std::chrono::seconds(1));
         co_await asio::async_write(stream, asio::buffer(answer), kAwait);
@@ -167,6 +169,7 @@ struct IngestServer::Impl : std::enable_shared_from_this<IngestServer::Impl> {
 
     template <class Stream>
     asio::awaitable<bool> answer(Stream &stream, const IngestAnswer &a, unsigned version, bool keep_alive) {
+        answers->answered(a.status, a.body);
         auto res = to_response(a, version, keep_alive);
         lowest(stream).expires_after(limits.read_timeout);
         auto [ec, n] = co_await bhttp::async_write(stream, res, kAwait);
@@ -199,8 +202,10 @@ struct IngestServer::Impl : std::enable_shared_from_this<IngestServer::Impl> {
 };
 
 IngestServer::IngestServer(const std::string &address, int port, std::shared_ptr<asio::ssl::context> tls,
-                           std::shared_ptr<IngestBuffer> buffer, const IngestSettings &settings, ServerLimits limits)
+                           std::shared_ptr<IngestBuffer> buffer, const IngestSettings &settings, ServerLimits limits,
+                           std::shared_ptr<AnswerLog> answers)
     : impl_(std::make_shared<Impl>()), ioc_(std::make_unique<asio::io_context>()) {
+    impl_->answers = std::move(answers);
     impl_->ioc = ioc_.get();
     impl_->acceptor = std::make_unique<tcp::acceptor>(*ioc_);
     impl_->tls = std::move(tls);

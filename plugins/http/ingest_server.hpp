@@ -8,6 +8,7 @@
 // waiting for its records' delivery waits on a timer, not on a thread.
 #pragma once
 
+#include "answer_log.hpp"
 #include "ingest_buffer.hpp"
 #include "ingest_request.hpp"
 
@@ -41,7 +42,8 @@ public:
     // Listens on address:port (0: any free port) at once; throws
     // std::runtime_error naming the address. `tls`: null for plain HTTP.
     IngestServer(const std::string &address, int port, std::shared_ptr<boost::asio::ssl::context> tls,
-                 std::shared_ptr<IngestBuffer> buffer, const IngestSettings &settings, ServerLimits limits);
+                 std::shared_ptr<IngestBuffer> buffer, const IngestSettings &settings, ServerLimits limits,
+                 std::shared_ptr<AnswerLog> answers);
     ~IngestServer(); // stop()
     IngestServer(const IngestServer &) = delete;
     IngestServer &operator=(const IngestServer &) = delete;

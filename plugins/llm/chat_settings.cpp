@@ -1,5 +1,7 @@
 #include "chat_settings.hpp"
 
+#include "../common/reachable.hpp"
+
 #include <cstdlib>
 
 namespace sluice::plugins::llm {
@@ -56,6 +58,12 @@ config::Spec ChatSettings::spec() {
                                          "asked before")
                  .not_empty())
         .include(config::tls_client());
+}
+
+std::vector<std::string> ChatSettings::preflight() const {
+    if (std::string p = tcp_reachable(endpoint.host, endpoint.port, std::chrono::seconds(3)); !p.empty())
+        return {"base_url: " + p + " (is the model server running?)"};
+    return {};
 }
 
 ChatSettings ChatSettings::parse(const json::Config &c, const std::string &base_dir) {

@@ -40,6 +40,8 @@ struct ChatSettings {
     static config::Spec spec();
     // From a config with the spec's defaults applied.
     static ChatSettings parse(const json::Config &c, const std::string &base_dir);
+    // sluice.preflight/1: the endpoint accepts connections.
+    std::vector<std::string> preflight() const;
 };
 
 } // namespace sluice::plugins::llm

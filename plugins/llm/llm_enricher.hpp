@@ -50,6 +50,8 @@ public:
     void process(Input in, Emitter &out);
     // sluice.metrics/1: what the report shows of its counters.
     const void *extension(const char *id) const { return llm_extension(id); }
+    // sluice.preflight/1: the model server answers.
+    std::vector<std::string> preflight() const { return settings_.preflight(); }
     void flush(Emitter &out);
     void stop();
 

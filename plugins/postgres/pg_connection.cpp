@@ -10,8 +10,13 @@ std::string clean_message(const char *message) {
     return m;
 }
 
-Connection::Connection(const std::string &conninfo, const std::string &password) {
+Connection::Connection(const std::string &conninfo, const std::string &password, int connect_timeout_s) {
+    const std::string timeout = std::to_string(connect_timeout_s);
     std::vector<const char *> keys{"dbname", "application_name"}, values{conninfo.c_str(), "sluice"};
+    if (connect_timeout_s > 0) {
+        keys.push_back("connect_timeout");
+        values.push_back(timeout.c_str());
+    }
     if (!password.empty()) {
         keys.push_back("password");
         values.push_back(password.c_str());
@@ -107,6 +112,34 @@ std::string quote_identifier(const std::string &name) {
         start = dot + 1;
     }
     return out;
+}
+
+std::vector<std::string> ConnectionSettings::preflight(const std::string &table, const std::vector<std::string> &privileges,
+                                                      bool may_create) const {
+    std::vector<std::string> problems;
+    try {
+        Connection c(conninfo, password, 5);
+        if (table.empty()) return problems;
+        Result r = c.exec("SELECT to_regclass($1) IS NOT NULL", {quote_identifier(table)});
+        if (std::string(PQgetvalue(r.get(), 0, 0)) != "t") {
+            if (!may_create) {
+                problems.push_back("table: '" + table + "' does not exist (or is not visible to this user)");
+            } else {
+                Result s = c.exec("SELECT has_schema_privilege(current_schema(), 'CREATE')");
+                if (std::string(PQgetvalue(s.get(), 0, 0)) != "t")
+                    problems.push_back("table: '" + table + "' does not exist and this user may not create it");
+            }
+            return problems;
+        }
+        for (const std::string &p : privileges) {
+            Result g = c.exec("SELECT has_table_privilege($1, $2)", {quote_identifier(table), p});
+            if (std::string(PQgetvalue(g.get(), 0, 0)) != "t")
+                problems.push_back("table: this user may not " + p + " on '" + table + "'");
+        }
+    } catch (const std::exception &e) {
+        problems.push_back(std::string("conninfo: ") + e.what());
+    }
+    return problems;
 }
 
 } // namespace sluice::plugins::postgres

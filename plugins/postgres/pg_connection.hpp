@@ -35,6 +35,13 @@ inline config::Spec connection_spec() {
 struct ConnectionSettings {
     std::string conninfo, password;
 
+    // sluice.preflight/1: the server answers, `table` (when given) exists
+    // and allows `privileges` (e.g. {"INSERT"}); with `may_create` a
+    // missing table is fine if the schema allows CREATE. Problems as
+    // "field: what".
+    std::vector<std::string> preflight(const std::string &table, const std::vector<std::string> &privileges,
+                                       bool may_create) const;
+
     // Throws Error naming password_env when that variable is not set.
     static ConnectionSettings read(const json::Config &c) {
         ConnectionSettings s;
@@ -52,7 +59,9 @@ class Connection {
 public:
     // Connects (a password can come from an environment variable, so it is
     // never in the manifest). Throws Error.
-    Connection(const std::string &conninfo, const std::string &password);
+    // `connect_timeout_s` > 0 bounds the connection attempt (a preflight
+    // must not hang on an unreachable host).
+    Connection(const std::string &conninfo, const std::string &password, int connect_timeout_s = 0);
     ~Connection();
     Connection(const Connection &) = delete;
     Connection &operator=(const Connection &) = delete;

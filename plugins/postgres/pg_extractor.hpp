@@ -27,6 +27,8 @@ public:
     }
 
     explicit PgExtractor(const Context &ctx);
+    // sluice.preflight/1: the server answers and the table may be read.
+    std::vector<std::string> preflight() const { return connection_.preflight(table_, {"SELECT"}, false); }
     void start();
     bool pull(Emitter &out, uint32_t max_records);
     void stop();

@@ -31,6 +31,12 @@ public:
     }
 
     explicit PgLoader(const Context &ctx);
+    // sluice.preflight/1: the server answers and the table takes rows.
+    std::vector<std::string> preflight() const {
+        std::vector<std::string> privileges{"INSERT"};
+        if (target_.upsert) privileges.push_back("UPDATE");
+        return connection_.preflight(target_.table, privileges, target_.create);
+    }
     void start();
     void process(Input in, Emitter &out) { process_marked(in, out, nullptr); }
     // sluice.exactly_once/1: the host's marker is kept in table

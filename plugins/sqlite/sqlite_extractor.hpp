@@ -2,6 +2,7 @@
 // optionally incremental on a cursor column. See README.md.
 #pragma once
 
+#include "../common/path_checks.hpp"
 #include "../common/resource_uri.hpp"
 #include "sqlite_db.hpp"
 
@@ -43,6 +44,11 @@ public:
     std::string checkpoint() const;
     void restore(std::string_view position);
     // sluice.resources/1: its table (a query is not declared).
+    // sluice.preflight/1: the database file is there to be read.
+    std::vector<std::string> preflight() const {
+        if (std::string p = readable_file(path_); !p.empty()) return {"path: " + p};
+        return {};
+    }
     std::string resources() const {
         return table_.empty() ? std::string() : Resources().reads("table", sqlite_uri(path_, table_)).json();
     }

@@ -1,6 +1,7 @@
 #include "sqlite_loader.hpp"
 
 #include <algorithm>
+#include <filesystem>
 
 namespace sluice::plugins::sqlite {
 
@@ -14,6 +15,13 @@ SqliteLoader::SqliteLoader(const Context &ctx) : host_(ctx.host), marker_key_(st
 }
 
 void SqliteLoader::start() {
+    namespace fs = std::filesystem;
+    if (fs::path dir = fs::path(path_).parent_path(); !dir.empty() && !fs::exists(dir)) {
+        std::error_code ec;
+        fs::create_directories(dir, ec);
+        if (ec) throw Error("cannot create directory " + dir.string() + ": " + ec.message());
+        host_.warn("created the missing directory " + dir.string());
+    }
     db_ = std::make_unique<Database>(path_, false);
     db_->exec("PRAGMA journal_mode=WAL");
     db_->exec(full_sync_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");

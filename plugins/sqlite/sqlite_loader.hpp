@@ -2,6 +2,7 @@
 // batch. The embedded default destination. See README.md.
 #pragma once
 
+#include "../common/path_checks.hpp"
 #include "../common/resource_uri.hpp"
 #include "sqlite_db.hpp"
 
@@ -29,7 +30,7 @@ public:
     static config::Spec config_spec() {
         using config::Field;
         return config::Spec{
-            Field::string("path", "Database file, relative to the manifest (created if missing)").required().not_empty(),
+            Field::string("path", "Database file, relative to the manifest (created, with missing directories, if missing)").required().not_empty(),
         }
             .include(sql::TableTarget::spec("", "an SQLite column definition: INTEGER, TEXT, JSON, "
                                                 "REAL CHECK (amount > 0) ..."))
@@ -47,6 +48,11 @@ public:
     std::string recover();
     // sluice.resources/1: its table.
     std::string resources() const { return Resources().writes("table", sqlite_uri(path_, target_.table)).json(); }
+    // sluice.preflight/1: the database can be created or written there.
+    std::vector<std::string> preflight() const {
+        if (std::string p = writable_target(path_, true); !p.empty()) return {"path: " + p};
+        return {};
+    }
     void process(Input in, Emitter &out, std::string_view marker) { write(in, out, &marker); }
     void flush(Emitter &out);
     void stop();

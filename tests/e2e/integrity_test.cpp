@@ -138,7 +138,16 @@ TEST(Integrity, AnUnreadableInputFailsTheRunAndIsReadOnceItIsFixed) {
   "stages":[
     {"id":"read","kind":"extractor","plugin":"file","config":{"path":"in/*.ndjson"}},
     {"id":"write","kind":"loader","plugin":"file","config":{"path":"out.ndjson","append":true}}]})");
-    ProcessResult failed = run_sluice({"run", m, "--report", dir / "r1.json"});
+    // Checked before the run: nothing is read.
+    ProcessResult refused = run_sluice({"run", m});
+    ASSERT_EQ(refused.exit_code, 2) << refused.err;
+    EXPECT_NE(refused.err.find("m.json: /stages/0/config/path: " + (dir / "in/b.ndjson") + " is a directory"),
+              std::string::npos)
+        << refused.err;
+    EXPECT_FALSE(std::filesystem::exists(dir / "out.ndjson"));
+    // And when it becomes unreadable after that check (here: the check is
+    // skipped), the run fails on it without saving it as read.
+    ProcessResult failed = run_sluice({"run", m, "--no-check", "--report", dir / "r1.json"});
     ASSERT_EQ(failed.exit_code, 1) << failed.err;
     EXPECT_NE(failed.err.find("b.ndjson:1: read error: Is a directory"), std::string::npos) << failed.err;
     EXPECT_EQ(id_counts(dir / "out.ndjson").size(), 100u);

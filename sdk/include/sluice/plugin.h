@@ -46,10 +46,14 @@
  *     1.2  sluice.exactly_once/1, sluice.resources/1
  *     1.3  the host extension sluice.drop/1 (a filter says which records it
  *          drops on purpose, see 8); sluice.metrics/1 (a stage declares
- *          its metrics: the host shows them without knowing the plugin)
+ *          its metrics: the host shows them without knowing the plugin; a
+ *          counter_add name may carry labels, "requests{code=202}", which
+ *          the metrics endpoint shows as labels of "requests")
  *     1.4  the capability SLUICE_CAP_CONFIG_DEFAULTS: the host fills in the
  *          config schema's "default" values before create (a plugin built
- *          against an older minor gets the config exactly as written)
+ *          against an older minor gets the config exactly as written);
+ *          sluice.preflight/1 (checks before a run: `sluice validate
+ *          --check`, and every `sluice run` before it reads anything)
  *
  * ---------------------------------------------------------------------------
  * 3. Data model
@@ -665,6 +669,21 @@ typedef struct sluice_exactly_once_ext {
  *            opened. NULL means nothing to declare. */
 #define SLUICE_EXT_RESOURCES "sluice.resources/1"
 
+/* "sluice.preflight/1" (since ABI 1.4): checks that what an instance needs
+ * is there, without changing anything, so that a run fails before it reads
+ * anything rather than halfway: input paths match files, output directories
+ * exist and may be written, a database is reachable and the table may be
+ * read or written, an endpoint answers. `sluice validate --check` and every
+ * `sluice run` call it once per stage, on a created instance (not started).
+ *
+ * check  [control, created] NULL when all is well, else a NUL-terminated
+ *        text, one problem per line, each "FIELD: what is wrong" as for
+ *        create's errors (the host prefixes "FILE: /stages/N/config/"),
+ *        valid until the next call on the instance. It may connect and
+ *        read (briefly: a few seconds at most) but must not create, write
+ *        or delete anything. */
+#define SLUICE_EXT_PREFLIGHT "sluice.preflight/1"
+
 /* "sluice.metrics/1" (since ABI 1.3): the metrics a stage reports through
  * counter_add, declared so that the host can show them, in the report and
  * the run summary, without knowing the plugin. [control, created] Static
@@ -735,6 +754,12 @@ typedef struct sluice_resources_ext {
     const char *(*resources)(void *instance);
 } sluice_resources_ext;
 
+typedef struct sluice_preflight_ext {
+    uint32_t struct_size; /* sizeof(sluice_preflight_ext) */
+    uint32_t reserved;
+    const char *(*check)(void *instance);
+} sluice_preflight_ext;
+
 /* The function every plugin exports, and its type. */
 typedef const sluice_entry *(*sluice_entry_fn)(void);
 
@@ -766,6 +791,7 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_acknowledged_ext) == 16, "sluice_acknowledged
 SLUICE_STATIC_ASSERT(sizeof(sluice_delivery_ext) == 16, "sluice_delivery_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_exactly_once_ext) == 32, "sluice_exactly_once_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_resources_ext) == 16, "sluice_resources_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_preflight_ext) == 16, "sluice_preflight_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_drop_ext) == 16, "sluice_drop_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_metric) == 32, "sluice_metric layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_metric_ratio) == 32, "sluice_metric_ratio layout changed");

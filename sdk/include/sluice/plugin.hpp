@@ -48,6 +48,9 @@
 //   bool durable_on_process() const; // true if records are durable when process
 //                                    // returns (sluice.delivery/1); without it,
 //                                    // only after flush
+//   std::vector<std::string> preflight() const; // problems found without
+//                                    // changing anything, "field: what"
+//                                    // (sluice.preflight/1)
 //   std::string resources() const;   // what it reads and writes, as JSON
 //                                    // (sluice.resources/1; sluice::Resources
 //                                    // builds it)
@@ -332,6 +335,7 @@ struct Instance {
     std::string last_position; // sluice.checkpoint/1
     std::string last_marker;   // sluice.exactly_once/1
     std::string last_resources; // sluice.resources/1
+    std::string last_preflight; // sluice.preflight/1
 };
 
 template <class T> concept HasStart = requires(T t) { t.start(); };
@@ -363,6 +367,9 @@ template <class T> concept HasResources = requires(const T t) {
     { t.resources() } -> std::convertible_to<std::string>;
 };
 template <class T> concept HasSyncMarkers = requires(T t) { t.sync_markers(); };
+template <class T> concept HasPreflight = requires(const T t) {
+    { t.preflight() } -> std::convertible_to<std::vector<std::string>>;
+};
 template <class T> concept HasCapabilities = requires { T::capabilities; };
 template <class T> concept HasConfigSpec = requires(std::string_view config) {
     { T::config_spec().schema_text() } -> std::convertible_to<std::string>;
@@ -566,10 +573,25 @@ template <class T> const char *resources(void *p) noexcept {
 template <class T> inline constexpr sluice_resources_ext resources_ext = {sizeof(sluice_resources_ext), 0,
                                                                          &resources<T>};
 
+template <class T> const char *preflight(void *p) noexcept {
+    auto &i = self<T>(p);
+    std::vector<std::string> problems;
+    if (guarded(i.last_error, [&] { problems = i.stage.preflight(); }) != SLUICE_OK)
+        problems = {"the check failed: " + i.last_error};
+    i.last_preflight.clear();
+    for (const std::string &p : problems) i.last_preflight += (i.last_preflight.empty() ? "" : "\n") + p;
+    return i.last_preflight.empty() ? nullptr : i.last_preflight.c_str();
+}
+template <class T> inline constexpr sluice_preflight_ext preflight_ext = {sizeof(sluice_preflight_ext), 0,
+                                                                         &preflight<T>};
+
 template <class T>
 const void *get_extension(void *p, const char *id) noexcept {
     if constexpr (HasResources<T>) {
         if (p && std::strcmp(id, SLUICE_EXT_RESOURCES) == 0) return &resources_ext<T>;
+    }
+    if constexpr (HasPreflight<T>) {
+        if (p && std::strcmp(id, SLUICE_EXT_PREFLIGHT) == 0) return &preflight_ext<T>;
     }
     if constexpr (HasExactlyOnce<T>) {
         if (p && std::strcmp(id, SLUICE_EXT_EXACTLY_ONCE) == 0) return &exactly_once_ext<T>;

@@ -1,0 +1,230 @@
+#include "admin_server.hpp"
+
+#include "pipeline.hpp"
+#include "prometheus_metrics.hpp"
+#include "stage.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <stdexcept>
+
+namespace sluice {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace bj = boost::json;
+using asio::ip::tcp;
+constexpr asio::as_tuple_t<asio::use_awaitable_t<>> kAwait;
+
+namespace {
+
+constexpr size_t kTapCapacity = 4096;       // lines a slow reader may have waiting
+constexpr auto kTapPoll = std::chrono::milliseconds(50);
+
+std::string query_value(std::string_view query, std::string_view key) {
+    while (!query.empty()) {
+        size_t amp = query.find('&');
+        std::string_view part = query.substr(0, amp);
+        if (part.substr(0, key.size()) == key && part.size() > key.size() && part[key.size()] == '=')
+            return std::string(part.substr(key.size() + 1));
+        if (amp == std::string_view::npos) break;
+        query.remove_prefix(amp + 1);
+    }
+    return {};
+}
+
+std::string json_error(const std::string &message) { return bj::serialize(bj::object{{"error", message}}) + "\n"; }
+
+} // namespace
+
+std::optional<AdminSettings> parse_admin_address(const std::string &text, std::string &error) {
+    AdminSettings s;
+    std::string port = text;
+    if (size_t colon = text.rfind(':'); colon != std::string::npos) {
+        if (colon > 0) s.address = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    int p = -1;
+    auto r = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (port.empty() || r.ec != std::errc() || r.ptr != port.data() + port.size() || p < 0 || p > 65535) {
+        error = "expected ADDRESS:PORT (PORT 0 to 65535, 0 for any free port), got '" + text + "'";
+        return std::nullopt;
+    }
+    s.port = p;
+    return s;
+}
+
+struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
+    Pipeline *pipeline = nullptr;
+    std::string token;
+    std::unique_ptr<tcp::acceptor> acceptor;
+    std::atomic<bool> stopping{false};
+
+    asio::awaitable<void> accept_loop() {
+        for (;;) {
+            auto [ec, socket] = co_await acceptor->async_accept(kAwait);
+            if (ec) {
+                if (stopping || ec == asio::error::operation_aborted) co_return;
+                continue;
+            }
+            asio::co_spawn(socket.get_executor(), serve(beast::tcp_stream(std::move(socket))), asio::detached);
+        }
+    }
+
+    struct Answer {
+        bhttp::status status = bhttp::status::ok;
+        std::string content_type = "application/json";
+        std::string body;
+    };
+
+    static asio::awaitable<void> reply(beast::tcp_stream &stream, unsigned version, Answer a) {
+        bhttp::response<bhttp::string_body> res{a.status, version};
+        res.set(bhttp::field::server, "sluice");
+        res.set(bhttp::field::content_type, a.content_type);
+        if (a.status == bhttp::status::unauthorized) res.set(bhttp::field::www_authenticate, "Bearer");
+        res.body() = std::move(a.body);
+        res.keep_alive(false);
+        res.prepare_payload();
+        stream.expires_after(std::chrono::seconds(10));
+        co_await bhttp::async_write(stream, res, kAwait);
+        beast::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    }
+
+    // Every answer but a tap's.
+    Answer answer(const bhttp::request<bhttp::string_body> &req, std::string_view path) const {
+        if (!token.empty() && req[bhttp::field::authorization] != "Bearer " + token)
+            return {bhttp::status::unauthorized, "application/json",
+                    json_error("this endpoint needs 'Authorization: Bearer <token>'")};
+        if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head)
+            return {bhttp::status::method_not_allowed, "application/json", json_error("use GET")};
+        if (path == "/health") return {bhttp::status::ok, "application/json", "{\"status\":\"alive\"}\n"};
+        if (path == "/ready") {
+            std::vector<std::string> why = pipeline->not_ready();
+            bj::array reasons;
+            for (auto &w : why) reasons.emplace_back(w);
+            return {why.empty() ? bhttp::status::ok : bhttp::status::service_unavailable, "application/json",
+                    bj::serialize(bj::object{{"ready", why.empty()}, {"reasons", std::move(reasons)}}) + "\n"};
+        }
+        if (path == "/status") return {bhttp::status::ok, "application/json", bj::serialize(pipeline->live_report()) + "\n"};
+        if (path == "/metrics")
+            return {bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8", prometheus_text(*pipeline)};
+        return {bhttp::status::not_found, "application/json",
+                json_error("no such path (try /health, /ready, /status, /metrics or /tap)")};
+    }
+
+    asio::awaitable<void> serve(beast::tcp_stream stream) {
+        auto self = shared_from_this(); // lives as long as the connection
+        beast::flat_buffer buffer;
+        bhttp::request<bhttp::string_body> req;
+        stream.expires_after(std::chrono::seconds(10));
+        auto [ec, n] = co_await bhttp::async_read(stream, buffer, req, kAwait);
+        if (ec) co_return;
+        std::string target(req.target().data(), req.target().size());
+        size_t q = target.find('?');
+        std::string path = target.substr(0, q), query = q == std::string::npos ? std::string() : target.substr(q + 1);
+        Answer a = answer(req, path);
+        if (path == "/tap" && a.status == bhttp::status::not_found) co_await tap(stream, req.version(), query);
+        else co_await reply(stream, req.version(), std::move(a));
+    }
+
+    asio::awaitable<void> tap(beast::tcp_stream &stream, unsigned version, std::string query) {
+        const std::string stage_id = query_value(query, "stage"), output = query_value(query, "output");
+        uint64_t limit = 0;
+        if (std::string l = query_value(query, "limit"); !l.empty()) std::from_chars(l.data(), l.data() + l.size(), limit);
+        Stage *stage = nullptr;
+        for (const auto &s : pipeline->stages())
+            if (s->id() == stage_id) stage = s.get();
+        std::string problem;
+        size_t index = 0;
+        if (!stage) {
+            problem = "no stage '" + stage_id + "' in pipeline '" + pipeline->manifest().name + "'";
+        } else if (stage->output_count() == 0 || stage->spec().kind == SLUICE_KIND_LOADER) {
+            problem = "stage '" + stage_id + "' is a loader: it has no output (tap the stage that feeds it)";
+        } else if (!output.empty()) {
+            const auto &names = stage->plugin().output_names;
+            auto it = std::find(names.begin(), names.end(), output);
+            if (it == names.end()) problem = "stage '" + stage_id + "' has no output '" + output + "'";
+            index = size_t(it - names.begin());
+        }
+        if (!problem.empty()) {
+            co_await reply(stream, version, Answer{bhttp::status::not_found, "application/json", json_error(problem)});
+            co_return;
+        }
+        std::shared_ptr<TapSubscription> sub = stage->tap().subscribe(index, kTapCapacity);
+        // The body runs until the connection closes: no length, no chunks.
+        static const std::string head =
+            "HTTP/1.1 200 OK\r\nServer: sluice\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n";
+        stream.expires_never();
+        auto [ec, n] = co_await asio::async_write(stream, asio::buffer(head), kAwait);
+        uint64_t sent = 0;
+        asio::steady_timer timer(stream.get_executor());
+        while (!ec && !stopping && (limit == 0 || sent < limit)) {
+            std::vector<std::string> lines = sub->take(256);
+            if (lines.empty()) {
+                if (pipeline->phase() == Pipeline::Phase::finished) break;
+                timer.expires_after(kTapPoll);
+                co_await timer.async_wait(kAwait);
+                continue;
+            }
+            std::string chunk;
+            for (auto &line : lines) {
+                if (limit && sent >= limit) break;
+                chunk += line;
+                chunk += '\n';
+                ++sent;
+            }
+            stream.expires_after(std::chrono::seconds(30)); // a reader that stops reading is let go
+            std::tie(ec, n) = co_await asio::async_write(stream, asio::buffer(chunk), kAwait);
+        }
+        beast::error_code ignored;
+        stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    }
+};
+
+AdminServer::AdminServer(const AdminSettings &settings, Pipeline &pipeline)
+    : impl_(std::make_shared<Impl>()), ioc_(std::make_unique<asio::io_context>(1)) {
+    impl_->pipeline = &pipeline;
+    impl_->token = settings.token;
+    try {
+        tcp::endpoint ep(asio::ip::make_address(settings.address), static_cast<unsigned short>(settings.port));
+        impl_->acceptor = std::make_unique<tcp::acceptor>(*ioc_, ep);
+    } catch (const std::exception &e) {
+        throw std::runtime_error("admin endpoint " + settings.address + ":" + std::to_string(settings.port) +
+                                 ": cannot listen: " + e.what());
+    }
+    port_ = impl_->acceptor->local_endpoint().port();
+    asio::co_spawn(*ioc_, impl_->accept_loop(), asio::detached);
+    thread_ = std::thread([this] { ioc_->run(); });
+}
+
+AdminServer::~AdminServer() { stop(); }
+
+void AdminServer::stop() {
+    if (!thread_.joinable()) return;
+    impl_->stopping = true;
+    asio::post(*ioc_, [impl = impl_] {
+        beast::error_code ignored;
+        impl->acceptor->close(ignored);
+    });
+    // Taps notice `stopping` within a poll; give them that, then stop.
+    std::this_thread::sleep_for(kTapPoll * 2);
+    ioc_->stop();
+    thread_.join();
+}
+
+} // namespace sluice
