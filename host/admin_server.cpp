@@ -162,7 +162,10 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
             index = size_t(it - names.begin());
         }
         if (!problem.empty()) {
-            co_await reply(stream, version, Answer{bhttp::status::not_found, "application/json", json_error(problem)});
+            // Built apart: GCC 12 destroys a temporary of a co_await
+            // expression twice.
+            Answer refusal{bhttp::status::not_found, "application/json", json_error(problem)};
+            co_await reply(stream, version, std::move(refusal));
             co_return;
         }
         std::shared_ptr<TapSubscription> sub = stage->tap().subscribe(index, kTapCapacity);
@@ -225,6 +228,8 @@ void AdminServer::stop() {
     std::this_thread::sleep_for(kTapPoll * 2);
     ioc_->stop();
     thread_.join();
+    // The acceptor belongs to the io_context, which goes first.
+    impl_->acceptor.reset();
 }
 
 } // namespace sluice

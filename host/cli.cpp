@@ -86,11 +86,13 @@ options:
                       admin.token_env names a variable)
   --log-level LEVEL   trace, debug, info, warn (default), error, off
   --log-format FMT    text (default) or json: one object per line with time,
-                      level, stage, plugin, record and message
+                      level, stage, plugin, record and message (and no table
+                      at the end: --report has it)
   --no-check          skip the checks each stage makes before the run reads
                       anything (see 'sluice validate --check')
   --quiet             no progress line (drawn only when stderr is a terminal;
-                      otherwise a summary is logged at info every minute)
+                      otherwise a summary is logged at info level)
+  --progress-interval S  seconds between those summaries (default 60)
   --plugin-path DIR   search DIR for plugins first (repeatable)
 )";
 
@@ -163,6 +165,7 @@ struct Args {
     bool quiet = false;
     bool check = false;    // validate --check
     bool no_check = false; // run --no-check
+    uint32_t progress_interval_s = 60;
     uint64_t limit = 0; // tap --limit
     bool help = false;
 };
@@ -216,6 +219,14 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
             args.log_format = *v;
         } else if (a == "--check" && command == "validate") {
             args.check = true;
+        } else if (a == "--progress-interval" && command == "run") {
+            auto v = value("--progress-interval");
+            if (!v) return false;
+            auto r = std::from_chars(v->data(), v->data() + v->size(), args.progress_interval_s);
+            if (v->empty() || r.ec != std::errc() || r.ptr != v->data() + v->size() || args.progress_interval_s == 0) {
+                usage_error("--progress-interval: expected a number of seconds, 1 or more, got '" + *v + "'", "run");
+                return false;
+            }
         } else if (a == "--no-check" && command == "run") {
             args.no_check = true;
         } else if (a == "--quiet" && command == "run") {
@@ -385,14 +396,17 @@ int cmd_run(const Args &args) {
     }
     std::unique_ptr<ProgressLine> progress;
     if (!args.quiet)
-        progress = std::make_unique<ProgressLine>(*pipeline, isatty(STDERR_FILENO) ? ProgressLine::Mode::terminal
-                                                                                  : ProgressLine::Mode::log_summary);
+        progress = std::make_unique<ProgressLine>(*pipeline,
+                                                  isatty(STDERR_FILENO) ? ProgressLine::Mode::terminal
+                                                                        : ProgressLine::Mode::log_summary,
+                                                  std::chrono::seconds(args.progress_interval_s));
     RunOptions options;
     options.handle_signals = true;
     RunResult result = pipeline->run(options);
     progress.reset();
     if (admin) admin->stop();
-    std::cerr << format_report_table(result.report);
+    // JSON logs are for machines: no table among them (--report has it all).
+    if (args.log_format != "json") std::cerr << format_report_table(result.report);
     if (args.report) {
         std::string tmp = *args.report + ".tmp";
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

@@ -37,11 +37,13 @@ std::string RunThresholds::add_condition(std::string_view condition) {
     } else if (condition == "rejects") {
         fail_on_rejects = true;
     } else if (condition.substr(0, kErrorRate.size()) == kErrorRate) {
-        max_error_rate = fraction(condition.substr(kErrorRate.size()));
-        if (!max_error_rate) return "--fail-on " + std::string(condition) + ": expected a rate from 0 to 1 after '>'";
+        auto rate = fraction(condition.substr(kErrorRate.size()));
+        if (!rate) return "--fail-on " + std::string(condition) + ": expected a rate from 0 to 1 after '>'";
+        max_error_rate = rate;
     } else if (condition.substr(0, kQuality.size()) == kQuality) {
-        min_quality = fraction(condition.substr(kQuality.size()));
-        if (!min_quality) return "--fail-on " + std::string(condition) + ": expected a score from 0 to 1 after '<'";
+        auto score = fraction(condition.substr(kQuality.size()));
+        if (!score) return "--fail-on " + std::string(condition) + ": expected a score from 0 to 1 after '<'";
+        min_quality = score;
     } else {
         return "--fail-on: unknown condition '" + std::string(condition) +
                "' (expected errors, rejects, error_rate>X or quality<X)";
