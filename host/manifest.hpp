@@ -60,6 +60,7 @@ struct StageSpec {
 
 struct Manifest {
     std::string path;                     // the file as given
+    std::string hash;                     // "fnv1a64:<16 hex>" of its text: which version ran
     std::string base_dir;                 // its directory (for relative paths)
     std::string name;                     // pipeline name
     std::vector<std::string> plugin_dirs; // resolved against base_dir

@@ -37,7 +37,12 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
     r["status"] = result.status;
     r["exit_code"] = result.exit_code;
     if (!result.error.empty()) r["error"] = result.error;
+    r["manifest_hash"] = pipeline.manifest().hash;
+    r["sluice_version"] = SLUICE_VERSION;
+    r["plugin_abi"] = std::to_string(SLUICE_ABI_MAJOR) + "." + std::to_string(SLUICE_ABI_MINOR);
     r["started_at"] = utc_time(started);
+    r["finished_at"] = utc_time(started + std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                              std::chrono::duration<double>(seconds)));
     r["seconds"] = seconds;
 
     uint64_t extracted = 0, unreadable = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0, dead_lettered = 0;
@@ -109,6 +114,9 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         o["seconds"] = secs;
         o["busy_seconds"] = t.busy_seconds;
         o["records_per_second"] = rate(s.kind() == SLUICE_KIND_EXTRACTOR ? t.out : t.in, secs);
+        // A service idles between requests: its rate over the time its
+        // plugin was working says what it can take.
+        o["records_per_busy_second"] = rate(s.kind() == SLUICE_KIND_EXTRACTOR ? t.out : t.in, t.busy_seconds);
         bj::object counters;
         for (const auto &[k, v] : s.metrics().counters()) counters[k] = v;
         // What the plugin declared (sluice.metrics/1): its ratios beside its
@@ -180,8 +188,13 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
 
 std::string format_report_table(const bj::object &report) {
     std::string out;
+    // A run stopped by a signal is usually a service that idled between
+    // requests: its rate over busy time says more than over the wall clock.
+    const bool service = report.at("status").as_string() == "stopped";
+    const char *rate_key = service ? "records_per_busy_second" : "records_per_second";
     out += fmt::format("{:<16} {:<11} {:<10} {:>3} {:>10} {:>10} {:>9} {:>7} {:>8} {:>11}\n", "stage", "kind",
-                       "plugin", "thr", "in", "out", "rejected", "errors", "seconds", "records/s");
+                       "plugin", "thr", "in", "out", "rejected", "errors", "seconds",
+                       service ? "rec/busy s" : "records/s");
     for (const auto &v : report.at("stages").as_array()) {
         const bj::object &s = v.as_object();
         out += fmt::format("{:<16} {:<11} {:<10} {:>3} {:>10} {:>10} {:>9} {:>7} {:>8.3f} {:>11.0f}\n",
@@ -189,7 +202,7 @@ std::string format_report_table(const bj::object &report) {
                            std::string(s.at("plugin").as_string()), s.at("threads").to_number<int64_t>(),
                            s.at("in").to_number<uint64_t>(), s.at("out").to_number<uint64_t>(),
                            s.at("rejected").to_number<uint64_t>(), s.at("errors").to_number<uint64_t>(),
-                           s.at("seconds").to_number<double>(), s.at("records_per_second").to_number<double>());
+                           s.at("seconds").to_number<double>(), s.at(rate_key).to_number<double>());
     }
     const bj::object &rec = report.at("records").as_object();
     // With more than one destination, what each loaded: "loaded" sums them.

@@ -177,6 +177,12 @@ TEST(Operations, TheReportSaysWhatEachDestinationLoaded) {
     EXPECT_EQ(records.at("destinations").at("b").at("loaded").as_int64(), 40);
     EXPECT_NE(r.process.err.find("40 extracted, 80 loaded (a 40, b 40), 0 rejected"), std::string::npos)
         << r.process.err;
+    // Which run this was: versions, the manifest's text, when.
+    EXPECT_EQ(std::string(r.report.at("manifest_hash").as_string()).substr(0, 8), "fnv1a64:");
+    EXPECT_EQ(r.report.at("plugin_abi").as_string(), "1.4");
+    EXPECT_FALSE(r.report.at("sluice_version").as_string().empty());
+    EXPECT_GE(r.report.at("finished_at").as_string(), r.report.at("started_at").as_string());
+    EXPECT_TRUE(r.report.at("stages").at(0).as_object().contains("records_per_busy_second"));
 }
 
 TEST(Operations, HelpTextsNameWhatExists) {
@@ -190,4 +196,15 @@ TEST(Operations, HelpTextsNameWhatExists) {
     ASSERT_NE(at, std::string::npos);
     std::string named = g.out.substr(at, g.out.find(' ', at) - at);
     EXPECT_TRUE(std::filesystem::exists(kSource + "/" + named)) << named;
+    for (const char *cmd : {"tap", "run", "validate"}) {
+        ProcessResult t = run_sluice({"help", cmd});
+        EXPECT_EQ(t.exit_code, 0) << cmd;
+        EXPECT_NE(t.out.find(std::string("usage: sluice ") + cmd), std::string::npos) << t.out;
+    }
+    // The fake OpenAI server the docs send you to for running the LLM
+    // examples offline says how to use it.
+    ProcessResult fake = ChildProcess({SLUICE_FAKE_OPENAI, "--help"}).wait();
+    EXPECT_EQ(fake.exit_code, 0) << fake.err;
+    EXPECT_NE(fake.out.find("usage: fake_openai"), std::string::npos);
+    EXPECT_NE(fake.out.find("pipelines/tickets_llm.json"), std::string::npos);
 }

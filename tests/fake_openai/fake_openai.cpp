@@ -277,6 +277,28 @@ public:
 
 } // namespace
 
+const char *kHelp = R"(usage: fake_openai [--port N] [--latency-ms N] [--retry-after S]
+                   [--tls-cert FILE --tls-key FILE]
+
+An OpenAI-compatible chat-completions server on 127.0.0.1 with no model
+behind it, for tests, benchmarks and running the LLM examples offline:
+  build/release/bin/fake_openai --port 11434 &      # where tickets_llm looks
+  build/release/bin/sluice run pipelines/tickets_llm.json
+It prints "listening on PORT" once ready and stops on SIGINT or SIGTERM.
+POST /v1/chat/completions answers with JSON built from the request's
+response_format schema (strings "fake-<hash of the prompt>", numbers the
+prompt's length); markers in a prompt script failures: [[fake:429]],
+[[fake:500]], [[fake:malformed]], [[fake:violate]], [[fake:slow=MS]] (see the
+source for all). GET /stats counts the requests.
+
+options:
+  --port N          port to listen on (default 0: any free one)
+  --latency-ms N    answer each request after N ms
+  --retry-after S   the Retry-After of a scripted 429
+  --tls-cert FILE   serve HTTPS with this certificate (PEM) ...
+  --tls-key FILE    ... and this key
+)";
+
 int main(int argc, char **argv) {
     int port = 0;
     std::string cert, key;
@@ -289,13 +311,17 @@ int main(int argc, char **argv) {
             }
             return argv[++i];
         };
+        if (a == "-h" || a == "--help") {
+            std::cout << kHelp;
+            return 0;
+        }
         if (a == "--port") port = std::stoi(next());
         else if (a == "--latency-ms") options.latency_ms = std::stoi(next());
         else if (a == "--retry-after") options.retry_after = std::stoi(next());
         else if (a == "--tls-cert") cert = next();
         else if (a == "--tls-key") key = next();
         else {
-            std::cerr << "fake_openai: unknown option " << a << "\n";
+            std::cerr << "fake_openai: unknown option " << a << " (try fake_openai --help)\n";
             return 2;
         }
     }
