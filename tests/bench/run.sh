@@ -135,6 +135,37 @@ i_sec=$(printf '%s\n' "${isolated_runs[@]}" | median)
 echo "  same job, map and rules isolated in $((2 * threads)) worker processes: $i_sec s, $(rate "$n" "$i_sec") records/s" \
      "($(ratio "$(rate "$n" "$i_sec")" "$(rate "$n" "$p_sec")")x of in process, $p_sec s; medians of 3), host peak RSS $((i_rss / 1024)) MB"
 
+# The same job with the admin endpoint on and scraped ten times a second
+# (/metrics and /status, far more often than Prometheus would), against the
+# same job without it; three runs each, alternating; medians.
+scrape_while_running() { # STDERR-FILE PID: scrapes until PID ends; prints the scrapes made
+  local port="" scrapes=0
+  while kill -0 "$2" 2> /dev/null; do
+    [ -n "$port" ] || port=$(grep -o 'admin endpoint listening on http://127.0.0.1:[0-9]*' "$1" | grep -o '[0-9]*$' || true)
+    if [ -n "$port" ]; then
+      for path in /metrics /status; do
+        if (exec 3<> "/dev/tcp/127.0.0.1/$port" && printf 'GET %s HTTP/1.0\r\n\r\n' "$path" >&3 && cat <&3 > /dev/null) 2> /dev/null; then
+          scrapes=$((scrapes + 1))
+        fi
+      done
+    fi
+    sleep 0.1
+  done
+  echo "$scrapes"
+}
+plain_runs=(); scraped_runs=(); scrapes=0
+for _ in 1 2 3; do
+  read -r sec _rss < <(measure "$sluice" run "$work/job.json"); plain_runs+=("$sec")
+  /usr/bin/time -f "%e %M" -o "$work/time" "$sluice" run "$work/job.json" --admin 127.0.0.1:0 > /dev/null 2> "$work/admin.err" &
+  scrapes=$((scrapes + $(scrape_while_running "$work/admin.err" $!)))
+  wait
+  read -r sec _rss < "$work/time"; scraped_runs+=("$sec")
+done
+p_sec=$(printf '%s\n' "${plain_runs[@]}" | median)
+m_sec=$(printf '%s\n' "${scraped_runs[@]}" | median)
+echo "  same job, admin endpoint on and scraped 10 times a second ($scrapes scrapes in 3 runs): $m_sec s," \
+     "$(rate "$n" "$m_sec") records/s ($(ratio "$(rate "$n" "$m_sec")" "$(rate "$n" "$p_sec")")x of the same job without it, $p_sec s; medians of 3)"
+
 # No I/O: the host and plugins alone.
 cat > "$work/gen_null.json" <<JSON
 {"name": "bench-null", "stages": [

@@ -92,10 +92,8 @@ TEST(Connectors, ALargeTableIsReadInBoundedMemory) {
 
 TEST(Connectors, PostgresExampleLoadsSqliteAndPostgresAndReadsOnlyNewRows) {
     PostgresServer pg;
-    pg.exec("CREATE TABLE orders (id serial PRIMARY KEY, email text, amount numeric(10,2), country text,"
-            " created_at timestamptz DEFAULT now());"
-            "INSERT INTO orders (email, amount, country) VALUES ('a@example.com', 10, 'DE'), ('b@example.com', 0, 'FR'),"
-            " ('not-an-email', 5, 'US'), ('c@example.com', 7.5, NULL);");
+    // The schema and rows the README's instructions load.
+    pg.exec(read_file(std::string(SLUICE_SOURCE_DIR) + "/pipelines/data/shop.sql"));
     TempDir dir;
     std::filesystem::copy(std::string(SLUICE_SOURCE_DIR) + "/pipelines", dir / "pipelines",
                           std::filesystem::copy_options::recursive);
