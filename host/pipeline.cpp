@@ -398,10 +398,10 @@ const char *phase_name(Pipeline::Phase p) {
 
 bj::object Pipeline::live_report() const {
     RunResult now;
-    now.status = phase_name(phase());
-    const double seconds = phase() == Phase::created
-                               ? 0.0
-                               : std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    const Phase p = phase();
+    now.status = phase_name(p);
+    if (p == Phase::created) return build_report(*this, now, std::chrono::system_clock::now(), 0.0);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     return build_report(*this, now, started_wall_, seconds);
 }
 
@@ -437,9 +437,10 @@ std::vector<std::string> Pipeline::not_ready() const {
 
 RunResult Pipeline::run(const RunOptions &options) {
     RunResult result;
-    phase_ = Phase::starting;
+    // Set before the phase says so: the admin thread reads them after it.
     auto started_wall = started_wall_ = std::chrono::system_clock::now();
     auto started = started_ = std::chrono::steady_clock::now();
+    phase_ = Phase::starting;
 
     // A run that cannot start reads nothing and says why.
     auto fail_before_running = [&](std::string error) {

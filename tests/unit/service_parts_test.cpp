@@ -11,6 +11,9 @@
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 using namespace sluice;
 namespace bj = boost::json;
 
@@ -105,4 +108,27 @@ TEST(PrometheusMetrics, NamesAreWhatPrometheusAllows) {
     EXPECT_EQ(prometheus_name("latency_p50_ms"), "latency_p50_ms");
     EXPECT_EQ(prometheus_name("cache-hits.total"), "cache_hits_total");
     EXPECT_EQ(prometheus_name("9lives"), "_9lives");
+}
+
+// Under ThreadSanitizer too: a stage offering batches while readers come,
+// read and go.
+TEST(RecordTap, ReadersComingAndGoingWhileAStageOffers) {
+    RecordTap tap;
+    const std::string payload = R"({"x":1})";
+    std::vector<sluice_record> batch(64, json_record(payload, 1));
+    std::atomic<bool> done{false};
+    std::thread stage([&] {
+        while (!done)
+            if (tap.active()) tap.offer(0, batch.data(), batch.size());
+    });
+    uint64_t seen = 0;
+    for (int i = 0; i < 200; ++i) {
+        auto reader = tap.subscribe(0, 100);
+        for (int j = 0; j < 5; ++j) seen += reader->take(50).size();
+    }
+    done = true;
+    stage.join();
+    tap.offer(0, batch.data(), 1); // the next batch finds every reader gone
+    EXPECT_FALSE(tap.active());
+    SUCCEED() << seen << " lines read";
 }
