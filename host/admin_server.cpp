@@ -224,8 +224,8 @@ void AdminServer::stop() {
         beast::error_code ignored;
         impl->acceptor->close(ignored);
     });
-    // Taps notice `stopping` within a poll; give them that, then stop.
-    std::this_thread::sleep_for(kTapPoll * 2);
+    // Open taps end with their connections, closed with the io_context: a
+    // reader sees the end of the stream.
     ioc_->stop();
     thread_.join();
     // The acceptor belongs to the io_context, which goes first.
