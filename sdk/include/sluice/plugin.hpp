@@ -382,9 +382,18 @@ template <class T> const auto &config_spec_of() {
     return spec;
 }
 
-template <class T> const char *config_schema_text() {
+// Built when the library is loaded: a spec that throws (a custom schema that
+// is not JSON) must not end the host's process, so its message stands in
+// for the schema and the host refuses the stage as having no valid schema.
+template <class T> const char *config_schema_text() noexcept {
     if constexpr (HasConfigSpec<T>) {
-        static const std::string text = config_spec_of<T>().schema_text();
+        static const std::string text = [] {
+            try {
+                return config_spec_of<T>().schema_text();
+            } catch (const std::exception &e) {
+                return std::string("config_spec() failed: ") + e.what();
+            }
+        }();
         return text.c_str();
     } else {
         return T::config_schema;
@@ -579,7 +588,8 @@ template <class T> const char *preflight(void *p) noexcept {
     if (guarded(i.last_error, [&] { problems = i.stage.preflight(); }) != SLUICE_OK)
         problems = {"the check failed: " + i.last_error};
     i.last_preflight.clear();
-    for (const std::string &p : problems) i.last_preflight += (i.last_preflight.empty() ? "" : "\n") + p;
+    for (const std::string &problem : problems)
+        i.last_preflight += (i.last_preflight.empty() ? "" : "\n") + problem;
     return i.last_preflight.empty() ? nullptr : i.last_preflight.c_str();
 }
 template <class T> inline constexpr sluice_preflight_ext preflight_ext = {sizeof(sluice_preflight_ext), 0,
