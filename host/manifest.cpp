@@ -1,6 +1,7 @@
 #include "manifest.hpp"
 
 #include "graph.hpp"
+#include "interpolation.hpp"
 #include "kinds.hpp"
 
 #include <cerrno>
@@ -233,6 +234,10 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
     }
     bj::value root = parser.release();
     if (!root.is_object()) throw ManifestError({path + ": /: expected a JSON object"});
+    // ${NAME}, ${NAME:-default} and ${file:PATH} anywhere in a string.
+    std::vector<std::pair<std::string, std::string>> unresolved;
+    interpolate_all(root, m.base_dir, "", unresolved);
+    for (const auto &[where, what] : unresolved) check.error(where, what);
     const bj::object &top = root.get_object();
     check.known_keys(top, "", {"name", "description", "plugin_dirs", "state_dir", "checkpoint_interval_ms",
                               "memory_limit_mb", "max_error_rate", "min_quality", "fail_if_nothing_loaded",
