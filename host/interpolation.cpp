@@ -12,6 +12,8 @@ namespace sluice {
 
 namespace {
 
+constexpr uintmax_t kMaxFileBytes = 1u << 20;
+
 bool valid_name(std::string_view name) {
     if (name.empty() || !(std::isalpha(static_cast<unsigned char>(name[0])) || name[0] == '_')) return false;
     for (char c : name)
@@ -58,6 +60,17 @@ std::optional<std::string> interpolate(std::string_view text, const std::string 
             }
             std::filesystem::path p(file);
             if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+            // A secret is a small regular file: never a device or a pipe
+            // (/dev/zero would never end, /dev/stdin would wait).
+            std::error_code ec;
+            if (std::filesystem::exists(p, ec) && !std::filesystem::is_regular_file(p, ec)) {
+                error = reference + ": " + p.lexically_normal().string() + " is not a regular file";
+                return std::nullopt;
+            }
+            if (auto size = std::filesystem::file_size(p, ec); !ec && size > kMaxFileBytes) {
+                error = reference + ": " + p.lexically_normal().string() + " is larger than 1 MiB";
+                return std::nullopt;
+            }
             std::ifstream in(p, std::ios::binary);
             if (!in) {
                 error = reference + ": cannot read " + p.lexically_normal().string() + ": " + std::strerror(errno);

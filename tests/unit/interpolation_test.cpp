@@ -40,6 +40,12 @@ TEST(Interpolation, VariablesDefaultsFilesAndEscapes) {
     EXPECT_EQ(resolved("${file:" + (dir / "secrets/token") + "}"), "s3cret") << "absolute";
     EXPECT_NE(resolved("${file:nope}", dir.path()).find("error: ${file:nope}: cannot read " + (dir / "nope")),
               std::string::npos);
+    EXPECT_EQ(resolved("${file:/dev/zero}"), "error: ${file:/dev/zero}: /dev/zero is not a regular file")
+        << "never read for ever";
+    EXPECT_EQ(resolved("${file:secrets}", dir.path()), "error: ${file:secrets}: " + (dir / "secrets") +
+                                                           " is not a regular file");
+    dir.write("big", std::string((1u << 20) + 1, 'x'));
+    EXPECT_EQ(resolved("${file:big}", dir.path()), "error: ${file:big}: " + (dir / "big") + " is larger than 1 MiB");
 }
 
 TEST(Interpolation, AManifestIsResolvedAndAnUnsetVariableIsOneLineWithItsPath) {
