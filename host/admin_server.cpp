@@ -2,6 +2,7 @@
 
 #include "pipeline.hpp"
 #include "prometheus_metrics.hpp"
+#include "secret_redactor.hpp"
 #include "stage.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -130,9 +131,10 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
             return {why.empty() ? bhttp::status::ok : bhttp::status::service_unavailable, "application/json",
                     bj::serialize(bj::object{{"ready", why.empty()}, {"reasons", std::move(reasons)}}) + "\n"};
         }
-        if (path == "/status") return {bhttp::status::ok, "application/json", bj::serialize(pipeline->live_report()) + "\n"};
+        if (path == "/status")
+            return {bhttp::status::ok, "application/json", redacted(bj::serialize(pipeline->live_report())) + "\n"};
         if (path == "/metrics")
-            return {bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8", prometheus_text(*pipeline)};
+            return {bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8", redacted(prometheus_text(*pipeline))};
         return {bhttp::status::not_found, "application/json",
                 json_error("no such path (try /health, /ready, /status, /metrics or /tap)")};
     }

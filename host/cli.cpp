@@ -3,6 +3,7 @@
 #include "admin_server.hpp"
 #include "config_table.hpp"
 #include "progress_line.hpp"
+#include "secret_redactor.hpp"
 #include "tap_client.hpp"
 
 #include "kinds.hpp"
@@ -263,7 +264,7 @@ std::optional<Manifest> load_or_print(const std::string &path, const std::vector
         m.plugin_dirs.insert(m.plugin_dirs.begin(), extra_dirs.begin(), extra_dirs.end());
         return m;
     } catch (const ManifestError &e) {
-        for (const auto &msg : e.messages()) std::cerr << msg << "\n";
+        for (const auto &msg : e.messages()) std::cerr << redacted(msg) << "\n";
         return std::nullopt;
     }
 }
@@ -274,20 +275,20 @@ int cmd_validate(const Args &args, bool as_dot) {
     try {
         Pipeline pipeline(std::move(*manifest));
         if (as_dot) {
-            std::cout << pipeline.dot();
+            std::cout << redacted(pipeline.dot());
             return kExitOk;
         }
         if (args.check) {
             std::vector<std::string> problems = pipeline.preflight();
-            for (const auto &p : problems) std::cerr << p << "\n";
+            for (const auto &p : problems) std::cerr << redacted(p) << "\n";
             if (!problems.empty()) return kExitUsage;
         }
-        std::cout << pipeline.describe();
+        std::cout << redacted(pipeline.describe());
         std::cout << "ok: " << pipeline.manifest().path << " is valid" << (args.check ? " and ready to run" : "")
                   << "\n";
         return kExitOk;
     } catch (const SetupError &e) {
-        for (const auto &msg : e.messages()) std::cerr << msg << "\n";
+        for (const auto &msg : e.messages()) std::cerr << redacted(msg) << "\n";
         return kExitUsage;
     }
 }
@@ -361,13 +362,13 @@ int cmd_run(const Args &args) {
     try {
         pipeline = std::make_unique<Pipeline>(std::move(*manifest));
     } catch (const SetupError &e) {
-        for (const auto &msg : e.messages()) std::cerr << msg << "\n";
+        for (const auto &msg : e.messages()) std::cerr << redacted(msg) << "\n";
         return kExitUsage;
     }
     // What each stage needs, checked before anything is read.
     if (std::vector<std::string> problems = args.no_check ? std::vector<std::string>() : pipeline->preflight();
         !problems.empty()) {
-        for (const auto &p : problems) std::cerr << p << "\n";
+        for (const auto &p : problems) std::cerr << redacted(p) << "\n";
         return kExitUsage;
     }
     std::map<std::string, std::string> stage_plugins;
@@ -406,11 +407,11 @@ int cmd_run(const Args &args) {
     progress.reset();
     if (admin) admin->stop();
     // JSON logs are for machines: no table among them (--report has it all).
-    if (args.log_format != "json") std::cerr << format_report_table(result.report);
+    if (args.log_format != "json") std::cerr << redacted(format_report_table(result.report));
     if (args.report) {
         std::string tmp = *args.report + ".tmp";
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << bj::serialize(result.report) << "\n";
+        out << redacted(bj::serialize(result.report)) << "\n";
         out.close();
         if (!out || std::rename(tmp.c_str(), args.report->c_str()) != 0) {
             std::cerr << "sluice: cannot write report " << *args.report << ": " << std::strerror(errno) << "\n";

@@ -17,4 +17,12 @@ std::vector<std::string> check_against_schema(const boost::json::value &value,
                                               const boost::json::value &schema,
                                               const std::string &path);
 
+// Fields the schema marks "secret": true (in nested objects too) must be
+// written in the manifest (`raw`) as one ${...} reference, never as text:
+// one message per field that is not, "<path>: what". The values they
+// resolved to (in `resolved`) are added to `values`.
+std::vector<std::string> check_secret_fields(const boost::json::value &schema, const boost::json::object &raw,
+                                             const boost::json::object &resolved, const std::string &path,
+                                             std::vector<std::string> &values);
+
 } // namespace sluice

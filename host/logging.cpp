@@ -1,5 +1,7 @@
 #include "logging.hpp"
 
+#include "secret_redactor.hpp"
+
 #include <sluice/json.hpp>
 #include <sluice/utc_time.hpp>
 
@@ -31,7 +33,16 @@ protected:
         if (g_progress_shown.load(std::memory_order_relaxed)) {
             std::fputs("\r\033[K", stderr);
         }
-        inner_->log(msg);
+        if (SecretRedactor::global().empty()) {
+            inner_->log(msg);
+            return;
+        }
+        // A secret's value never reaches a log line, at any level.
+        const std::string text =
+            SecretRedactor::global().redact(std::string_view(msg.payload.data(), msg.payload.size()));
+        spdlog::details::log_msg copy = msg;
+        copy.payload = spdlog::string_view_t(text.data(), text.size());
+        inner_->log(copy);
     }
     void flush_() override { inner_->flush(); }
     void set_pattern_(const std::string &pattern) override { inner_->set_pattern(pattern); }

@@ -236,6 +236,7 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
     if (!root.is_object()) throw ManifestError({path + ": /: expected a JSON object"});
     // ${NAME}, ${NAME:-default} and ${file:PATH} anywhere in a string.
     std::vector<std::pair<std::string, std::string>> unresolved;
+    const bj::value as_written = root; // a secret must be a reference there
     interpolate_all(root, m.base_dir, "", unresolved);
     for (const auto &[where, what] : unresolved) check.error(where, what);
     const bj::object &top = root.get_object();
@@ -355,6 +356,8 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             if (const bj::value *c = so.if_contains("config")) {
                 if (!c->is_object()) check.error(sp + "/config", "expected an object");
                 else s.config = c->get_object();
+                const bj::value *raw = as_written.at("stages").at(i).as_object().if_contains("config");
+                if (raw && raw->is_object()) s.raw_config = raw->get_object();
             }
             s.threads = check.positive(so, sp, "threads", defaults.threads, kMaxThreads);
             s.queue_capacity = check.positive(so, sp, "queue_capacity", defaults.queue_capacity, kMaxQueue);

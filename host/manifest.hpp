@@ -40,6 +40,7 @@ struct StageSpec {
     std::string plugin;                 // stage name inside a plugin library
     std::optional<std::string> library; // explicit .so path (resolved)
     boost::json::object config;
+    boost::json::object raw_config; // as written, before ${...} references were resolved
     uint32_t threads = 1;
     uint32_t queue_capacity = 8; // batches waiting in front of this stage
     uint32_t batch_size = 1024;  // records per pull/process call

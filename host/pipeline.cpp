@@ -7,6 +7,7 @@
 #include "memory_budget.hpp"
 #include "resource_conflicts.hpp"
 #include "report.hpp"
+#include "secret_redactor.hpp"
 #include "signal_watcher.hpp"
 
 #include <sluice/json_schema.hpp>
@@ -45,6 +46,12 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
                              spec.plugin + "' runs on a single worker; remove threads or set it to 1");
         if (!p.schema.is_null()) {
             auto problems = check_against_schema(spec.config, p.schema, spec.json_path + "/config");
+            std::vector<std::string> secrets;
+            for (auto &m : check_secret_fields(p.schema, spec.raw_config, spec.config, spec.json_path + "/config", secrets))
+                problems.push_back(std::move(m));
+            // Known before any plugin sees its config: nothing written about
+            // the run from here on shows them.
+            for (std::string &s : secrets) SecretRedactor::global().add(std::move(s));
             for (const std::string &m : problems) errors.push_back(file + ": " + m);
             if (problems.empty() && p.fills_config_defaults()) {
                 boost::json::value config(std::move(spec.config));

@@ -32,7 +32,9 @@ HttpLoader::HttpLoader(const Context &ctx) : host_(ctx.host) {
     if (const auto *h = c.find("headers"); h && h->is_object())
         for (const auto &kv : h->get_object())
             if (kv.value().is_string()) headers_.emplace_back(std::string(kv.key()), std::string(kv.value().get_string()));
-    if (std::string env = c.string("bearer_token_env"); !env.empty()) {
+    if (std::string token = c.string("bearer_token"); !token.empty()) {
+        token_ = token;
+    } else if (std::string env = c.string("bearer_token_env"); !env.empty()) {
         const char *t = std::getenv(env.c_str());
         if (!t || !*t) c.fail("bearer_token_env", "environment variable " + env + " is not set");
         token_ = t;

@@ -34,6 +34,9 @@ public:
             Field::string("bearer_token_env",
                           "Environment variable holding a token sent as 'Authorization: Bearer ...'")
                 .not_empty(),
+            Field::string("bearer_token", "The token itself, as a reference: ${VARIABLE} or ${file:PATH} (takes "
+                                          "precedence over bearer_token_env)")
+                .secret(),
             Field::integer("timeout_ms", "Longest wait for one request").minimum(1).default_to(30000),
         }
             .include(config::retry("per batch on connection errors, timeouts, 408, 429 and 5xx"))

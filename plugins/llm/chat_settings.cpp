@@ -25,6 +25,9 @@ config::Spec ChatSettings::spec() {
         Field::string("api_key_env", "Name of the environment variable holding the API key, sent as "
                                      "'Authorization: Bearer ...' (never logged or reported)")
             .not_empty(),
+        Field::string("api_key", "The API key itself, as a reference: ${VARIABLE} or ${file:PATH} (takes "
+                                 "precedence over api_key_env)")
+            .secret(),
         Field::string("system_prompt", "The system message"),
         Field::number("temperature", "Sampling temperature (not sent when absent)").minimum(0),
         Field::integer("max_tokens", "Longest answer, in tokens (not sent when absent)").minimum(1),
@@ -74,7 +77,9 @@ ChatSettings ChatSettings::parse(const json::Config &c, const std::string &base_
         c.fail("base_url", e.what());
     }
     s.model = c.required_string("model");
-    if (std::string env = c.string("api_key_env"); !env.empty()) {
+    if (std::string key = c.string("api_key"); !key.empty()) {
+        s.api_key = key;
+    } else if (std::string env = c.string("api_key_env"); !env.empty()) {
         const char *key = std::getenv(env.c_str());
         if (!key || !*key) c.fail("api_key_env", "environment variable " + env + " is not set");
         s.api_key = key;

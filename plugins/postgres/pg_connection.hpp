@@ -29,6 +29,9 @@ inline config::Spec connection_spec() {
         Field::string("password_env",
                       "Environment variable holding the password (keeps it out of the manifest)")
             .not_empty(),
+        Field::string("password", "The password, as a reference: ${VARIABLE} or ${file:PATH} (takes precedence "
+                                  "over password_env)")
+            .secret(),
     };
 }
 
@@ -46,7 +49,9 @@ struct ConnectionSettings {
     static ConnectionSettings read(const json::Config &c) {
         ConnectionSettings s;
         s.conninfo = c.required_string("conninfo");
-        if (std::string env = c.string("password_env"); !env.empty()) {
+        if (std::string password = c.string("password"); !password.empty()) {
+            s.password = password;
+        } else if (std::string env = c.string("password_env"); !env.empty()) {
             const char *p = std::getenv(env.c_str());
             if (!p) c.fail("password_env", "environment variable " + env + " is not set");
             s.password = p;

@@ -208,3 +208,53 @@ TEST(Operations, HelpTextsNameWhatExists) {
     EXPECT_NE(fake.out.find("usage: fake_openai"), std::string::npos);
     EXPECT_NE(fake.out.find("pipelines/tickets_llm.json"), std::string::npos);
 }
+
+// A field a plugin declares secret takes only a ${...} reference, and its
+// value is in nothing Sluice writes about the run: logs at every level and
+// as JSON, the table, the report, validate and graph output, errors. The
+// probe sink says its token at every level on purpose; map quotes a value it
+// cannot cast, and the records hold the token too.
+TEST(Operations, ASecretIsOnlyAReferenceAndNeverShown) {
+    const std::string secret = "S3cr3tT0ken";
+    TempDir dir;
+    dir.write("tok", secret + "\n");
+    dir.write("in.ndjson", "{\"amount\":\"" + secret + "\"}\n{\"amount\":\"" + secret + "\"}\n{\"amount\":\"5\"}\n");
+    auto manifest = [&](const std::string &token) {
+        return R"({"name":"secrets","plugin_dirs":[")" + std::string(SLUICE_TEST_PLUGIN_DIR) + R"("],"stages":[
+          {"id":"in","kind":"extractor","plugin":"file","config":{"path":"in.ndjson"}},
+          {"id":"cast","kind":"transformer","plugin":"map","config":{"cast":{"amount":"float"}}},
+          {"id":"out","kind":"loader","plugin":"probe_sink","config":{"token":")" + token + R"(","reveal":true}}]})";
+    };
+    std::string m = dir.write("m.json", manifest("${file:tok}"));
+    ProcessResult text = run_sluice({"run", m, "--report", dir / "r.json", "--log-level", "trace"});
+    ASSERT_EQ(text.exit_code, 0) << text.err;
+    ProcessResult json = run_sluice({"run", m, "--log-format", "json", "--log-level", "debug"});
+    ASSERT_EQ(json.exit_code, 0) << json.err;
+    ProcessResult validate = run_sluice({"validate", "--check", m});
+    ProcessResult graph = run_sluice({"graph", m});
+    for (const ProcessResult *r : {&text, &json, &validate, &graph}) {
+        EXPECT_EQ((r->out + r->err).find(secret), std::string::npos) << r->out << r->err;
+    }
+    EXPECT_NE(text.err.find("my token is ***"), std::string::npos) << text.err;
+    EXPECT_NE(text.err.find("\"***\" is not a number"), std::string::npos) << "map's message, redacted: " << text.err;
+    EXPECT_EQ(read_file(dir / "r.json").find(secret), std::string::npos);
+    EXPECT_NE(read_file(dir / "r.json").find("***"), std::string::npos);
+
+    // Written as text in the manifest: refused, without repeating it.
+    ProcessResult literal = run_sluice({"validate", dir.write("literal.json", manifest(secret))});
+    EXPECT_EQ(literal.exit_code, 2);
+    EXPECT_NE(literal.err.find("literal.json: /stages/2/config/token: a secret: write it as ${VARIABLE} or "
+                               "${file:PATH}, never as text in the manifest"),
+              std::string::npos)
+        << literal.err;
+    EXPECT_EQ(literal.err.find(secret), std::string::npos);
+    ProcessResult mixed = run_sluice({"validate", dir.write("mixed.json", manifest("x${file:tok}"))});
+    EXPECT_EQ(mixed.exit_code, 2) << "a reference with text around it is still text";
+
+    // An error from the plugin that quotes it.
+    dir.write("failing", "failS3cr3t\n");
+    ProcessResult refused = run_sluice({"validate", dir.write("refused.json", manifest("${file:failing}"))});
+    EXPECT_EQ(refused.exit_code, 2);
+    EXPECT_NE(refused.err.find("token: '***' was refused"), std::string::npos) << refused.err;
+    EXPECT_EQ(refused.err.find("failS3cr3t"), std::string::npos);
+}

@@ -60,12 +60,22 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description = "test: slow counting sink";
     static constexpr const char *config_schema =
-        R"json({"type":"object","properties":{"batch_delay_ms":{"type":"integer"},"durable":{"type":"boolean"}}})json";
+        R"json({"type":"object","properties":{"batch_delay_ms":{"type":"integer"},"durable":{"type":"boolean"},
+                "token":{"type":"string","secret":true},"reveal":{"type":"boolean"}}})json";
 
     explicit ProbeSink(const sluice::Context &ctx) : host_(ctx.host) {
         sluice::json::Config c(ctx.config_json);
         delay_ = c.integer("batch_delay_ms", 0);
         durable_ = c.boolean("durable", false);
+        // A careless plugin: with reveal, it says its secret at every level
+        // and in its create error; the host must keep it out of sight.
+        if (c.boolean("reveal", false)) {
+            std::string token = c.string("token");
+            for (auto level : {SLUICE_LOG_DEBUG, SLUICE_LOG_INFO, SLUICE_LOG_WARN, SLUICE_LOG_ERROR})
+                host_.log(level, "my token is " + token);
+            if (ctx.worker_index == 0 && token.find("fail") != std::string::npos)
+                throw sluice::Error("token: '" + token + "' was refused");
+        }
     }
     // Whether records count as delivered once process returns (they are
     // only counted, so it is the test's choice).

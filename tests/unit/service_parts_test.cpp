@@ -7,6 +7,7 @@
 #include "prometheus_metrics.hpp"
 #include "record_tap.hpp"
 #include "run_thresholds.hpp"
+#include "secret_redactor.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -131,4 +132,15 @@ TEST(RecordTap, ReadersComingAndGoingWhileAStageOffers) {
     tap.offer(0, batch.data(), 1); // the next batch finds every reader gone
     EXPECT_FALSE(tap.active());
     SUCCEED() << seen << " lines read";
+}
+
+TEST(SecretRedactor, ReplacesEverySecretLongestFirstAndIgnoresTinyOnes) {
+    SecretRedactor r;
+    r.add("ab");          // too short to mean anything
+    r.add("hunter2");
+    r.add("hunter2-extra");
+    EXPECT_EQ(r.redact("ab hunter2 hunter2-extra hunter2"), "ab *** *** ***");
+    SecretRedactor none;
+    EXPECT_TRUE(none.empty());
+    EXPECT_EQ(none.redact("hunter2"), "hunter2");
 }
