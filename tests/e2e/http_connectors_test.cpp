@@ -1,6 +1,7 @@
 // The HTTP connectors end to end: the ingest extractor answering real
 // clients, and the webhook loader posting to a real server.
 #include "child_process.hpp"
+#include "http_client.hpp"
 #include "fake_openai_server.hpp"
 #include "gzip.hpp"
 #include "postgres_server.hpp"
@@ -48,25 +49,11 @@ struct Response {
 
 Response post(int port, const std::string &path, const std::string &body, const std::string &type = "application/x-ndjson",
               const std::string &auth = "", const std::string &encoding = "") {
-    Response r;
-    try {
-    Poco::Net::HTTPClientSession s("127.0.0.1", Poco::UInt16(port));
-    Poco::Net::HTTPRequest req(Poco::Net::HTTPRequest::HTTP_POST, path, Poco::Net::HTTPMessage::HTTP_1_1);
-    req.setContentType(type);
-    req.setContentLength(std::streamsize(body.size()));
-    if (!auth.empty()) req.set("Authorization", auth);
-    if (!encoding.empty()) req.set("Content-Encoding", encoding);
-    s.sendRequest(req) << body;
-    Poco::Net::HTTPResponse res;
-    Poco::StreamCopier::copyToString(s.receiveResponse(res), r.body);
-    r.status = int(res.getStatus());
-    r.retry_after = res.get("Retry-After", "");
-    r.www_authenticate = res.get("WWW-Authenticate", "");
-    } catch (const Poco::Exception &e) {
-        r.status = -1; // no answer: the assertion on the status says so
-        r.body = e.displayText();
-    }
-    return r;
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!auth.empty()) headers.emplace_back("Authorization", auth);
+    if (!encoding.empty()) headers.emplace_back("Content-Encoding", encoding);
+    HttpReply reply = http_request(port, Poco::Net::HTTPRequest::HTTP_POST, path, body, headers, type);
+    return {reply.status, reply.body, reply.header("Retry-After"), reply.header("WWW-Authenticate")};
 }
 
 // POST over HTTPS trusting `ca`, optionally presenting a client certificate.

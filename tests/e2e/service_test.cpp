@@ -5,11 +5,9 @@
 #include "record_accounting.hpp"
 #include "temp_dir.hpp"
 
-#include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPRequest.h>
-#include <Poco/Net/HTTPResponse.h>
+#include "http_client.hpp"
+
 #include <Poco/Net/StreamSocket.h>
-#include <Poco/StreamCopier.h>
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
@@ -27,32 +25,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Reply {
-    int status = 0;
-    std::string body;
-};
-
-Reply http(int port, const std::string &method, const std::string &path, const std::string &body = "",
-           const std::string &auth = "") {
-    Reply r;
-    try {
-        Poco::Net::HTTPClientSession s("127.0.0.1", Poco::UInt16(port));
-        s.setTimeout(Poco::Timespan(10, 0));
-        Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-        if (!auth.empty()) req.set("Authorization", auth);
-        if (!body.empty()) {
-            req.setContentType("application/x-ndjson");
-            req.setContentLength(std::streamsize(body.size()));
-        }
-        s.sendRequest(req) << body;
-        Poco::Net::HTTPResponse res;
-        Poco::StreamCopier::copyToString(s.receiveResponse(res), r.body);
-        r.status = int(res.getStatus());
-    } catch (const Poco::Exception &e) {
-        r.status = -1;
-        r.body = e.displayText();
-    }
-    return r;
+HttpReply http(int port, const std::string &method, const std::string &path, const std::string &body = "",
+               const std::string &auth = "") {
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!auth.empty()) headers.emplace_back("Authorization", auth);
+    return http_request(port, method, path, body, headers, "application/x-ndjson", 10);
 }
 
 // The port in "PREFIX<port>" of the child's stderr (waiting for it).
@@ -99,16 +76,16 @@ TEST(AdminEndpoint, ServesHealthReadyStatusAndMetricsThatMatchTheReport) {
     ASSERT_GT(ingest, 0) << "the port the system chose is shown at the default level: " << p.err_so_far();
 
     EXPECT_EQ(http(admin, "GET", "/health").status, 200);
-    Reply ready;
+    HttpReply ready;
     for (int i = 0; i < 100 && (ready = http(admin, "GET", "/ready")).status != 200; ++i) std::this_thread::sleep_for(50ms);
     EXPECT_EQ(ready.status, 200) << ready.body;
     EXPECT_EQ(bj::parse(ready.body).at("ready"), true);
 
     std::string body;
     for (int i = 0; i < 30; ++i) body += R"({"n":)" + std::to_string(i % 10 == 9 ? -1 : i) + "}\n";
-    Reply accepted = http(ingest, "POST", "/ingest", body);
+    HttpReply accepted = http(ingest, "POST", "/ingest", body);
     EXPECT_EQ(accepted.status, 202) << accepted.body;
-    Reply refused = http(ingest, "POST", "/ingest", "{\"n\":1}\nnot json\n");
+    HttpReply refused = http(ingest, "POST", "/ingest", "{\"n\":1}\nnot json\n");
     EXPECT_EQ(refused.status, 400);
     EXPECT_EQ(http(admin, "GET", "/nowhere").status, 404);
 
