@@ -412,6 +412,13 @@ bj::object Pipeline::live_report() const {
     return build_report(*this, now, started_wall_, seconds);
 }
 
+std::set<std::string> Pipeline::dead_letter_stages() const {
+    std::set<std::string> ids;
+    for (const auto &s : stages_)
+        if (s->spec().on_error.then == ErrorPolicy::Then::dead_letter) ids.insert(s->spec().on_error.dead_letter);
+    return ids;
+}
+
 std::vector<std::string> Pipeline::preflight() const {
     std::vector<std::string> out;
     for (const auto &s : stages_) {

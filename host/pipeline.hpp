@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -59,6 +60,10 @@ public:
     const Manifest &manifest() const { return manifest_; }
     const std::vector<std::unique_ptr<Stage>> &stages() const { return stages_; }
     PipelineControl &control() { return control_; }
+
+    // The stages named as some stage's dead-letter destination: what they
+    // load is failed records, not delivered data.
+    std::set<std::string> dead_letter_stages() const;
 
     // A human-readable outline of the stages and where each output goes.
     std::string describe() const;

@@ -45,9 +45,7 @@ ProgressLine::~ProgressLine() {
 ProgressLine::Reading ProgressLine::read(const Pipeline &pipeline, double seconds) {
     Reading r;
     r.seconds = seconds;
-    std::set<std::string> dead_letter_stages;
-    for (const auto &s : pipeline.stages())
-        if (s->spec().on_error.then == ErrorPolicy::Then::dead_letter) dead_letter_stages.insert(s->spec().on_error.dead_letter);
+    const std::set<std::string> dead_letter_stages = pipeline.dead_letter_stages();
     for (const auto &s : pipeline.stages()) {
         StageTotals t = s->metrics().totals();
         if (s->kind() == SLUICE_KIND_EXTRACTOR) r.extracted += t.in;

@@ -47,12 +47,7 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
 
     uint64_t extracted = 0, unreadable = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0, dead_lettered = 0;
     uint64_t filtered = 0, unaccounted = 0, delivered = 0;
-    // Loaders that take an error path's dead letters: what they load is not
-    // delivered data.
-    std::set<std::string> dead_letter_stages;
-    for (const auto &sp : pipeline.stages())
-        if (sp->spec().on_error.then == ErrorPolicy::Then::dead_letter)
-            dead_letter_stages.insert(sp->spec().on_error.dead_letter);
+    const std::set<std::string> dead_letter_stages = pipeline.dead_letter_stages();
     bj::object destinations;
     bj::array stages;
     for (const auto &sp : pipeline.stages()) {
