@@ -1,6 +1,7 @@
 #include "cli.hpp"
 
 #include "admin_server.hpp"
+#include "cli_commands.hpp"
 #include "config_table.hpp"
 #include "progress_line.hpp"
 #include "secret_redactor.hpp"
@@ -52,6 +53,7 @@ commands:
   graph MANIFEST      print the pipeline graph in Graphviz DOT (sluice graph m.json | dot -Tsvg)
   plugins             list the plugins found, with their config
   tap ADDR STAGE[.OUTPUT]  print records a stage of a running pipeline sends (its --admin endpoint)
+  convert IN [OUT]    rewrite a manifest or test file from JSON to YAML or back
   help [COMMAND]      show help for a command
 
 options:
@@ -152,6 +154,20 @@ options:
                       the markers the plugin READMEs hold (tests/docs)
 )";
 
+const char *kConvertHelp = R"(usage: sluice convert IN [OUT] [--to json|yaml] [--force]
+
+Rewrites a manifest (or a pipeline test file) from JSON to YAML or from YAML
+to JSON: the same document, so either runs the same. The target syntax is
+--to, else OUT's extension (.yaml/.yml or anything else), else the other one
+than IN's. Without OUT the result goes to stdout. ${...} references are kept
+as written (nothing is resolved, no secret is read); YAML comments, anchors
+and merge keys do not survive into JSON (anchors and merges are expanded).
+
+options:
+  --to FMT            json or yaml
+  --force             replace OUT when it exists
+)";
+
 struct Args {
     std::string command;
     std::vector<std::string> positional;
@@ -168,6 +184,8 @@ struct Args {
     bool no_check = false; // run --no-check
     uint32_t progress_interval_s = 60;
     uint64_t limit = 0; // tap --limit
+    std::string to;     // convert --to
+    bool force = false; // convert --force
     bool help = false;
 };
 
@@ -244,6 +262,16 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
             auto v = value("--fail-on");
             if (!v) return false;
             args.fail_on.push_back(*v);
+        } else if (a == "--to" && command == "convert") {
+            auto v = value("--to");
+            if (!v) return false;
+            if (*v != "json" && *v != "yaml") {
+                usage_error("--to: unknown format '" + *v + "' (expected json or yaml)", "convert");
+                return false;
+            }
+            args.to = *v;
+        } else if (a == "--force" && command == "convert") {
+            args.force = true;
         } else if (a == "--json" && command == "plugins") {
             args.json = true;
         } else if (a == "--markdown" && command == "plugins") {
@@ -521,6 +549,7 @@ int cli_main(int argc, char **argv) {
         else if (topic == "plugins") std::cout << kPluginsHelp;
         else if (topic == "graph") std::cout << kGraphHelp;
         else if (topic == "tap") std::cout << kTapHelp;
+        else if (topic == "convert") std::cout << kConvertHelp;
         else if (topic.empty() || topic == "help") std::cout << kMainHelp;
         else {
             usage_error("no help for unknown command '" + topic + "'");
@@ -530,7 +559,7 @@ int cli_main(int argc, char **argv) {
     }
     const char *help = command == "run" ? kRunHelp : command == "validate" ? kValidateHelp
                      : command == "graph" ? kGraphHelp : command == "plugins" ? kPluginsHelp
-                     : command == "tap" ? kTapHelp : nullptr;
+                     : command == "tap" ? kTapHelp : command == "convert" ? kConvertHelp : nullptr;
     if (!help) {
         usage_error("unknown command '" + command + "'");
         return kExitUsage;
@@ -549,6 +578,14 @@ int cli_main(int argc, char **argv) {
             return kExitUsage;
         }
         return run_tap(args.positional[0], args.positional[1], args.limit, std::cout, std::cerr);
+    }
+    if (command == "convert") {
+        if (args.positional.empty() || args.positional.size() > 2) {
+            usage_error("'convert' needs IN and at most one OUT", "convert");
+            return kExitUsage;
+        }
+        return cmd_convert(args.positional[0], args.positional.size() > 1 ? args.positional[1] : "", args.to,
+                           args.force);
     }
     if (command == "plugins") {
         if (!args.positional.empty()) {

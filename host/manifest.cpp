@@ -1,5 +1,6 @@
 #include "manifest.hpp"
 
+#include "document.hpp"
 #include "graph.hpp"
 #include "interpolation.hpp"
 #include "kinds.hpp"
@@ -21,31 +22,22 @@ ManifestError::ManifestError(std::vector<std::string> messages)
     : std::runtime_error(messages.empty() ? std::string("invalid manifest") : messages.front()),
       messages_(std::move(messages)) {}
 
-std::pair<size_t, size_t> line_and_column(const std::string &text, size_t offset) {
-    size_t line = 1, col = 1;
-    for (size_t i = 0; i < offset && i < text.size(); ++i) {
-        if (text[i] == '\n') {
-            ++line;
-            col = 1;
-        } else {
-            ++col;
-        }
-    }
-    return {line, col};
-}
-
 namespace {
 
 // Collects problems; every check names the JSON path of what it looks at.
 class Checker {
 public:
-    explicit Checker(std::string file) : file_(std::move(file)) {}
+    Checker(std::string file, const Document &doc) : file_(std::move(file)), doc_(doc) {}
 
+    // "FILE: /path: what", or "FILE:LINE:COLUMN: /path: what" when the
+    // document knows where the path is written (YAML).
     void error(const std::string &path, const std::string &what) {
-        errors_.push_back(file_ + ": " + (path.empty() ? std::string("/") : path) + ": " + what);
+        errors_.push_back(where(path) + ": " + (path.empty() ? std::string("/") : path) + ": " + what);
     }
     // A problem already formatted as "PATH: what".
-    void error_line(const std::string &line) { errors_.push_back(file_ + ": " + line); }
+    void error_line(const std::string &line) {
+        errors_.push_back(where(line.substr(0, line.find(": "))) + ": " + line);
+    }
     bool ok() const { return errors_.empty(); }
     std::vector<std::string> take() { return std::move(errors_); }
 
@@ -118,7 +110,13 @@ public:
     }
 
 private:
+    std::string where(const std::string &path) const {
+        std::string at = doc_.locate(path);
+        return at.empty() ? file_ : file_ + ":" + at;
+    }
+
     std::string file_;
+    const Document &doc_;
     std::vector<std::string> errors_;
 };
 
@@ -208,7 +206,6 @@ constexpr uint32_t kMaxBatch = 1000000;
 } // namespace
 
 Manifest parse_manifest(const std::string &text, const std::string &path) {
-    Checker check(path);
     Manifest m;
     m.path = path;
     {
@@ -222,25 +219,29 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
     fs::path parent = fs::path(path).parent_path();
     m.base_dir = parent.empty() ? std::string(".") : parent.string();
 
-    bj::parser parser;
-    boost::system::error_code ec;
-    // write() wants exactly one document (trailing text is an error) and
-    // returns how far it got, which locates the error.
-    size_t used = parser.write(text.data(), text.size(), ec);
-    if (ec) {
-        auto [line, col] = line_and_column(text, used);
-        throw ManifestError({path + ":" + std::to_string(line) + ":" + std::to_string(col) +
-                             ": JSON syntax error: " + ec.message()});
+    Document doc;
+    try {
+        doc = parse_document(text, path);
+    } catch (const DocumentSyntaxError &e) {
+        throw ManifestError({e.what()});
     }
-    bj::value root = parser.release();
-    if (!root.is_object()) throw ManifestError({path + ": /: expected a JSON object"});
+    Checker check(path, doc);
+    bj::value &root = doc.root;
+    if (!root.is_object())
+        throw ManifestError({path + (is_yaml_path(path) ? ": /: expected a YAML mapping of keys to values"
+                                                        : ": /: expected a JSON object")});
     // ${NAME}, ${NAME:-default} and ${file:PATH} anywhere in a string.
     std::vector<std::pair<std::string, std::string>> unresolved;
     const bj::value as_written = root; // a secret must be a reference there
     interpolate_all(root, m.base_dir, "", unresolved);
     for (const auto &[where, what] : unresolved) check.error(where, what);
     const bj::object &top = root.get_object();
-    check.known_keys(top, "", {"name", "description", "plugin_dirs", "state_dir", "checkpoint_interval_ms",
+    // Keys starting with "x-" are the user's own (YAML anchors, notes),
+    // ignored as in Docker Compose files.
+    bj::object known_top;
+    for (const auto &kv : top)
+        if (kv.key().substr(0, 2) != "x-") known_top.emplace(kv.key(), nullptr);
+    check.known_keys(known_top, "", {"name", "description", "plugin_dirs", "state_dir", "checkpoint_interval_ms",
                               "memory_limit_mb", "max_error_rate", "min_quality", "fail_if_nothing_loaded",
                               "admin", "defaults", "stages"});
 
@@ -410,13 +411,13 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
 }
 
 Manifest load_manifest(const std::string &path) {
-    std::error_code fec;
-    if (fs::is_directory(path, fec)) throw ManifestError({path + ": is a directory, expected a manifest file"});
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw ManifestError({path + ": cannot open manifest: " + std::strerror(errno)});
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return parse_manifest(ss.str(), path);
+    std::string text;
+    try {
+        text = read_text_file(path, "manifest");
+    } catch (const std::exception &e) {
+        throw ManifestError({e.what()});
+    }
+    return parse_manifest(text, path);
 }
 
 } // namespace sluice

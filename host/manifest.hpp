@@ -1,8 +1,9 @@
-// The pipeline manifest: a JSON file naming the stages, their plugins, their
+// The pipeline manifest: a JSON (or YAML) file naming the stages, their plugins, their
 // config and how records flow. Parsing checks everything that can be checked
 // without loading plugins and reports each problem with its JSON path.
 #pragma once
 
+#include "document.hpp"
 #include "error_policy.hpp"
 #include "run_thresholds.hpp"
 
@@ -98,8 +99,5 @@ private:
 Manifest load_manifest(const std::string &path);
 // `path` is used in messages and to resolve relative paths.
 Manifest parse_manifest(const std::string &text, const std::string &path);
-
-// Line and column (1-based) of a byte offset, for syntax errors.
-std::pair<size_t, size_t> line_and_column(const std::string &text, size_t offset);
 
 } // namespace sluice

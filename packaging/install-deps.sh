@@ -11,6 +11,8 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libspdlog-dev libfmt-dev
   # the admin endpoint's metric registry and Prometheus exposition format
   prometheus-cpp-dev
+  # YAML manifests and pipeline test files
+  libyaml-cpp-dev
   libpoco-dev
   # tests and benchmarks; clang and its runtime for the libFuzzer targets
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
