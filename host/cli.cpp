@@ -3,6 +3,7 @@
 #include "admin_server.hpp"
 #include "cli_commands.hpp"
 #include "config_table.hpp"
+#include "dry_run.hpp"
 #include "progress_line.hpp"
 #include "secret_redactor.hpp"
 #include "tap_client.hpp"
@@ -66,7 +67,8 @@ exit codes: 0 success; 1 the run failed; 2 bad usage, manifest or plugin;
 )";
 
 const char *kRunHelp = R"(usage: sluice run MANIFEST [--report FILE] [--fail-on CONDITION]... [--admin ADDR:PORT]
-                  [--no-check] [--quiet] [--log-level LEVEL] [--log-format text|json]
+                  [--dry-run [--limit N]] [--no-check] [--quiet] [--log-level LEVEL]
+                  [--log-format text|json]
 
 Runs the pipeline described by MANIFEST until its extractors reach the end of
 their input. SIGINT or SIGTERM stops extraction, drains what is in flight,
@@ -91,6 +93,12 @@ options:
   --log-format FMT    text (default) or json: one object per line with time,
                       level, stage, plugin, record and message (and no table
                       at the end: --report has it)
+  --dry-run           read the real input and run every stage, but let no
+                      loader write: print what each would write on stdout, a
+                      JSON line per record ({"loader", "id", "record"}), and
+                      count it in the table; no delivery state is read or
+                      saved (redirect stdout to /dev/null to only count)
+  --limit N           with --dry-run: each extractor reads at most N records
   --no-check          skip the checks each stage makes before the run reads
                       anything (see 'sluice validate --check')
   --quiet             no progress line (drawn only when stderr is a terminal;
@@ -183,7 +191,8 @@ struct Args {
     bool check = false;    // validate --check
     bool no_check = false; // run --no-check
     uint32_t progress_interval_s = 60;
-    uint64_t limit = 0; // tap --limit
+    uint64_t limit = 0; // tap --limit, run --limit
+    bool dry_run = false;
     std::string to;     // convert --to
     bool force = false; // convert --force
     bool help = false;
@@ -250,14 +259,16 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
             args.no_check = true;
         } else if (a == "--quiet" && command == "run") {
             args.quiet = true;
-        } else if (a == "--limit" && command == "tap") {
+        } else if (a == "--limit" && (command == "tap" || command == "run")) {
             auto v = value("--limit");
             if (!v) return false;
             auto r = std::from_chars(v->data(), v->data() + v->size(), args.limit);
-            if (v->empty() || r.ec != std::errc() || r.ptr != v->data() + v->size()) {
-                usage_error("--limit: expected a number of records, got '" + *v + "'", "tap");
+            if (v->empty() || r.ec != std::errc() || r.ptr != v->data() + v->size() || args.limit == 0) {
+                usage_error("--limit: expected a number of records, 1 or more, got '" + *v + "'", command.c_str());
                 return false;
             }
+        } else if (a == "--dry-run" && command == "run") {
+            args.dry_run = true;
         } else if (a == "--fail-on" && command == "run") {
             auto v = value("--fail-on");
             if (!v) return false;
@@ -372,8 +383,17 @@ std::string report_path_problem(const std::string &path) {
 }
 
 int cmd_run(const Args &args) {
+    if (args.limit && !args.dry_run) {
+        usage_error("--limit works with --dry-run only (a real run reads its input to the end)", "run");
+        return kExitUsage;
+    }
     auto manifest = load_or_print(args.positional[0], args.plugin_dirs);
     if (!manifest) return kExitUsage;
+    const std::string dry_run_sink = "dry-run";
+    if (args.dry_run) {
+        register_record_sink(dry_run_sink, std::make_shared<DryRunPrinter>(std::cout));
+        prepare_dry_run(*manifest, dry_run_sink, args.limit);
+    }
     for (const std::string &condition : args.fail_on) {
         if (std::string problem = manifest->thresholds.add_condition(condition); !problem.empty()) {
             usage_error(problem, "run");
@@ -436,6 +456,10 @@ int cmd_run(const Args &args) {
     if (admin) admin->stop();
     // JSON logs are for machines: no table among them (--report has it all).
     if (args.log_format != "json") std::cerr << redacted(format_report_table(result.report));
+    if (args.dry_run)
+        std::cerr << "dry run: no loader wrote anything; the table counts what each would have written"
+                  << (args.limit ? " (at most " + std::to_string(args.limit) + " records read per extractor)" : "")
+                  << "\n";
     if (args.report) {
         std::string tmp = *args.report + ".tmp";
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

@@ -51,6 +51,9 @@ struct StageSpec {
     // before the stage fails the run.
     uint32_t retry_environment_ms = 30000;
     Isolation isolation;
+    // Extractors: read no more records than this (0: no limit); set by
+    // `sluice run --dry-run --limit N`, not by the manifest.
+    uint64_t record_limit = 0;
     bool ordered = false;        // receive batches in extraction order
     bool ordered_explicit = false;
     std::vector<InputRef> inputs; // where records come from (none for extractors)

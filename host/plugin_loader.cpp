@@ -1,5 +1,7 @@
 #include "plugin_loader.hpp"
 
+#include "built_in_stages.hpp"
+
 #include "kinds.hpp"
 
 #ifndef BOOST_DLL_USE_STD_FS
@@ -113,6 +115,18 @@ std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
 
 PluginLibrary::~PluginLibrary() = default;
 
+std::shared_ptr<PluginLibrary> PluginLibrary::built_in() {
+    static const std::shared_ptr<PluginLibrary> lib = [] {
+        std::shared_ptr<PluginLibrary> self(new PluginLibrary());
+        self->path_ = "(built into sluice)";
+        self->abi_major_ = SLUICE_ABI_MAJOR;
+        self->abi_minor_ = SLUICE_ABI_MINOR;
+        self->stages_ = built_in_stage_descriptors();
+        return self;
+    }();
+    return lib;
+}
+
 LoadedStage describe_stage(std::shared_ptr<PluginLibrary> lib, const sluice_stage_descriptor *desc) {
     LoadedStage s;
     s.library = std::move(lib);
@@ -160,6 +174,11 @@ LoadedStage PluginRegistry::find(sluice_kind kind, const std::string &name,
         return PluginError("plugin '" + name + "' in " + path + " is " + std::string(kind_with_article(d->kind)) +
                            ", but the stage is " + std::string(kind_with_article(kind)));
     };
+    if (!library && name.rfind("sluice:", 0) == 0) {
+        for (const auto *d : PluginLibrary::built_in()->stages())
+            if (name == d->name && d->kind == kind) return describe_stage(PluginLibrary::built_in(), d);
+        throw PluginError("'" + name + "' is not a stage built into sluice");
+    }
     if (library) {
         auto lib = open_cached(*library);
         const sluice_stage_descriptor *other = nullptr;

@@ -31,7 +31,12 @@ class PluginLibrary {
 public:
     // Loads and checks `path`. Throws PluginError("PATH: reason").
     static std::shared_ptr<PluginLibrary> open(const std::string &path);
+    // The stages built into the host (built_in_stages.hpp) as one library,
+    // found by name ("sluice:...") without searching any directory.
+    static std::shared_ptr<PluginLibrary> built_in();
     ~PluginLibrary();
+
+    bool is_built_in() const { return !lib_; }
 
     const std::string &path() const { return path_; }
     uint16_t abi_major() const { return abi_major_; }

@@ -207,6 +207,7 @@ private:
     std::atomic<uint32_t> running_{0};  // workers not yet finished
     std::atomic<uint32_t> draining_{0}; // workers not yet at end of input
     std::atomic<uint64_t> next_seq_{0};
+    std::atomic<uint64_t> limit_taken_{0}; // records granted under spec_.record_limit
     std::shared_ptr<SequenceWindow> window_;
     std::shared_ptr<std::atomic<int>> abandoned_ = std::make_shared<std::atomic<int>>(0);
     std::atomic<bool> refusal_logged_{false}, unaccounted_logged_{false};

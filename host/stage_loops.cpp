@@ -42,8 +42,20 @@ void Stage::run_extractor(uint32_t worker) {
         // Memory: read nothing more while the budget is spent, and no more
         // in one pull than a slice of it.
         if (!budget.wait_for_room(control_)) break;
-        const uint32_t max_records = uint32_t(std::clamp<double>(
+        uint32_t max_records = uint32_t(std::clamp<double>(
             double(budget.batch_bytes()) / std::max(bytes_per_record, 1.0), 1.0, double(spec_.batch_size)));
+        // A record limit is shared by the stage's workers: each takes a
+        // share before it pulls and gives back what it did not read.
+        uint64_t granted = 0;
+        if (spec_.record_limit) {
+            uint64_t taken = limit_taken_.load();
+            do {
+                if (taken >= spec_.record_limit) break;
+                granted = std::min<uint64_t>(max_records, spec_.record_limit - taken);
+            } while (!limit_taken_.compare_exchange_weak(taken, taken + granted));
+            if (granted == 0) break;
+            max_records = uint32_t(granted);
+        }
         outputs.clear();
         outputs.resize(output_count());
         failures = FailureBatch{};
@@ -111,6 +123,10 @@ void Stage::run_extractor(uint32_t worker) {
             bytes += b.storage->arena.bytes_reserved() + b.records.size() * sizeof(sluice_record);
         }
         if (produced > 0) bytes_per_record = double(bytes) / double(produced);
+        if (spec_.record_limit) {
+            if (produced < granted) limit_taken_.fetch_sub(granted - produced);
+            if (limit_taken_.load() >= spec_.record_limit) end = true;
+        }
         uint64_t id = control_.allocate_ids(produced + failures.items.size());
         for (auto &b : outputs)
             for (auto &r : b.records) r.id = id++;
