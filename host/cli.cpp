@@ -54,6 +54,7 @@ commands:
   graph MANIFEST      print the pipeline graph in Graphviz DOT (sluice graph m.json | dot -Tsvg)
   plugins             list the plugins found, with their config
   tap ADDR STAGE[.OUTPUT]  print records a stage of a running pipeline sends (its --admin endpoint)
+  test MANIFEST TESTS run a manifest's pipeline tests (records in, expectations out)
   convert IN [OUT]    rewrite a manifest or test file from JSON to YAML or back
   help [COMMAND]      show help for a command
 
@@ -176,6 +177,46 @@ options:
   --force             replace OUT when it exists
 )";
 
+const char *kTestHelp = R"(usage: sluice test MANIFEST TESTS... [--case TEXT] [--plugin-path DIR] [--log-level LEVEL]
+
+Runs the cases of each TESTS file (JSON or YAML) against MANIFEST: each case
+feeds records to named stages and checks what named stages send on. The real
+plugins, configs, error policies and routing run; the manifest's sources and
+destinations do not: every extractor emits only the records a case gives it
+and every loader captures what it receives instead of writing. Prints a line
+per case and, under a failed one, what differed. Exit 0 when every case
+passed, 1 when one failed, 2 when a file cannot be used.
+
+A test file:
+  env: {NAME: value}                   # optional, for every case
+  tests:
+    - name: a complete order passes
+      env: {NAME: value}               # optional, for this case
+      inputs:
+        - stage: clean                 # any stage (an extractor: as its output)
+          records: [{order_id: "1", amount: "9.5"}]   # or texts: ["a line"]
+          attributes: {source: test}   # optional, on each record
+      expect:
+        - stage: quality.pass          # STAGE or STAGE.OUTPUT (a loader: what it got)
+          count: 1                     # how many records
+          records: [{order_id: 1, amount: 9.5}]   # exactly these (unordered: true)
+          contains: [{order_id: 1}]    # some record has these fields
+          each:                        # every record meets each condition
+            - {field: amount, type: number, min: 0}
+            - {attribute: source, equals: test}
+        - stage: quality
+          rejected: ["email: is missing"]   # why it rejected records (and errors:)
+
+conditions: field (a.b or /a/b) or attribute, with equals, exists, type,
+matches (regex), min, max, one_of, contains (substring or array element).
+
+options:
+  --case TEXT         run only the cases whose name contains TEXT
+  --plugin-path DIR   search DIR for plugins first (repeatable)
+  --log-level LEVEL   the pipeline's log lines (default error: rejected and
+                      failed records are what cases check, not noise)
+)";
+
 struct Args {
     std::string command;
     std::vector<std::string> positional;
@@ -195,6 +236,8 @@ struct Args {
     bool dry_run = false;
     std::string to;     // convert --to
     bool force = false; // convert --force
+    std::string only_case; // test --case
+    bool log_level_given = false;
     bool help = false;
 };
 
@@ -228,7 +271,13 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
                 return false;
             }
             args.log_level = *v;
-        } else if ((a == "--plugin-path" && (command == "run" || command == "validate" || command == "graph")) ||
+            args.log_level_given = true;
+        } else if (a == "--case" && command == "test") {
+            auto v = value("--case");
+            if (!v) return false;
+            args.only_case = *v;
+        } else if ((a == "--plugin-path" &&
+                    (command == "run" || command == "validate" || command == "graph" || command == "test")) ||
                    (a == "--path" && command == "plugins")) {
             auto v = value(a.c_str());
             if (!v) return false;
@@ -574,6 +623,7 @@ int cli_main(int argc, char **argv) {
         else if (topic == "graph") std::cout << kGraphHelp;
         else if (topic == "tap") std::cout << kTapHelp;
         else if (topic == "convert") std::cout << kConvertHelp;
+        else if (topic == "test") std::cout << kTestHelp;
         else if (topic.empty() || topic == "help") std::cout << kMainHelp;
         else {
             usage_error("no help for unknown command '" + topic + "'");
@@ -583,7 +633,8 @@ int cli_main(int argc, char **argv) {
     }
     const char *help = command == "run" ? kRunHelp : command == "validate" ? kValidateHelp
                      : command == "graph" ? kGraphHelp : command == "plugins" ? kPluginsHelp
-                     : command == "tap" ? kTapHelp : command == "convert" ? kConvertHelp : nullptr;
+                     : command == "tap" ? kTapHelp : command == "convert" ? kConvertHelp
+                     : command == "test" ? kTestHelp : nullptr;
     if (!help) {
         usage_error("unknown command '" + command + "'");
         return kExitUsage;
@@ -595,13 +646,21 @@ int cli_main(int argc, char **argv) {
         std::cout << help;
         return kExitOk;
     }
-    setup_logging(args.log_level, args.log_format);
+    setup_logging(command == "test" && !args.log_level_given ? "error" : args.log_level, args.log_format);
     if (command == "tap") {
         if (args.positional.size() != 2) {
             usage_error("'tap' needs ADDR:PORT and STAGE[.OUTPUT]", "tap");
             return kExitUsage;
         }
         return run_tap(args.positional[0], args.positional[1], args.limit, std::cout, std::cerr);
+    }
+    if (command == "test") {
+        if (args.positional.size() < 2) {
+            usage_error("'test' needs a MANIFEST and at least one TESTS file", "test");
+            return kExitUsage;
+        }
+        return cmd_test(args.positional[0], {args.positional.begin() + 1, args.positional.end()}, args.plugin_dirs,
+                        args.only_case);
     }
     if (command == "convert") {
         if (args.positional.empty() || args.positional.size() > 2) {
