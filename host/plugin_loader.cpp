@@ -11,6 +11,11 @@
 #include <boost/dll/shared_library.hpp>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <sys/stat.h>
 #include <dlfcn.h>
 #include <cstdlib>
 #include <filesystem>
@@ -55,12 +60,61 @@ std::string check_descriptor(const sluice_stage_descriptor *d, uint32_t index) {
 
 } // namespace
 
+FileIdentity file_identity(const std::string &path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return {};
+    return FileIdentity{uint64_t(st.st_dev), uint64_t(st.st_ino), uint64_t(st.st_size),
+                        int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+namespace {
+
+// Which version of each plugin file this process loaded first. dlopen()
+// gives back an already loaded library for the same path, so a file
+// replaced since (a live plugin swap) is loaded from a copy of its own.
+std::mutex versions_mutex;
+std::map<std::string, FileIdentity> &first_versions() {
+    static std::map<std::string, FileIdentity> m;
+    return m;
+}
+
+// A copy of `path` in this process's private plugin directory (removed at
+// exit), for the dynamic loader to take as a new library.
+std::string private_copy(const std::string &path) {
+    static std::string dir;
+    static int copies = 0;
+    if (dir.empty()) {
+        std::string tmpl = (fs::temp_directory_path() / "sluice-plugins-XXXXXX").string();
+        if (!mkdtemp(tmpl.data())) throw PluginError(path + ": cannot make a private copy: " + std::strerror(errno));
+        dir = tmpl;
+        std::atexit([] {
+            std::error_code ec;
+            fs::remove_all(dir, ec);
+        });
+    }
+    std::string copy = dir + "/" + std::to_string(++copies) + "-" + fs::path(path).filename().string();
+    std::error_code ec;
+    fs::copy_file(path, copy, fs::copy_options::overwrite_existing, ec);
+    if (ec) throw PluginError(path + ": cannot make a private copy to load it: " + ec.message());
+    return copy;
+}
+
+} // namespace
+
 std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
     std::error_code fec;
     if (!fs::exists(path, fec)) throw PluginError(path + ": no such file");
     if (!fs::is_regular_file(path, fec)) throw PluginError(path + ": not a regular file");
     std::shared_ptr<PluginLibrary> self(new PluginLibrary());
     self->path_ = path;
+    self->identity_ = file_identity(path);
+    self->load_path_ = fs::absolute(path).string();
+    {
+        std::lock_guard<std::mutex> lock(versions_mutex);
+        const std::string key = fs::weakly_canonical(path, fec).string();
+        auto [it, first] = first_versions().emplace(key, self->identity_);
+        if (!first && !(it->second == self->identity_)) self->load_path_ = private_copy(path);
+    }
     self->lib_ = std::make_unique<boost::dll::shared_library>();
     try {
         // rtld_local: two plugins may carry the same symbols without clashing.
@@ -68,7 +122,7 @@ std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
         // so its statics (and anything a plugin's thread still touches) never
         // dangle; leak checkers can also still see what they point to.
         auto mode = static_cast<boost::dll::load_mode::type>(RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-        self->lib_->load(fs::absolute(path), mode);
+        self->lib_->load(fs::path(self->load_path_), mode);
     } catch (const std::exception &e) {
         // Boost.DLL wraps dlerror() as "... (dlerror system message: PATH:
         // REASON): ..."; keep REASON, which says why.
@@ -77,7 +131,7 @@ std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
         if (auto p = why.find(tag); p != std::string::npos) {
             why = why.substr(p + tag.size());
             if (auto end = why.rfind("):"); end != std::string::npos) why.resize(end);
-            const std::string prefix = fs::absolute(path).string() + ": ";
+            const std::string prefix = self->load_path_ + ": ";
             if (why.compare(0, prefix.size(), prefix) == 0) why = why.substr(prefix.size());
         }
         if (why.find("undefined symbol") != std::string::npos)

@@ -25,6 +25,14 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Which version of a file: a plugin replaced on disk (a new build copied or
+// renamed over it) has another inode, size or modification time.
+struct FileIdentity {
+    uint64_t device = 0, inode = 0, size = 0;
+    int64_t mtime_ns = 0;
+    bool operator==(const FileIdentity &) const = default;
+};
+
 // One loaded library. Kept alive (never unloaded) while any of its stages'
 // instances exist: the registry and every LoadedStage hold a reference.
 class PluginLibrary {
@@ -39,13 +47,22 @@ public:
     bool is_built_in() const { return !lib_; }
 
     const std::string &path() const { return path_; }
+    // The file the library was loaded from: `path`, or a private copy of it
+    // when another version of `path` was loaded earlier in this process
+    // (the dynamic loader would hand back that one). Worker processes load
+    // this file.
+    const std::string &load_path() const { return load_path_; }
+    // `path` as it was when loaded; compare with the file now to see whether
+    // it was replaced since.
+    const FileIdentity &identity() const { return identity_; }
     uint16_t abi_major() const { return abi_major_; }
     uint16_t abi_minor() const { return abi_minor_; }
     const std::vector<const sluice_stage_descriptor *> &stages() const { return stages_; }
 
 private:
     PluginLibrary() = default;
-    std::string path_;
+    std::string path_, load_path_;
+    FileIdentity identity_;
     std::unique_ptr<boost::dll::shared_library> lib_;
     uint16_t abi_major_ = 0, abi_minor_ = 0;
     std::vector<const sluice_stage_descriptor *> stages_;
@@ -94,6 +111,9 @@ private:
 // then the plugin directory beside the executable (<bin>/../lib/sluice/plugins),
 // which is where both the build tree and an install put the bundled plugins.
 std::vector<std::string> plugin_search_dirs(const std::vector<std::string> &manifest_dirs);
+
+// The identity of the file at `path` (all zero when it cannot be read).
+FileIdentity file_identity(const std::string &path);
 
 LoadedStage describe_stage(std::shared_ptr<PluginLibrary> lib, const sluice_stage_descriptor *desc);
 

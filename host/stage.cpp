@@ -42,7 +42,7 @@ InstanceSetup Stage::setup_for(uint32_t index, uint32_t count) const {
     InstanceSetup s;
     s.desc = plugin_.desc;
     s.host = &host_;
-    s.library_path = plugin_.library ? plugin_.library->path() : std::string();
+    s.library_path = plugin_.library ? plugin_.library->load_path() : std::string();
     s.stage_id = spec_.id;
     s.config_json = config_text_;
     s.base_dir = base_dir_;
