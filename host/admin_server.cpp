@@ -81,6 +81,7 @@ std::optional<AdminSettings> parse_admin_address(const std::string &text, std::s
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     Pipeline *pipeline = nullptr;
     std::string token;
+    std::function<ReloadOutcome()> reload;
     std::unique_ptr<tcp::acceptor> acceptor;
     std::atomic<bool> stopping{false};
 
@@ -121,6 +122,16 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         if (!token.empty() && !same_secret(std::string_view(auth.data(), auth.size()), "Bearer " + token))
             return {bhttp::status::unauthorized, "application/json",
                     json_error("this endpoint needs 'Authorization: Bearer <token>'")};
+        if (path == "/reload") {
+            if (req.method() != bhttp::verb::post)
+                return {bhttp::status::method_not_allowed, "application/json", json_error("use POST")};
+            if (!reload)
+                return {bhttp::status::not_found, "application/json", json_error("this run cannot be reloaded")};
+            // On this thread: one reload at a time, the endpoint waits.
+            ReloadOutcome outcome = reload();
+            return {outcome.applied ? bhttp::status::ok : bhttp::status::conflict, "application/json",
+                    redacted(bj::serialize(outcome.to_json())) + "\n"};
+        }
         if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head)
             return {bhttp::status::method_not_allowed, "application/json", json_error("use GET")};
         if (path == "/health") return {bhttp::status::ok, "application/json", "{\"status\":\"alive\"}\n"};
@@ -136,7 +147,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         if (path == "/metrics")
             return {bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8", redacted(prometheus_text(*pipeline))};
         return {bhttp::status::not_found, "application/json",
-                json_error("no such path (try /health, /ready, /status, /metrics or /tap)")};
+                json_error("no such path (try /health, /ready, /status, /metrics, /tap or POST /reload)")};
     }
 
     asio::awaitable<void> serve(beast::tcp_stream stream) {
@@ -215,6 +226,7 @@ AdminServer::AdminServer(const AdminSettings &settings, Pipeline &pipeline)
     : impl_(std::make_shared<Impl>()), ioc_(std::make_unique<asio::io_context>(1)) {
     impl_->pipeline = &pipeline;
     impl_->token = settings.token;
+    impl_->reload = settings.reload;
     try {
         tcp::endpoint ep(asio::ip::make_address(settings.address), static_cast<unsigned short>(settings.port));
         impl_->acceptor = std::make_unique<tcp::acceptor>(*ioc_, ep);

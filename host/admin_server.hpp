@@ -11,6 +11,8 @@
 //                 N records, the run's end or the client leaves; sampled:
 //                 what the reader cannot keep up with is dropped, never
 //                 waited for
+//   POST /reload  reads the manifest again and applies it (Pipeline::reload):
+//                 200 with what changed, 409 with why it was refused
 // One thread serves it (Boost.Beast on Asio coroutines), apart from the
 // pipeline's; every request but a tap is answered and the connection closed.
 #pragma once
@@ -29,11 +31,14 @@ class io_context;
 namespace sluice {
 
 class Pipeline;
+struct ReloadOutcome;
 
 struct AdminSettings {
     std::string address = "127.0.0.1";
     int port = 0;      // 0: any free port (logged at warn)
     std::string token; // "" for none; else "Authorization: Bearer <token>"
+    // What POST /reload does; none: 404 (a dry run has nothing to reload).
+    std::function<ReloadOutcome()> reload;
 };
 
 // "ADDR:PORT", ":PORT" or "PORT" (address 127.0.0.1); nullopt and `error`

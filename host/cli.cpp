@@ -5,6 +5,7 @@
 #include "config_table.hpp"
 #include "dry_run.hpp"
 #include "progress_line.hpp"
+#include "reload_client.hpp"
 #include "secret_redactor.hpp"
 #include "tap_client.hpp"
 
@@ -54,6 +55,7 @@ commands:
   graph MANIFEST      print the pipeline graph in Graphviz DOT (sluice graph m.json | dot -Tsvg)
   plugins             list the plugins found, with their config
   tap ADDR STAGE[.OUTPUT]  print records a stage of a running pipeline sends (its --admin endpoint)
+  reload ADDR         make a running pipeline read its manifest again (or send it SIGHUP)
   test MANIFEST TESTS run a manifest's pipeline tests (records in, expectations out)
   convert IN [OUT]    rewrite a manifest or test file from JSON to YAML or back
   help [COMMAND]      show help for a command
@@ -74,6 +76,10 @@ const char *kRunHelp = R"(usage: sluice run MANIFEST [--report FILE] [--fail-on 
 Runs the pipeline described by MANIFEST until its extractors reach the end of
 their input. SIGINT or SIGTERM stops extraction, drains what is in flight,
 flushes the loaders and exits 0; a second signal exits at once (128+signal).
+SIGHUP (or 'sluice reload', or POST /reload on the admin endpoint) reads
+MANIFEST again: a manifest with any problem is refused and the run goes on
+unchanged; otherwise stages whose config or plugin file changed are replaced
+between two batches while the rest keep running (see README, "Live reload").
 A per-stage table is printed on stderr at the end.
 
 options:
@@ -215,6 +221,21 @@ options:
   --plugin-path DIR   search DIR for plugins first (repeatable)
   --log-level LEVEL   the pipeline's log lines (default error: rejected and
                       failed records are what cases check, not noise)
+)";
+
+const char *kReloadHelp = R"(usage: sluice reload ADDR:PORT
+
+Asks the pipeline running with '--admin ADDR:PORT' to read its manifest again
+and apply it (as SIGHUP does): every change is checked first; a manifest with
+a problem, or a change only a restart can make (a stage added or removed, its
+inputs, threads, an extractor), is refused and the pipeline runs as it was.
+Stages whose config or plugin file changed are replaced between two batches:
+each record is handled by the old or the new version, never both, never
+neither. Prints what changed, or why it was refused. The token, when the
+endpoint wants one, is read from $SLUICE_ADMIN_TOKEN.
+
+exit codes: 0 applied (or nothing changed), 1 refused, 2 the endpoint could
+not be reached
 )";
 
 struct Args {
@@ -472,10 +493,30 @@ int cmd_run(const Args &args) {
     for (const auto &s : pipeline->manifest().stages) stage_plugins[s.id] = s.plugin;
     set_log_stage_plugins(std::move(stage_plugins));
 
+    // A live reload reads the manifest again (not in a dry run: its loaders
+    // are not the manifest's).
+    std::function<ReloadOutcome()> reload;
+    if (!args.dry_run) {
+        reload = [p = pipeline.get(), path = args.positional[0], dirs = args.plugin_dirs]() {
+            Manifest next;
+            try {
+                next = load_manifest(path);
+            } catch (const ManifestError &e) {
+                ReloadOutcome refused;
+                refused.problems = e.messages();
+                for (const auto &m : refused.problems) spdlog::error("reload refused: {}", redacted(m));
+                spdlog::warn("reload refused: the pipeline keeps running as it was");
+                return refused;
+            }
+            next.plugin_dirs.insert(next.plugin_dirs.begin(), dirs.begin(), dirs.end());
+            return p->reload(std::move(next));
+        };
+    }
     std::unique_ptr<AdminServer> admin;
     if (auto settings = admin_settings(args, pipeline->manifest()); !settings) {
         return kExitUsage;
     } else if (settings->port >= 0) {
+        settings->reload = reload;
         try {
             admin = std::make_unique<AdminServer>(*settings, *pipeline);
         } catch (const std::exception &e) {
@@ -500,6 +541,7 @@ int cmd_run(const Args &args) {
                                                   std::chrono::seconds(args.progress_interval_s));
     RunOptions options;
     options.handle_signals = true;
+    if (reload) options.on_sighup = [reload] { reload(); };
     RunResult result = pipeline->run(options);
     progress.reset();
     if (admin) admin->stop();
@@ -623,6 +665,7 @@ int cli_main(int argc, char **argv) {
         else if (topic == "graph") std::cout << kGraphHelp;
         else if (topic == "tap") std::cout << kTapHelp;
         else if (topic == "convert") std::cout << kConvertHelp;
+        else if (topic == "reload") std::cout << kReloadHelp;
         else if (topic == "test") std::cout << kTestHelp;
         else if (topic.empty() || topic == "help") std::cout << kMainHelp;
         else {
@@ -634,7 +677,7 @@ int cli_main(int argc, char **argv) {
     const char *help = command == "run" ? kRunHelp : command == "validate" ? kValidateHelp
                      : command == "graph" ? kGraphHelp : command == "plugins" ? kPluginsHelp
                      : command == "tap" ? kTapHelp : command == "convert" ? kConvertHelp
-                     : command == "test" ? kTestHelp : nullptr;
+                     : command == "test" ? kTestHelp : command == "reload" ? kReloadHelp : nullptr;
     if (!help) {
         usage_error("unknown command '" + command + "'");
         return kExitUsage;
@@ -653,6 +696,13 @@ int cli_main(int argc, char **argv) {
             return kExitUsage;
         }
         return run_tap(args.positional[0], args.positional[1], args.limit, std::cout, std::cerr);
+    }
+    if (command == "reload") {
+        if (args.positional.size() != 1) {
+            usage_error("'reload' needs the ADDR:PORT of a running pipeline's admin endpoint", "reload");
+            return kExitUsage;
+        }
+        return run_reload(args.positional[0], std::cout, std::cerr);
     }
     if (command == "test") {
         if (args.positional.size() < 2) {

@@ -404,6 +404,7 @@ const char *phase_name(Pipeline::Phase p) {
 }
 
 bj::object Pipeline::live_report() const {
+    auto reading = read_lock(); // not while a reload swaps a stage's plugin
     RunResult now;
     const Phase p = phase();
     now.status = phase_name(p);
@@ -491,7 +492,7 @@ RunResult Pipeline::run(const RunOptions &options) {
         for (auto &w : windows_) w->abort();
     });
     std::unique_ptr<SignalWatcher> signals;
-    if (options.handle_signals) signals = std::make_unique<SignalWatcher>(control_);
+    if (options.handle_signals) signals = std::make_unique<SignalWatcher>(control_, options.on_sighup);
 
     spdlog::info("pipeline '{}': running {} stages", manifest_.name, stages_.size());
     if (state_) {

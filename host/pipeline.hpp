@@ -12,6 +12,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
+#include <shared_mutex>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -32,6 +35,17 @@ private:
 
 struct RunOptions {
     bool handle_signals = false; // SIGINT/SIGTERM: first drains, second exits
+    // With handle_signals: what SIGHUP does (a live reload); none: ignored.
+    std::function<void()> on_sighup;
+};
+
+// What a live reload did (Pipeline::reload).
+struct ReloadOutcome {
+    bool applied = false;              // false: refused, the pipeline runs as before
+    std::vector<std::string> changes;  // "stage 'x': config changed", one per replaced stage
+    std::vector<std::string> problems; // why it was refused
+    std::vector<std::string> notes;    // what changed but waits for a restart
+    boost::json::object to_json() const;
 };
 
 struct RunResult {
@@ -89,6 +103,19 @@ public:
     // timeout, a stage restarting its workers in a loop.
     std::vector<std::string> not_ready() const;
 
+    // [any thread, while running] Applies `next` (the manifest read again)
+    // to the running pipeline: everything is checked first (plugins load,
+    // configs pass their schemas and plugins, changed stages' preflight);
+    // a manifest with a problem is refused and nothing changes. Stages
+    // whose config or plugin library changed are replaced between two
+    // batches (Stage::replace_with), the others keep running. Changes that
+    // need a restart (stages added or removed, wiring, threads, extractors)
+    // refuse the reload, naming them.
+    ReloadOutcome reload(Manifest next);
+    // Readers of stages' specs and plugins from other threads (the admin
+    // endpoint, the progress line) hold this while they read.
+    std::shared_lock<std::shared_mutex> read_lock() const { return std::shared_lock(shape_mutex_); }
+
 private:
     uint32_t output_index(const InputRef &r) const;
     // Opens the state, restores resumable extractors and starts tracking
@@ -126,6 +153,9 @@ private:
     // marker, and whether the last run left one (its stage runs isolated).
     std::string crash_marker_path_;
     bool recovering_from_crash_ = false;
+    // Live reload: one at a time, and not while the run winds down.
+    std::mutex reload_mutex_;
+    mutable std::shared_mutex shape_mutex_;
 };
 
 } // namespace sluice

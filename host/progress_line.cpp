@@ -45,6 +45,7 @@ ProgressLine::~ProgressLine() {
 ProgressLine::Reading ProgressLine::read(const Pipeline &pipeline, double seconds) {
     Reading r;
     r.seconds = seconds;
+    auto reading = pipeline.read_lock(); // not while a reload swaps a stage's plugin
     const std::set<std::string> dead_letter_stages = pipeline.dead_letter_stages();
     for (const auto &s : pipeline.stages()) {
         StageTotals t = s->metrics().totals();

@@ -113,6 +113,7 @@ std::string prometheus_text(const Pipeline &pipeline) {
     std::map<std::string, pm::Family<pm::Counter> *> plugin_counters;
     std::map<std::string, pm::Family<pm::Gauge> *> plugin_gauges;
 
+    auto reading = pipeline.read_lock(); // not while a reload swaps a stage's plugin
     for (const auto &sp : pipeline.stages()) {
         Stage &s = *sp;
         const pm::Labels base{{"pipeline", name}, {"stage", s.id()}, {"plugin", s.spec().plugin}};

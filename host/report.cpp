@@ -60,6 +60,11 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         o["plugin"] = s.spec().plugin;
         o["plugin_version"] = s.plugin().desc->version ? s.plugin().desc->version : "";
         o["library"] = s.plugin().library->path();
+        // Versions over time: a live reload may swap the plugin's library.
+        bj::array versions;
+        for (const Stage::PluginEpoch &e : s.plugin_history())
+            versions.push_back(bj::object{{"version", e.version}, {"library", e.library}, {"since", utc_time(e.since)}});
+        o["plugin_versions"] = std::move(versions);
         o["threads"] = s.spec().threads;
         o["batch_size"] = s.spec().batch_size;
         if (s.input()) {

@@ -15,6 +15,7 @@ sigset_t stop_signals() {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP); // a reload, never the default "terminate"
     return set;
 }
 } // namespace
@@ -24,7 +25,8 @@ void block_stop_signals() {
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-SignalWatcher::SignalWatcher(PipelineControl &control) : control_(control), thread_([this] { watch(); }) {}
+SignalWatcher::SignalWatcher(PipelineControl &control, std::function<void()> on_hup)
+    : control_(control), on_hup_(std::move(on_hup)), thread_([this] { watch(); }) {}
 
 SignalWatcher::~SignalWatcher() {
     done_ = true;
@@ -38,6 +40,15 @@ void SignalWatcher::watch() {
         timespec timeout{0, 100 * 1000 * 1000};
         int sig = sigtimedwait(&set, nullptr, &timeout);
         if (sig <= 0) continue;
+        if (sig == SIGHUP) {
+            if (on_hup_) {
+                spdlog::warn("received SIGHUP: reloading the manifest");
+                on_hup_();
+            } else {
+                spdlog::warn("received SIGHUP: nothing to reload here, ignored");
+            }
+            continue;
+        }
         if (++received == 1) {
             spdlog::warn("received {}: stopping extraction, draining and flushing (send it again to exit at once)",
                          sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -27,6 +27,8 @@ Stage::Stage(StageSpec spec, LoadedStage plugin, PipelineControl &control, std::
     outputs_.resize(plugin_.output_names.size());
     for (size_t i = 0; i < plugin_.output_names.size(); ++i)
         if (plugin_.output_names[i] == "fail") fail_output_ = int(i);
+    epochs_.push_back(PluginEpoch{plugin_.desc && plugin_.desc->version ? plugin_.desc->version : "",
+                                  plugin_.library ? plugin_.library->path() : "", std::chrono::system_clock::now()});
 }
 
 Stage::~Stage() {
@@ -38,46 +40,65 @@ std::string Stage::describe() const {
     return "stage '" + spec_.id + "' (" + std::string(kind_name(spec_.kind)) + " " + spec_.plugin + ")";
 }
 
-InstanceSetup Stage::setup_for(uint32_t index, uint32_t count) const {
+InstanceSetup Stage::setup_for(const StageSpec &spec, const LoadedStage &plugin, const std::string &config,
+                               uint32_t index, uint32_t count) const {
     InstanceSetup s;
-    s.desc = plugin_.desc;
+    s.desc = plugin.desc;
     s.host = &host_;
-    s.library_path = plugin_.library ? plugin_.library->load_path() : std::string();
-    s.stage_id = spec_.id;
-    s.config_json = config_text_;
+    s.library_path = plugin.library ? plugin.library->load_path() : std::string();
+    s.stage_id = spec.id;
+    s.config_json = config;
     s.base_dir = base_dir_;
     s.worker_index = index;
     s.worker_count = count;
-    s.kind = spec_.kind;
+    s.kind = spec.kind;
     // A shared (concurrent) instance cannot be replaced under the other
     // workers, so in process it gets no time limit.
-    const bool shared = !spec_.isolation.process && (plugin_.desc->capabilities & SLUICE_CAP_CONCURRENT);
-    s.timeout_ms = shared && spec_.threads > 1 ? 0 : spec_.timeout_ms;
+    const bool shared = !spec.isolation.process && (plugin.desc->capabilities & SLUICE_CAP_CONCURRENT);
+    s.timeout_ms = shared && spec.threads > 1 ? 0 : spec.timeout_ms;
     s.label = &label_;
     return s;
 }
 
 std::unique_ptr<StageInstance> Stage::make_instance(uint32_t index, uint32_t count, std::string &problem) {
-    InstanceSetup setup = setup_for(index, count);
-    if (!spec_.isolation.process) return InProcessInstance::create(setup, abandoned_, problem);
+    return make_instance(spec_, plugin_, config_text_, index, count, problem);
+}
+
+std::unique_ptr<StageInstance> Stage::make_instance(const StageSpec &spec, const LoadedStage &plugin,
+                                                    const std::string &config, uint32_t index, uint32_t count,
+                                                    std::string &problem) {
+    InstanceSetup setup = setup_for(spec, plugin, config, index, count);
+    if (!spec.isolation.process) return InProcessInstance::create(setup, abandoned_, problem);
     WorkerLimits limits;
-    limits.memory_limit_mb = spec_.isolation.memory_limit_mb;
-    limits.timeout_ms = spec_.timeout_ms;
+    limits.memory_limit_mb = spec.isolation.memory_limit_mb;
+    limits.timeout_ms = spec.timeout_ms;
     return IsolatedInstance::create(setup, limits, control_, metrics_, problem);
 }
 
-std::string Stage::create_instances() {
+std::vector<std::unique_ptr<StageInstance>> Stage::make_instances(const StageSpec &spec, const LoadedStage &plugin,
+                                                                  const std::string &config, std::string &problem) {
     // In process a concurrent plugin gets one instance shared by the
     // workers; isolated, each worker has a process (and instance) of its own.
-    const bool shared = (plugin_.desc->capabilities & SLUICE_CAP_CONCURRENT) && !spec_.isolation.process;
-    const uint32_t count = shared ? 1 : spec_.threads;
-    instances_.clear();
+    const bool shared = (plugin.desc->capabilities & SLUICE_CAP_CONCURRENT) && !spec.isolation.process;
+    const uint32_t count = shared ? 1 : spec.threads;
+    std::vector<std::unique_ptr<StageInstance>> out;
     for (uint32_t i = 0; i < count; ++i) {
-        std::string problem;
-        auto inst = make_instance(i, count, problem);
-        if (!inst) return problem;
-        instances_.push_back(std::move(inst));
+        auto inst = make_instance(spec, plugin, config, i, count, problem);
+        if (!inst) return {};
+        out.push_back(std::move(inst));
     }
+    return out;
+}
+
+std::string Stage::create_instances() {
+    std::string problem;
+    instances_ = make_instances(spec_, plugin_, config_text_, problem);
+    if (instances_.empty()) return problem;
+    adopt_features();
+    return {};
+}
+
+void Stage::adopt_features() {
     const InstanceFeatures &f = instances_[0]->features();
     // Loaders are durable only after flush unless they say otherwise; other
     // stages pass on everything within the call unless they say otherwise.
@@ -86,7 +107,6 @@ std::string Stage::create_instances() {
     declared_metrics_ = f.metrics;
     for (const auto &m : declared_metrics_.metrics)
         if (m.gauge) metrics_.declare_gauge(m.name);
-    return {};
 }
 
 std::string Stage::recover_exactly_once(const std::string &extractor, const std::vector<uint64_t> &delivered,

@@ -27,9 +27,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -136,11 +138,43 @@ public:
     void launch();
     void join();
 
+    // Live reload (pipeline_reload.cpp): a running stage takes a new config
+    // or plugin library. Why this stage cannot take `candidate`'s spec and
+    // plugin while running, or "" when it can.
+    std::string replacement_refusal(const StageSpec &spec, const Stage &candidate) const;
+    // [control, running] Creates instances of `plugin` with `spec`, then,
+    // between two batches (each worker finishes the one it holds), flushes
+    // and stops the old instances and starts the new ones: every record is
+    // handled by exactly one of the two. `shape` is held exclusively while
+    // the stage's spec and plugin change (readers of both hold it shared).
+    // Returns "" or why the stage kept its old instances.
+    std::string replace_with(const StageSpec &spec, const LoadedStage &plugin, std::shared_mutex &shape);
+    // The plugin versions the stage ran, oldest first.
+    struct PluginEpoch {
+        std::string version, library;
+        std::chrono::system_clock::time_point since;
+    };
+    std::vector<PluginEpoch> plugin_history() const;
+
 private:
     RecordTap tap_;
     StageInstance &instance_for(uint32_t worker) { return *instances_[instances_.size() == 1 ? 0 : worker]; }
-    InstanceSetup setup_for(uint32_t index, uint32_t count) const;
+    InstanceSetup setup_for(const StageSpec &spec, const LoadedStage &plugin, const std::string &config,
+                            uint32_t index, uint32_t count) const;
     std::unique_ptr<StageInstance> make_instance(uint32_t index, uint32_t count, std::string &problem);
+    std::unique_ptr<StageInstance> make_instance(const StageSpec &spec, const LoadedStage &plugin,
+                                                 const std::string &config, uint32_t index, uint32_t count,
+                                                 std::string &problem);
+    // The instances a spec and plugin need: one shared by the workers for a
+    // concurrent plugin in process, else one per worker. Empty and
+    // `problem` set when the plugin refuses.
+    std::vector<std::unique_ptr<StageInstance>> make_instances(const StageSpec &spec, const LoadedStage &plugin,
+                                                               const std::string &config, std::string &problem);
+    // Takes what the instances say of themselves (durability, metrics).
+    void adopt_features();
+    // Flushes instance `index` (counters of worker `index`) and hands on
+    // what it emits and the acknowledgements it held. False on failure.
+    bool flush_one(uint32_t index, std::vector<Batch> &outputs, FailureBatch &failures, BatchEmitter &emitter);
 
     // One process call on records [off, off+count) of `input`: results go
     // into the emitter's outputs and `failures`; inputs the plugin did not
@@ -208,6 +242,19 @@ private:
     std::atomic<uint32_t> draining_{0}; // workers not yet at end of input
     std::atomic<uint64_t> next_seq_{0};
     std::atomic<uint64_t> limit_taken_{0}; // records granted under spec_.record_limit
+    // Workers hold it shared while they handle a batch; a live replacement
+    // holds it exclusively between two batches.
+    std::shared_mutex swap_mutex_;
+    // Set while a replacement waits: workers hold back new batches so that
+    // a busy stage cannot keep the replacement waiting (the lock prefers
+    // readers).
+    std::atomic<bool> swap_pending_{false};
+    std::atomic<uint32_t> inputs_ended_{0}; // workers past the end of their input
+    std::mutex swap_gate_mutex_;
+    std::condition_variable swap_gate_;
+    void wait_while_swap_pending();
+    mutable std::mutex epochs_mutex_;
+    std::vector<PluginEpoch> epochs_;
     std::shared_ptr<SequenceWindow> window_;
     std::shared_ptr<std::atomic<int>> abandoned_ = std::make_shared<std::atomic<int>>(0);
     std::atomic<bool> refusal_logged_{false}, unaccounted_logged_{false};

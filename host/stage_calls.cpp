@@ -43,7 +43,7 @@ void Stage::return_to_process(uint32_t worker) {
         return;
     }
     std::string problem;
-    auto fresh = InProcessInstance::create(setup_for(worker, uint32_t(instances_.size())), abandoned_, problem);
+    auto fresh = InProcessInstance::create(setup_for(spec_, plugin_, config_text_, worker, uint32_t(instances_.size())), abandoned_, problem);
     if (fresh) problem = fresh->start();
     if (!problem.empty()) {
         spdlog::warn("[{}] could not return to the host's process, staying isolated: {}", spec_.id, problem);

@@ -177,6 +177,8 @@ void Stage::run_processor(uint32_t worker) {
     BatchEmitter emitter(outputs, failures);
     bool recovering = recovery_.has_value();
     while (auto in = input_->pop()) {
+        wait_while_swap_pending();
+        std::shared_lock swap_guard(swap_mutex_); // a live replacement waits for this batch
         if (recovering && past_the_crash(*in)) {
             recovering = false;
             return_to_process(worker);
@@ -245,7 +247,9 @@ void Stage::run_processor(uint32_t worker) {
         }
         if (!deliver(outputs, failures, c, n, in->acks)) return;
     }
+    inputs_ended_.fetch_add(1);
     if (control_.aborted()) return;
+    std::shared_lock swap_guard(swap_mutex_);
     flush_instance(worker, outputs, failures, emitter);
 }
 
@@ -255,10 +259,14 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
     // finish its input: the others are done with it by then.
     const bool shared = instances_.size() == 1 && spec_.threads > 1;
     if (shared && draining_.fetch_sub(1) != 1) return;
+    flush_one(worker, outputs, failures, emitter);
+}
+
+bool Stage::flush_one(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures, BatchEmitter &emitter) {
     if (!plugin_.desc->flush) {
         std::lock_guard lock(held_mutex_); // nothing to flush: nothing held
         held_[instances_.size() == 1 ? 0 : worker].clear();
-        return;
+        return true;
     }
     StageInstance &inst = instance_for(worker);
     WorkerCounters &c = metrics_.worker(worker);
@@ -275,11 +283,11 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
     if (r.death) {
         metrics_.worker_crashed(r.death->report_key());
         fatal("its worker died (" + r.death->what + ") during flush: what it held is lost");
-        return;
+        return false;
     }
     if (r.status != SLUICE_OK) {
         fatal("flush failed: " + r.message);
-        return;
+        return false;
     }
     uint64_t produced = 0;
     for (const auto &b : outputs) produced += b.records.size();
@@ -298,7 +306,7 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
         acks.swap(held_[instances_.size() == 1 ? 0 : worker]);
     }
     for (auto &b : outputs) b.acks = acks;
-    deliver(outputs, failures, c, 0, acks);
+    return deliver(outputs, failures, c, 0, acks);
 }
 
 void Stage::retry_failed(uint32_t worker, const Batch &input, std::vector<Batch> &outputs, FailureBatch &failures,

@@ -1,8 +1,20 @@
 /* A transformer written in plain C99 against plugin.h only: no C++ runtime.
  * It adds "tagged_by":"c" to every JSON object record and forwards anything
  * else unchanged. Config: {"value": "..."} replaces "c" (a plain string,
- * parsed crudely: this is a test plugin, not an example of config parsing). */
+ * parsed crudely: this is a test plugin, not an example of config parsing).
+ * Built again with C_TAG_VERSION and C_TAG_VALUE for the live plugin swap
+ * tests: two versions of one plugin that tag records with their version. */
 #include <sluice/plugin.h>
+
+#ifndef C_TAG_VERSION
+#define C_TAG_VERSION "1.0.0"
+#endif
+#ifndef C_TAG_VALUE
+#define C_TAG_VALUE "c"
+#define C_TAG_SCHEMA_DEFAULT "from-the-schema"
+#else
+#define C_TAG_SCHEMA_DEFAULT C_TAG_VALUE
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +34,7 @@ static sluice_status tag_create(const sluice_create_args *args, void **instance)
         snprintf(args->error, args->error_size, "out of memory");
         return SLUICE_ERROR;
     }
-    strcpy(t->value, "c");
+    strcpy(t->value, C_TAG_VALUE);
     v = strstr(args->config_json, "\"value\"");
     if (v) {
         const char *q1 = strchr(v + 7, '"'), *q2 = q1 ? strchr(q1 + 1, '"') : NULL;
@@ -87,13 +99,13 @@ static const sluice_stage_descriptor tag_stage = {
     sizeof(sluice_stage_descriptor),
     SLUICE_KIND_TRANSFORMER,
     "c_tag",
-    "1.0.0",
+    C_TAG_VERSION,
     "Adds \"tagged_by\" to JSON object records (a plugin in plain C)",
     /* The schema's default differs from the code's on purpose: built against
      * ABI 1.4 or later, bit 4 is SLUICE_CAP_CONFIG_DEFAULTS and the host fills
      * in "from-the-schema"; built against an older frozen header the same bit
      * means nothing, and the host must pass the config as written ("c"). */
-    "{\"type\":\"object\",\"properties\":{\"value\":{\"type\":\"string\",\"default\":\"from-the-schema\"}}}",
+    "{\"type\":\"object\",\"properties\":{\"value\":{\"type\":\"string\",\"default\":\"" C_TAG_SCHEMA_DEFAULT "\"}}}",
     (uint64_t)1 << 4,
     NULL,
     0,

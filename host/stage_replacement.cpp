@@ -1,0 +1,147 @@
+// Stage: taking a new config or plugin library while running (live reload
+// and plugin swap). The new instances are made first; then, between two
+// batches, the old ones are flushed (what they emit and the
+// acknowledgements they held go on) and stopped, and the new ones started.
+#include "stage.hpp"
+
+#include "kinds.hpp"
+#include "stage_detail.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace sluice {
+
+using namespace stage_detail;
+
+namespace {
+
+std::string inputs_text(const StageSpec &s) {
+    std::string t;
+    for (const InputRef &r : s.inputs) t += (t.empty() ? "" : ", ") + (r.output.empty() ? r.stage : r.stage + "." + r.output);
+    return "[" + t + "]";
+}
+
+std::string names(const std::vector<std::string> &list) {
+    std::string t;
+    for (const auto &n : list) t += (t.empty() ? "" : ", ") + n;
+    return t;
+}
+
+} // namespace
+
+void Stage::wait_while_swap_pending() {
+    if (!swap_pending_.load(std::memory_order_acquire)) return;
+    std::unique_lock lock(swap_gate_mutex_);
+    swap_gate_.wait(lock, [&] { return !swap_pending_.load(std::memory_order_acquire); });
+}
+
+std::string Stage::replacement_refusal(const StageSpec &spec, const Stage &candidate) const {
+    const std::string restart = "; that needs a restart";
+    if (spec_.kind == SLUICE_KIND_EXTRACTOR)
+        return "an extractor cannot change while it runs (its read position would not carry over to new "
+               "instances)" + restart;
+    if (inputs_text(spec) != inputs_text(spec_))
+        return "its inputs changed from " + inputs_text(spec_) + " to " + inputs_text(spec) + restart;
+    if (spec.threads != spec_.threads)
+        return "threads changed from " + std::to_string(spec_.threads) + " to " + std::to_string(spec.threads) + restart;
+    if (spec.queue_capacity != spec_.queue_capacity) return "queue_capacity changed" + restart;
+    if (spec.ordered != spec_.ordered) return "ordered changed" + restart;
+    const ErrorPolicy &a = spec_.on_error, &b = spec.on_error;
+    if (a.then != b.then || a.dead_letter != b.dead_letter || a.max_attempts != b.max_attempts ||
+        a.backoff != b.backoff || a.max_backoff != b.max_backoff)
+        return "on_error changed" + restart;
+    if (spec.isolation.process != spec_.isolation.process ||
+        spec.isolation.memory_limit_mb != spec_.isolation.memory_limit_mb ||
+        spec.isolation.max_restarts != spec_.isolation.max_restarts)
+        return "its isolation changed" + restart;
+    if (recovery_) return "it is running isolated to get past the record that crashed the last run" + restart;
+    if (marker_)
+        return "it delivers exactly once (its destination's markers belong to the running instance)" + restart;
+    if (spec_.kind == SLUICE_KIND_LOADER && (!durable_on_process_ || !candidate.durable_on_process_))
+        return "loader '" + spec_.plugin + "' makes records durable only when the run ends, so new instances "
+               "would replace what the running one holds (a file loader: set \"append\": true)" + restart;
+    if (candidate.plugin_.output_names != plugin_.output_names)
+        return "the new plugin's outputs (" + names(candidate.plugin_.output_names) +
+               ") are not the running one's (" + names(plugin_.output_names) + ")" + restart;
+    return {};
+}
+
+std::string Stage::replace_with(const StageSpec &spec, const LoadedStage &plugin, std::shared_mutex &shape) {
+    const std::string config = boost::json::serialize(spec.config);
+    std::string problem;
+    auto fresh = make_instances(spec, plugin, config, problem);
+    if (fresh.empty()) return "the new instances could not be created: " + problem;
+
+    // Between two batches: workers finish the one they hold, then wait.
+    swap_pending_.store(true, std::memory_order_release);
+    std::unique_lock exclusive(swap_mutex_);
+    auto reopen_gate = [&] {
+        {
+            std::lock_guard gate(swap_gate_mutex_);
+            swap_pending_.store(false, std::memory_order_release);
+        }
+        swap_gate_.notify_all();
+    };
+
+    if (inputs_ended_.load() > 0) {
+        reopen_gate();
+        return "its input has ended (the run is finishing)";
+    }
+    // The old instances hand on what they hold, then stop.
+    std::vector<Batch> outputs;
+    FailureBatch failures;
+    BatchEmitter emitter(outputs, failures);
+    for (uint32_t i = 0; i < instances_.size(); ++i) {
+        if (!flush_one(i, outputs, failures, emitter)) {
+            reopen_gate();
+            return "the running instances could not be flushed (the run is failing)";
+        }
+    }
+    for (auto &inst : instances_) {
+        inst->stop();
+        metrics_.worker_peak_rss(inst->peak_rss_mb());
+    }
+    for (size_t i = 0; i < fresh.size(); ++i) {
+        problem = fresh[i]->start();
+        if (problem.empty()) continue;
+        for (size_t k = 0; k < i; ++k) fresh[k]->stop();
+        fresh.clear();
+        // Back to the old config and plugin, in new instances of them.
+        std::string again;
+        auto old = make_instances(spec_, plugin_, config_text_, again);
+        for (auto &inst : old)
+            if (again.empty()) again = inst->start();
+        if (old.empty() || !again.empty()) {
+            reopen_gate();
+            fatal("the new instances did not start (" + problem + ") and the old ones could not be started again: " +
+                  again);
+            return "the new instances did not start: " + problem;
+        }
+        instances_ = std::move(old);
+        held_.assign(instances_.size(), {});
+        reopen_gate();
+        return "the new instances did not start, the old config runs again: " + problem;
+    }
+    {
+        std::unique_lock readers_wait(shape);
+        spec_ = spec;
+        plugin_ = plugin;
+        config_text_ = config;
+        label_ = crash_reporter::make_label(spec_.id, std::string(kind_name(spec_.kind)).c_str(), spec_.plugin);
+        instances_ = std::move(fresh);
+        held_.assign(instances_.size(), {});
+        adopt_features();
+        std::lock_guard history(epochs_mutex_);
+        epochs_.push_back(PluginEpoch{plugin_.desc->version ? plugin_.desc->version : "",
+                                      plugin_.library ? plugin_.library->path() : "", std::chrono::system_clock::now()});
+    }
+    reopen_gate();
+    return {};
+}
+
+std::vector<Stage::PluginEpoch> Stage::plugin_history() const {
+    std::lock_guard lock(epochs_mutex_);
+    return epochs_;
+}
+
+} // namespace sluice
