@@ -25,6 +25,8 @@ packages=(
   libgumbo-dev libpoppler-cpp-dev libmagic-dev
   # a real PostgreSQL server for the postgres connector's tests (started per test)
   postgresql
+  # systemd-analyze verifies the packaged service unit
+  systemd
   # benchmark measurement (peak RSS)
   time
 )

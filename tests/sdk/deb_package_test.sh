@@ -35,4 +35,20 @@ JSON
 "$usr/bin/sluice" run "$work/m.json" 2> "$work/err" || { cat "$work/err"; exit 1; }
 lines=$(grep -c '"hello":"world","tagged_by":"from-the-schema"}$' "$work/out.ndjson" || true)
 [ "$lines" = 5 ] || { echo "expected 5 records through both plugins, got $lines"; cat "$work/out.ndjson"; exit 1; }
-echo "$(basename "$deb"): unpacked, two plugins built against it (CMake, pkg-config) and run by its sluice (one isolated)"
+# The service: a unit template systemd accepts, with the hardening it
+# promises, the user it runs as (created by the postinst) and the env example.
+for f in lib/systemd/system/sluice@.service lib/sysusers.d/sluice.conf share/doc/sluice/examples/sluice.env share/doc/sluice/README.md; do
+  [ -e "$usr/$f" ] || { echo "the .deb lacks /usr/$f"; exit 1; }
+done
+unit="$usr/lib/systemd/system/sluice@.service"
+for key in ExecReload=/bin/kill.-HUP NoNewPrivileges=yes ProtectSystem=strict User=sluice ProtectHome=yes CapabilityBoundingSet=; do
+  grep -q "^$key" "$unit" || { echo "sluice@.service lacks $key"; exit 1; }
+done
+dpkg-deb --ctrl-tarfile "$deb" | tar -t | grep -q postinst || { echo "the .deb has no postinst (the sluice user)"; exit 1; }
+if command -v systemd-analyze > /dev/null; then
+  sed "s|/usr/bin/sluice|$usr/bin/sluice|g" "$unit" > "$work/sluice@orders.service"
+  problems=$(systemd-analyze verify "$work/sluice@orders.service" 2>&1 || true)
+  [ -z "$problems" ] || { echo "systemd-analyze verify sluice@.service: $problems"; exit 1; }
+fi
+
+echo "$(basename "$deb"): unpacked, two plugins built against it (CMake, pkg-config) and run by its sluice (one isolated); its service unit verified"
