@@ -170,20 +170,25 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         uint64_t limit = 0;
         if (std::string l = query_value(query, "limit"); !l.empty()) std::from_chars(l.data(), l.data() + l.size(), limit);
         Stage *stage = nullptr;
-        for (const auto &s : pipeline->stages())
-            if (s->id() == stage_id) stage = s.get();
         std::string problem;
         size_t index = 0;
-        if (!stage) {
-            problem = "no stage '" + stage_id + "' in pipeline '" + pipeline->manifest().name + "'";
-        } else if (stage->output_count() == 0 || stage->spec().kind == SLUICE_KIND_LOADER) {
-            problem = "stage '" + stage_id + "' is a loader: it has no output (tap the stage that feeds it)";
-        } else if (!output.empty()) {
-            const auto &names = stage->plugin().output_names;
-            auto it = std::find(names.begin(), names.end(), output);
-            if (it == names.end()) problem = "stage '" + stage_id + "' has no output '" + output + "'";
-            index = size_t(it - names.begin());
-        }
+        // Looked up apart (no co_await while the lock is held): a reload may
+        // be swapping a stage's plugin.
+        [&] {
+            auto reading = pipeline->read_lock();
+            for (const auto &s : pipeline->stages())
+                if (s->id() == stage_id) stage = s.get();
+            if (!stage) {
+                problem = "no stage '" + stage_id + "' in pipeline '" + pipeline->manifest().name + "'";
+            } else if (stage->output_count() == 0 || stage->spec().kind == SLUICE_KIND_LOADER) {
+                problem = "stage '" + stage_id + "' is a loader: it has no output (tap the stage that feeds it)";
+            } else if (!output.empty()) {
+                const auto &names = stage->plugin().output_names;
+                auto it = std::find(names.begin(), names.end(), output);
+                if (it == names.end()) problem = "stage '" + stage_id + "' has no output '" + output + "'";
+                index = size_t(it - names.begin());
+            }
+        }();
         if (!problem.empty()) {
             // Built apart: GCC 12 destroys a temporary of a co_await
             // expression twice.

@@ -1,5 +1,7 @@
 #include "test_expectations.hpp"
 
+#include <sluice/json.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -12,65 +14,11 @@ namespace bj = boost::json;
 
 namespace {
 
-const char *kind_of(const bj::value &v) {
-    switch (v.kind()) {
-    case bj::kind::null: return "null";
-    case bj::kind::bool_: return "boolean";
-    case bj::kind::int64:
-    case bj::kind::uint64: return "integer";
-    case bj::kind::double_: return "number";
-    case bj::kind::string: return "string";
-    case bj::kind::array: return "array";
-    case bj::kind::object: return "object";
-    }
-    return "?";
-}
-
-// JSON as people write it: 19.99, not Boost.JSON's 1.999E1.
-void write_readable(const bj::value &v, std::string &out) {
-    switch (v.kind()) {
-    case bj::kind::double_: {
-        char buf[64];
-        auto r = std::to_chars(buf, buf + sizeof buf, v.get_double());
-        std::string_view text(buf, size_t(r.ptr - buf));
-        out += text;
-        // Still a JSON number that reads back as a double.
-        if (text.find_first_of(".eEn") == std::string_view::npos) out += ".0";
-        break;
-    }
-    case bj::kind::array: {
-        out += '[';
-        bool first = true;
-        for (const bj::value &x : v.get_array()) {
-            if (!first) out += ',';
-            first = false;
-            write_readable(x, out);
-        }
-        out += ']';
-        break;
-    }
-    case bj::kind::object: {
-        out += '{';
-        bool first = true;
-        for (const auto &kv : v.get_object()) {
-            if (!first) out += ',';
-            first = false;
-            out += bj::serialize(bj::string(kv.key()));
-            out += ':';
-            write_readable(kv.value(), out);
-        }
-        out += '}';
-        break;
-    }
-    default:
-        out += bj::serialize(v);
-    }
-}
 
 // Long values are cut in messages: the point is where they differ.
 std::string shown(const bj::value &v) {
-    std::string s;
-    write_readable(v, s);
+    json::RecordWriter writer; // 19.99, not Boost's 1.999E1
+    std::string s(writer.write(v));
     return s.size() > 200 ? s.substr(0, 200) + "..." : s;
 }
 
@@ -214,7 +162,7 @@ std::string violation(const Condition &c, const CapturedRecord &record) {
     if (c.equals && !json_matches(*c.equals, *v, false, where))
         return name + ": expected " + shown(*c.equals) + ", got " + shown(*v);
     if (!c.type.empty()) {
-        std::string k = kind_of(*v);
+        std::string k(json::type_name(*v));
         bool ok = k == c.type || (c.type == "number" && k == "integer");
         if (!ok) return name + ": expected " + c.type + ", got " + k + " " + shown(*v);
     }

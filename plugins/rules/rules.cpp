@@ -21,19 +21,6 @@ namespace bj = boost::json;
 
 namespace {
 
-std::string_view type_of(const bj::value &v) {
-    switch (v.kind()) {
-    case bj::kind::null: return "null";
-    case bj::kind::bool_: return "boolean";
-    case bj::kind::int64:
-    case bj::kind::uint64: return "integer";
-    case bj::kind::double_: return "number";
-    case bj::kind::string: return "string";
-    case bj::kind::array: return "array";
-    case bj::kind::object: return "object";
-    }
-    return "unknown";
-}
 
 bool has_type(const bj::value &v, std::string_view type) {
     if (type == "number") return v.is_number();
@@ -42,7 +29,7 @@ bool has_type(const bj::value &v, std::string_view type) {
     if (type == "integer")
         return v.is_int64() || v.is_uint64() ||
                (v.is_double() && std::isfinite(v.get_double()) && std::trunc(v.get_double()) == v.get_double());
-    return type_of(v) == type;
+    return json::type_name(v) == type;
 }
 
 // UTF-8 code points, not bytes: "max_length": 3 accepts "été".
@@ -177,7 +164,7 @@ private:
             if (!v || !(r.type && *r.type == "null")) return;
         }
         if (r.type && !has_type(*v, *r.type)) {
-            add(reason, r, "expected " + *r.type + ", got " + std::string(type_of(*v)));
+            add(reason, r, "expected " + *r.type + ", got " + std::string(json::type_name(*v)));
             return;
         }
         if (v->is_number()) {

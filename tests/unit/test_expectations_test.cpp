@@ -60,7 +60,7 @@ TEST(TestExpectations, ConditionsOnFieldsAndAttributes) {
                     .empty());
     auto over = check_records(expectation(R"({"stage":"s","each":[{"field":"a.b","max":10}]})"), got);
     ASSERT_EQ(over.size(), 1u);
-    EXPECT_EQ(over[0], "each/0: 1 record of 2 fails this condition; record 2: a.b: 50 is above the maximum 10.0");
+    EXPECT_EQ(over[0], "each/0: 1 record of 2 fails this condition; record 2: a.b: 50 is above the maximum 10");
     auto attr = check_records(expectation(R"({"stage":"s","each":[{"attribute":"reject_reason","contains":"big"}]})"), got);
     ASSERT_EQ(attr.size(), 1u);
     EXPECT_EQ(attr[0], "each/0: 1 record of 2 fails this condition; record 2: attribute reject_reason: is missing");

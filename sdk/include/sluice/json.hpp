@@ -371,6 +371,22 @@ private:
     std::string out_ = "{";
 };
 
+// The JSON Schema name of a value's type: null, boolean, integer, number,
+// string, array or object (a whole number is "integer").
+inline std::string_view type_name(const bj::value &v) {
+    switch (v.kind()) {
+    case bj::kind::null: return "null";
+    case bj::kind::bool_: return "boolean";
+    case bj::kind::int64:
+    case bj::kind::uint64: return "integer";
+    case bj::kind::double_: return "number";
+    case bj::kind::string: return "string";
+    case bj::kind::array: return "array";
+    case bj::kind::object: return "object";
+    }
+    return "unknown";
+}
+
 // A number of any JSON number kind as a double.
 inline double as_double(const bj::value &v) {
     if (v.is_int64()) return double(v.get_int64());
