@@ -507,6 +507,8 @@ RunResult Pipeline::run(const RunOptions &options) {
     for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) (*it)->launch();
     phase_ = Phase::running;
     for (auto &s : stages_) s->join();
+    // A reload under way ends first; later ones find the run finishing.
+    std::lock_guard no_reload(reload_mutex_);
     phase_ = Phase::finishing;
     signals.reset();
     if (state_) {
