@@ -29,15 +29,28 @@ std::pair<size_t, size_t> line_and_column(const std::string &text, size_t offset
     return {line, col};
 }
 
-std::string Document::locate(const std::string &json_path) const {
+std::string SourcePositions::locate(const std::string &json_path, bool at_key) const {
+    if (at_key)
+        if (auto it = keys.find(json_path); it != keys.end())
+            return std::to_string(it->second.first) + ":" + std::to_string(it->second.second);
     std::string p = json_path;
     for (;;) {
-        auto it = positions.find(p);
-        if (it != positions.end()) return std::to_string(it->second.first) + ":" + std::to_string(it->second.second);
+        auto it = values.find(p);
+        if (it != values.end()) return std::to_string(it->second.first) + ":" + std::to_string(it->second.second);
         if (p.empty()) return "";
         size_t slash = p.rfind('/');
         p = slash == std::string::npos ? std::string() : p.substr(0, slash);
     }
+}
+
+std::string SourcePositions::place(const std::string &message, const std::string &file) const {
+    if (values.empty() || message.compare(0, file.size() + 3, file + ": /") != 0) return message;
+    const size_t path_at = file.size() + 2;
+    const size_t end = message.find(": ", path_at);
+    std::string path = message.substr(path_at, end == std::string::npos ? std::string::npos : end - path_at);
+    if (path == "/") path.clear();
+    std::string at = locate(path, message.find(": unknown key", path_at) == end);
+    return at.empty() ? message : file + ":" + at + message.substr(file.size());
 }
 
 bool is_yaml_path(const std::string &path) {
@@ -92,7 +105,8 @@ public:
             fail(node, "more than " + std::to_string(kMaxValues) + " values (do aliases expand too far?)");
         if (depth > kMaxDepth) fail(node, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
         const YAML::Mark mark = node.Mark();
-        if (mark.line >= 0) doc_.positions.emplace(path, std::pair<size_t, size_t>(mark.line + 1, mark.column + 1));
+        if (mark.line >= 0)
+            doc_.positions.values.emplace(path, std::pair<size_t, size_t>(mark.line + 1, mark.column + 1));
         switch (node.Type()) {
         case YAML::NodeType::Null:
         case YAML::NodeType::Undefined:
@@ -117,7 +131,11 @@ public:
                     continue;
                 }
                 if (out.contains(name)) fail(key, "duplicate key '" + name + "'");
-                out.emplace(name, convert(it->second, path + "/" + escape(name), depth + 1));
+                const std::string member = path + "/" + escape(name);
+                if (key.Mark().line >= 0)
+                    doc_.positions.keys.emplace(member,
+                                                std::pair<size_t, size_t>(key.Mark().line + 1, key.Mark().column + 1));
+                out.emplace(name, convert(it->second, member, depth + 1));
             }
             // Merged maps give only the keys the map does not set itself,
             // the first merged map winning (as YAML's merge key defines).

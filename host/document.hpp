@@ -19,15 +19,25 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// Where each JSON path is written in a YAML file: line and column (1-based)
+// of its value and, for an object member, of its key.
+struct SourcePositions {
+    std::map<std::string, std::pair<size_t, size_t>> values, keys;
+
+    // "LINE:COLUMN" of `json_path` (its key with `at_key`), or of the
+    // nearest enclosing path that has one (a missing key is reported where
+    // its object is); "" when unknown (JSON: Boost.JSON keeps no positions).
+    std::string locate(const std::string &json_path, bool at_key = false) const;
+    // "FILE: /path: what" as "FILE:LINE:COLUMN: /path: what" when the path's
+    // place is known (at the key for "unknown key"); else as it is.
+    std::string place(const std::string &message, const std::string &file) const;
+};
+
 struct Document {
     boost::json::value root;
-    // Line and column (1-based) where the value at each JSON path begins;
-    // filled for YAML only (Boost.JSON keeps no positions).
-    std::map<std::string, std::pair<size_t, size_t>> positions;
+    SourcePositions positions; // filled for YAML only
 
-    // "LINE:COLUMN" of `json_path`, or of the nearest enclosing path that has
-    // one (a missing key is reported where its object is); "" when unknown.
-    std::string locate(const std::string &json_path) const;
+    std::string locate(const std::string &json_path) const { return positions.locate(json_path); }
 };
 
 bool is_yaml_path(const std::string &path);

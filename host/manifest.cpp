@@ -32,12 +32,10 @@ public:
     // "FILE: /path: what", or "FILE:LINE:COLUMN: /path: what" when the
     // document knows where the path is written (YAML).
     void error(const std::string &path, const std::string &what) {
-        errors_.push_back(where(path) + ": " + (path.empty() ? std::string("/") : path) + ": " + what);
+        error_line((path.empty() ? std::string("/") : path) + ": " + what);
     }
     // A problem already formatted as "PATH: what".
-    void error_line(const std::string &line) {
-        errors_.push_back(where(line.substr(0, line.find(": "))) + ": " + line);
-    }
+    void error_line(const std::string &line) { errors_.push_back(doc_.positions.place(file_ + ": " + line, file_)); }
     bool ok() const { return errors_.empty(); }
     std::vector<std::string> take() { return std::move(errors_); }
 
@@ -110,11 +108,6 @@ public:
     }
 
 private:
-    std::string where(const std::string &path) const {
-        std::string at = doc_.locate(path);
-        return at.empty() ? file_ : file_ + ":" + at;
-    }
-
     std::string file_;
     const Document &doc_;
     std::vector<std::string> errors_;
@@ -226,6 +219,7 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
         throw ManifestError({e.what()});
     }
     Checker check(path, doc);
+    m.positions = doc.positions;
     bj::value &root = doc.root;
     if (!root.is_object())
         throw ManifestError({path + (is_yaml_path(path) ? ": /: expected a YAML mapping of keys to values"

@@ -87,6 +87,8 @@ struct Manifest {
         std::string token_env; // variable holding the bearer token; "" for none
     };
     std::optional<Admin> admin;
+    // Where each JSON path is written (YAML), for messages found later.
+    SourcePositions positions;
 };
 
 // One or more problems, each a one-line message "FILE: /json/path: what".

@@ -60,7 +60,7 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
             }
         }
     }
-    if (!errors.empty()) throw SetupError(std::move(errors));
+    if (!errors.empty()) throw SetupError(placed(std::move(errors)));
 
     for (size_t i = 0; i < manifest_.stages.size(); ++i)
         stages_.push_back(std::make_unique<Stage>(manifest_.stages[i], plugins[i], control_, manifest_.base_dir));
@@ -118,7 +118,7 @@ Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
     }
     if (!errors.empty()) {
         stages_.clear();
-        throw SetupError(std::move(errors));
+        throw SetupError(placed(std::move(errors)));
     }
 
     // One queue in front of each stage that has inputs; every (stage,
@@ -420,6 +420,11 @@ std::set<std::string> Pipeline::dead_letter_stages() const {
     return ids;
 }
 
+std::vector<std::string> Pipeline::placed(std::vector<std::string> messages) const {
+    for (std::string &m : messages) m = manifest_.positions.place(m, manifest_.path);
+    return messages;
+}
+
 std::vector<std::string> Pipeline::preflight() const {
     std::vector<std::string> out;
     for (const auto &s : stages_) {
@@ -429,7 +434,8 @@ std::vector<std::string> Pipeline::preflight() const {
             std::string field = colon == std::string::npos ? "" : problem.substr(0, colon);
             const bool is_field = !field.empty() && field.find(' ') == std::string::npos;
             std::string where = s->spec().json_path + "/config" + (is_field ? "/" + field : "");
-            out.push_back(manifest_.path + ": " + where + ": " + (is_field ? problem.substr(colon + 2) : problem));
+            out.push_back(manifest_.positions.place(
+                manifest_.path + ": " + where + ": " + (is_field ? problem.substr(colon + 2) : problem), manifest_.path));
         }
     }
     return out;

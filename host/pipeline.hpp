@@ -118,6 +118,9 @@ public:
 
 private:
     uint32_t output_index(const InputRef &r) const;
+    // Messages "FILE: /path: what" with the line and column of a YAML
+    // manifest.
+    std::vector<std::string> placed(std::vector<std::string> messages) const;
     // Opens the state, restores resumable extractors and starts tracking
     // their acknowledgements. Returns a message on failure.
     std::string open_state(RunResult &result);

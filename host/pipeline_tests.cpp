@@ -227,10 +227,7 @@ TestFile parse_test_file(const std::string &text, const std::string &path) {
     }
     if (!problems.empty()) {
         // Each problem as "FILE[:LINE:COL]: /path: what".
-        for (std::string &m : problems) {
-            std::string at = doc.locate(m.substr(0, m.find(": ")));
-            m = path + (at.empty() ? "" : ":" + at) + ": " + m;
-        }
+        for (std::string &m : problems) m = doc.positions.place(path + ": " + m, path);
         throw TestFileError(std::move(problems));
     }
     return file;

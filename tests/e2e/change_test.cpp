@@ -82,6 +82,13 @@ TEST(YamlManifests, ProblemsNameFileLineColumnAndJsonPath) {
     ProcessResult r = run_sluice({"validate", dir / "m.yaml"});
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_EQ(r.err, dir / "m.yaml" + ":6:14: /stages/0/threads: expected a positive integer\n");
+    // Problems found once the plugins are loaded have their place too.
+    dir.write("config.yaml", "stages:\n  - id: in\n    kind: extractor\n    plugin: generate\n    config:\n"
+                             "      count: -3\n      colour: red\n  - {id: out, kind: loader, plugin: \"null\"}\n");
+    r = run_sluice({"validate", dir / "config.yaml"});
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find(dir / "config.yaml" + ":6:14: /stages/0/config/count: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(dir / "config.yaml" + ":7:7: /stages/0/config/colour: "), std::string::npos) << r.err;
     dir.write("syntax.yml", "stages:\n  - id: a\n   kind: x\n");
     r = run_sluice({"validate", dir / "syntax.yml"});
     EXPECT_EQ(r.exit_code, 2);
@@ -122,7 +129,7 @@ TEST(PipelineTests, AnUnusableTestFileExitsTwoNamingWhere) {
                         "      - {stage: write, cuont: 1}\n");
     ProcessResult r = run_sluice({"test", kSource + "/pipelines/quickstart.json", dir / "t.yaml"});
     EXPECT_EQ(r.exit_code, 2);
-    EXPECT_NE(r.err.find(dir / "t.yaml" + ":5:31: /tests/0/expect/0/cuont: unknown key"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(dir / "t.yaml" + ":5:24: /tests/0/expect/0/cuont: unknown key"), std::string::npos) << r.err;
     dir.write("u.json", R"({"tests":[{"name":"x","inputs":[{"stage":"nope","records":[{}]}],"expect":[{"stage":"write","count":0}]}]})");
     r = run_sluice({"test", kSource + "/pipelines/quickstart.json", dir / "u.json"});
     EXPECT_EQ(r.exit_code, 1);

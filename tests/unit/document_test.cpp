@@ -123,7 +123,7 @@ bogus: 1
     EXPECT_EQ(from_json[0], "m.json: /bogus: unknown key (expected one of: name, description, plugin_dirs, state_dir, "
                             "checkpoint_interval_ms, memory_limit_mb, max_error_rate, min_quality, "
                             "fail_if_nothing_loaded, admin, defaults, stages)");
-    EXPECT_EQ(from_yaml[0].rfind("m.yaml:9:8: /bogus: unknown key", 0), 0u) << from_yaml[0];
+    EXPECT_EQ(from_yaml[0].rfind("m.yaml:9:1: /bogus: unknown key", 0), 0u) << from_yaml[0];
     for (size_t i = 0; i < 3; ++i) {
         std::string j = from_json[i].substr(from_json[i].find(": /") + 2);
         std::string y = from_yaml[i].substr(from_yaml[i].find(": /") + 2);
