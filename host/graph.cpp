@@ -153,4 +153,30 @@ std::vector<std::string> resolve_graph(Manifest &m) {
     return problems;
 }
 
+std::vector<size_t> topological_order(const Manifest &m) {
+    const size_t n = m.stages.size();
+    std::vector<std::vector<size_t>> senders(n);
+    for (size_t i = 0; i < n; ++i) {
+        for (const InputRef &r : m.stages[i].inputs) senders[i].push_back(r.from);
+        const ErrorPolicy &e = m.stages[i].on_error;
+        if (e.then == ErrorPolicy::Then::dead_letter && e.dead_letter_index < n) senders[e.dead_letter_index].push_back(i);
+    }
+    std::vector<size_t> order;
+    std::vector<bool> placed(n, false);
+    while (order.size() < n) {
+        bool progress = false;
+        for (size_t i = 0; i < n; ++i) {
+            if (placed[i]) continue;
+            bool ready = true;
+            for (size_t from : senders[i]) ready = ready && placed[from];
+            if (!ready) continue;
+            placed[i] = true;
+            order.push_back(i);
+            progress = true;
+        }
+        if (!progress) break; // a cycle: resolve_graph refuses those
+    }
+    return order;
+}
+
 } // namespace sluice

@@ -22,6 +22,10 @@ std::vector<std::string> resolve_graph(Manifest &manifest);
 // For each stage, the indexes of the extractors whose records reach it.
 std::vector<std::vector<size_t>> extractors_reaching(const Manifest &manifest);
 
+// Stage indices with every stage after all that send it records (inputs and
+// dead letters). The graph must be resolved and acyclic.
+std::vector<size_t> topological_order(const Manifest &manifest);
+
 // For each stage, the (reader stage, input index) pairs that read it.
 struct Reader {
     size_t stage;

@@ -494,6 +494,7 @@ RunResult Pipeline::run(const RunOptions &options) {
     if (std::string problem = recover_exactly_once(); !problem.empty()) return fail_before_running(problem);
 
     control_.on_abort([this] {
+        auto reading = read_lock(); // a reload may be adding queues
         for (auto &q : queues_) q->abort();
         for (auto &w : windows_) w->abort();
     });
@@ -512,9 +513,20 @@ RunResult Pipeline::run(const RunOptions &options) {
     }
     for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) (*it)->launch();
     phase_ = Phase::running;
-    for (auto &s : stages_) s->join();
+    // A reload may add stages meanwhile: look the next one up each time.
+    for (size_t i = 0;; ++i) {
+        Stage *stage = nullptr;
+        {
+            auto reading = read_lock();
+            if (i >= stages_.size()) break;
+            stage = stages_[i].get();
+        }
+        stage->join();
+    }
     // A reload under way ends first; later ones find the run finishing.
     std::lock_guard no_reload(reload_mutex_);
+    for (auto &s : stages_) s->join();
+    for (auto &s : retired_) s->join();
     phase_ = Phase::finishing;
     signals.reset();
     if (state_) {

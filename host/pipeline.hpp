@@ -121,6 +121,14 @@ private:
     // Messages "FILE: /path: what" with the line and column of a YAML
     // manifest.
     std::vector<std::string> placed(std::vector<std::string> messages) const;
+    // Live reload of the graph (stages added or removed, inputs changed):
+    // extraction pauses, everything in flight drains, the pipeline is
+    // rewired, extraction resumes.
+    ReloadOutcome reload_graph(Manifest next, Pipeline &candidate, ReloadOutcome out);
+    // Pauses every extractor and waits until no batch is queued or being
+    // handled anywhere; false (and resumed) after `limit`.
+    bool quiesce(std::chrono::milliseconds limit);
+    void resume_extraction();
     // Opens the state, restores resumable extractors and starts tracking
     // their acknowledgements. Returns a message on failure.
     std::string open_state(RunResult &result);
@@ -142,6 +150,8 @@ private:
     std::chrono::steady_clock::time_point started_{};
     PipelineControl control_;
     std::vector<std::unique_ptr<Stage>> stages_;
+    // Stages a reload removed: stopped, kept until the run's threads are joined.
+    std::vector<std::unique_ptr<Stage>> retired_;
     std::vector<std::shared_ptr<BatchQueue>> queues_;
     std::vector<std::shared_ptr<SequenceWindow>> windows_;
     std::unique_ptr<StateStore> state_;

@@ -53,6 +53,7 @@ std::optional<Batch> BatchQueue::pop() {
         out = std::move(it->second);
         next_seq_ = it->first + 1;
         pending_.erase(it);
+        ++in_hand_;
         uint64_t released = next_seq_;
         lock.unlock();
         if (window_) window_->release_below(lane_, released);
@@ -63,9 +64,34 @@ std::optional<Batch> BatchQueue::pop() {
     }
     out = std::move(fifo_.front());
     fifo_.pop_front();
+    ++in_hand_;
     lock.unlock();
     not_full_.notify_one();
     return out;
+}
+
+void BatchQueue::done() {
+    std::lock_guard lock(mutex_);
+    if (in_hand_ > 0) --in_hand_;
+}
+
+bool BatchQueue::idle() const {
+    std::lock_guard lock(mutex_);
+    return fifo_.empty() && pending_.empty() && in_hand_ == 0;
+}
+
+void BatchQueue::add_producer() {
+    std::lock_guard lock(mutex_);
+    ++producers_;
+}
+
+void BatchQueue::start_at(uint64_t seq) {
+    std::lock_guard lock(mutex_);
+    next_seq_ = seq;
+}
+
+void BatchQueue::leave_window() {
+    if (window_) window_->retire(lane_);
 }
 
 void BatchQueue::producer_done() {

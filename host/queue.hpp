@@ -45,6 +45,19 @@ public:
         lane_ = lane;
     }
 
+    // Live reload (Pipeline::reload) rewires a quiet pipeline:
+    // The consumer is done with a batch it popped (idle() counts it until then).
+    void done();
+    // Nothing queued, and every popped batch done.
+    bool idle() const;
+    // One more producer (a new input of the stage).
+    void add_producer();
+    // Ordered mode: the next sequence number to release (a stage added to a
+    // running pipeline starts where its extractor is).
+    void start_at(uint64_t seq);
+    // The stage is removed: its window no longer waits for it.
+    void leave_window();
+
     size_t capacity() const { return capacity_; }
     size_t peak() const;   // most batches ever held at once
     size_t size() const;
@@ -55,6 +68,7 @@ private:
     const size_t capacity_;
     const bool ordered_;
     size_t producers_;
+    size_t in_hand_ = 0; // popped, not yet done()
     bool aborted_ = false;
     size_t peak_ = 0;
     mutable std::mutex mutex_;

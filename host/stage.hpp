@@ -141,7 +141,8 @@ public:
     // Live reload (pipeline_reload.cpp): a running stage takes a new config
     // or plugin library. Why this stage cannot take `candidate`'s spec and
     // plugin while running, or "" when it can.
-    std::string replacement_refusal(const StageSpec &spec, const Stage &candidate) const;
+    // `rewiring`: the reload rewires the graph, so the inputs may change.
+    std::string replacement_refusal(const StageSpec &spec, const Stage &candidate, bool rewiring = false) const;
     // [control, running] Creates instances of `plugin` with `spec`, then,
     // between two batches (each worker finishes the one it holds), flushes
     // and stops the old instances and starts the new ones: every record is
@@ -149,6 +150,21 @@ public:
     // the stage's spec and plugin change (readers of both hold it shared).
     // Returns "" or why the stage kept its old instances.
     std::string replace_with(const StageSpec &spec, const LoadedStage &plugin, std::shared_mutex &shape);
+    // Live reload of the graph (pipeline_reload.cpp), while it is quiet:
+    // extractors hold before their next pull; paused() once every worker
+    // still running holds.
+    void pause_extraction(bool on);
+    bool extraction_paused() const;
+    // Workers still running (0: the stage is finished).
+    uint32_t workers_running() const { return running_.load(); }
+    // The extractor's next sequence number and its window (none when no
+    // ordered stage reads it).
+    uint64_t next_sequence() const;
+    const std::shared_ptr<SequenceWindow> &sequence_window() const { return window_; }
+    // Stops sending `output` to `queue`.
+    void disconnect(uint32_t output, const std::shared_ptr<BatchQueue> &queue);
+    // The stage's inputs as the reloaded manifest has them (wiring done apart).
+    void set_inputs(std::vector<InputRef> inputs) { spec_.inputs = std::move(inputs); }
     // The plugin versions the stage ran, oldest first.
     struct PluginEpoch {
         std::string version, library;
@@ -253,6 +269,11 @@ private:
     std::mutex swap_gate_mutex_;
     std::condition_variable swap_gate_;
     void wait_while_swap_pending();
+    std::atomic<bool> pause_requested_{false};
+    std::atomic<uint32_t> paused_{0};
+    std::mutex pause_mutex_;
+    std::condition_variable pause_cv_;
+    void hold_while_paused();
     mutable std::mutex epochs_mutex_;
     std::vector<PluginEpoch> epochs_;
     std::shared_ptr<SequenceWindow> window_;

@@ -39,6 +39,10 @@ void Stage::run_extractor(uint32_t worker) {
     MemoryBudget &budget = MemoryBudget::global();
     double bytes_per_record = 1024; // a guess until the first pull says
     while (!control_.stop_requested()) {
+        if (pause_requested_.load(std::memory_order_acquire)) {
+            hold_while_paused(); // a live reload rewires the pipeline
+            continue;
+        }
         // Memory: read nothing more while the budget is spent, and no more
         // in one pull than a slice of it.
         if (!budget.wait_for_room(control_)) break;
@@ -177,6 +181,11 @@ void Stage::run_processor(uint32_t worker) {
     BatchEmitter emitter(outputs, failures);
     bool recovering = recovery_.has_value();
     while (auto in = input_->pop()) {
+        // Counted as in hand until delivered: a reload waits for it.
+        struct InHand {
+            BatchQueue &queue;
+            ~InHand() { queue.done(); }
+        } in_hand{*input_};
         wait_while_swap_pending();
         std::shared_lock swap_guard(swap_mutex_); // a live replacement waits for this batch
         if (recovering && past_the_crash(*in)) {

@@ -9,6 +9,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace sluice {
 
 using namespace stage_detail;
@@ -35,12 +37,12 @@ void Stage::wait_while_swap_pending() {
     swap_gate_.wait(lock, [&] { return !swap_pending_.load(std::memory_order_acquire); });
 }
 
-std::string Stage::replacement_refusal(const StageSpec &spec, const Stage &candidate) const {
+std::string Stage::replacement_refusal(const StageSpec &spec, const Stage &candidate, bool rewiring) const {
     const std::string restart = "; that needs a restart";
     if (spec_.kind == SLUICE_KIND_EXTRACTOR)
         return "an extractor cannot change while it runs (its read position would not carry over to new "
                "instances)" + restart;
-    if (inputs_text(spec) != inputs_text(spec_))
+    if (!rewiring && inputs_text(spec) != inputs_text(spec_))
         return "its inputs changed from " + inputs_text(spec_) + " to " + inputs_text(spec) + restart;
     if (spec.threads != spec_.threads)
         return "threads changed from " + std::to_string(spec_.threads) + " to " + std::to_string(spec.threads) + restart;
@@ -137,6 +139,33 @@ std::string Stage::replace_with(const StageSpec &spec, const LoadedStage &plugin
     }
     reopen_gate();
     return {};
+}
+
+void Stage::pause_extraction(bool on) {
+    {
+        std::lock_guard lock(pause_mutex_);
+        pause_requested_.store(on, std::memory_order_release);
+    }
+    pause_cv_.notify_all();
+}
+
+void Stage::hold_while_paused() {
+    std::unique_lock lock(pause_mutex_);
+    ++paused_;
+    pause_cv_.notify_all();
+    // A stop asked for meanwhile ends the wait too (checked every 50 ms).
+    while (pause_requested_.load(std::memory_order_acquire) && !control_.stop_requested())
+        pause_cv_.wait_for(lock, std::chrono::milliseconds(50));
+    --paused_;
+}
+
+bool Stage::extraction_paused() const { return paused_.load() >= running_.load(); }
+
+uint64_t Stage::next_sequence() const { return window_ ? window_->next() : next_seq_.load(); }
+
+void Stage::disconnect(uint32_t output, const std::shared_ptr<BatchQueue> &queue) {
+    auto &list = outputs_.at(output);
+    list.erase(std::remove(list.begin(), list.end(), queue), list.end());
 }
 
 std::vector<Stage::PluginEpoch> Stage::plugin_history() const {
