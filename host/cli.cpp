@@ -79,7 +79,8 @@ flushes the loaders and exits 0; a second signal exits at once (128+signal).
 SIGHUP (or 'sluice reload', or POST /reload on the admin endpoint) reads
 MANIFEST again: a manifest with any problem is refused and the run goes on
 unchanged; otherwise stages whose config or plugin file changed are replaced
-between two batches while the rest keep running (see README, "Live reload").
+between two batches while the rest keep running, and stages added or removed
+are wired in or out while extraction pauses (see README, "Live reload").
 A per-stage table is printed on stderr at the end.
 
 options:
@@ -227,11 +228,12 @@ const char *kReloadHelp = R"(usage: sluice reload ADDR:PORT
 
 Asks the pipeline running with '--admin ADDR:PORT' to read its manifest again
 and apply it (as SIGHUP does): every change is checked first; a manifest with
-a problem, or a change only a restart can make (a stage added or removed, its
-inputs, threads, an extractor), is refused and the pipeline runs as it was.
-Stages whose config or plugin file changed are replaced between two batches:
-each record is handled by the old or the new version, never both, never
-neither. Prints what changed, or why it was refused. The token, when the
+a problem, or a change only a restart can make (an extractor added, removed
+or changed, a stage's threads or on_error), is refused and the pipeline runs
+as it was. Stages whose config or plugin file changed are replaced between
+two batches: each record is handled by the old or the new version, never
+both, never neither. Stages added or removed and inputs rewired take effect
+while extraction pauses and what is in flight drains. Prints what changed, or why it was refused. The token, when the
 endpoint wants one, is read from $SLUICE_ADMIN_TOKEN.
 
 exit codes: 0 applied (or nothing changed), 1 refused, 2 the endpoint could

@@ -108,9 +108,11 @@ public:
     // configs pass their schemas and plugins, changed stages' preflight);
     // a manifest with a problem is refused and nothing changes. Stages
     // whose config or plugin library changed are replaced between two
-    // batches (Stage::replace_with), the others keep running. Changes that
-    // need a restart (stages added or removed, wiring, threads, extractors)
-    // refuse the reload, naming them.
+    // batches (Stage::replace_with), the others keep running; stages added
+    // or removed and inputs rewired are applied while extraction pauses and
+    // nothing is in flight (reload_graph). Changes that need a restart (an
+    // extractor added, removed or changed, threads, on_error) refuse the
+    // reload, naming them.
     ReloadOutcome reload(Manifest next);
     // Readers of stages' specs and plugins from other threads (the admin
     // endpoint, the progress line) hold this while they read.
