@@ -72,7 +72,11 @@ public:
 
     // Called (outside the tracker's lock, in order) each time the
     // acknowledged position moves. Set before the run starts.
-    void on_commit(std::function<void(const std::string &)> fn) { on_commit_ = std::move(fn); }
+    // (Replaced by a live reload that gives the extractor new instances.)
+    void on_commit(std::function<void(const std::string &)> fn) {
+        std::lock_guard lock(notify_mutex_);
+        on_commit_ = std::move(fn);
+    }
 
     // [extractor worker] A token for a pull that produced `records` records
     // (failed ones included), after which the extractor is at `position`.

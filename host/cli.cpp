@@ -228,9 +228,9 @@ const char *kReloadHelp = R"(usage: sluice reload ADDR:PORT
 
 Asks the pipeline running with '--admin ADDR:PORT' to read its manifest again
 and apply it (as SIGHUP does): every change is checked first; a manifest with
-a problem, or a change only a restart can make (an extractor added, removed
-or changed, a stage's threads or on_error), is refused and the pipeline runs
-as it was. Stages whose config or plugin file changed are replaced between
+a problem, or a change only a restart can make (an extractor added or
+removed, or changed when it cannot go on from its read position, a stage's
+threads or on_error), is refused and the pipeline runs as it was. Stages whose config or plugin file changed are replaced between
 two batches: each record is handled by the old or the new version, never
 both, never neither. Stages added or removed and inputs rewired take effect
 while extraction pauses and what is in flight drains. Prints what changed, or why it was refused. The token, when the

@@ -111,8 +111,8 @@ public:
     // batches (Stage::replace_with), the others keep running; stages added
     // or removed and inputs rewired are applied while extraction pauses and
     // nothing is in flight (reload_graph). Changes that need a restart (an
-    // extractor added, removed or changed, threads, on_error) refuse the
-    // reload, naming them.
+    // extractor added or removed, or changed without a position to go on
+    // from, threads, on_error) refuse the reload, naming them.
     ReloadOutcome reload(Manifest next);
     // Readers of stages' specs and plugins from other threads (the admin
     // endpoint, the progress line) hold this while they read.

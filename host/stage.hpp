@@ -149,6 +149,8 @@ public:
     // handled by exactly one of the two. `shape` is held exclusively while
     // the stage's spec and plugin change (readers of both hold it shared).
     // Returns "" or why the stage kept its old instances.
+    // An extractor is held between two pulls instead, and its new
+    // instances go on from the running ones' read positions.
     std::string replace_with(const StageSpec &spec, const LoadedStage &plugin, std::shared_mutex &shape);
     // Live reload of the graph (pipeline_reload.cpp), while it is quiet:
     // extractors hold before their next pull; paused() once every worker
@@ -274,6 +276,7 @@ private:
     std::mutex pause_mutex_;
     std::condition_variable pause_cv_;
     void hold_while_paused();
+    std::string replace_extractor(const StageSpec &spec, const LoadedStage &plugin, std::shared_mutex &shape);
     mutable std::mutex epochs_mutex_;
     std::vector<PluginEpoch> epochs_;
     std::shared_ptr<SequenceWindow> window_;

@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <thread>
 
 namespace sluice {
 
@@ -39,9 +40,19 @@ void Stage::wait_while_swap_pending() {
 
 std::string Stage::replacement_refusal(const StageSpec &spec, const Stage &candidate, bool rewiring) const {
     const std::string restart = "; that needs a restart";
-    if (spec_.kind == SLUICE_KIND_EXTRACTOR)
-        return "an extractor cannot change while it runs (its read position would not carry over to new "
-               "instances)" + restart;
+    if (spec_.kind == SLUICE_KIND_EXTRACTOR) {
+        // New instances go on from the running ones' read positions.
+        if (!can_resume() || !candidate.can_resume())
+            return "extractor '" + spec_.plugin + "' cannot hand its read position to new instances (no "
+                   SLUICE_EXT_CHECKPOINT ", or one instance shared by its workers)" + restart;
+        if (spec.plugin != spec_.plugin)
+            return "another plugin would not understand the read position of '" + spec_.plugin + "'" + restart;
+        // Its clients (or its source) wait for acknowledgements the running
+        // instances give: new ones could not answer them.
+        if (wants_acknowledgements())
+            return "extractor '" + spec_.plugin + "' confirms delivery to its source through the running instances "
+                   "(" SLUICE_EXT_ACKNOWLEDGED ")" + restart;
+    }
     if (!rewiring && inputs_text(spec) != inputs_text(spec_))
         return "its inputs changed from " + inputs_text(spec_) + " to " + inputs_text(spec) + restart;
     if (spec.threads != spec_.threads)
@@ -68,7 +79,72 @@ std::string Stage::replacement_refusal(const StageSpec &spec, const Stage &candi
     return {};
 }
 
+std::string Stage::replace_extractor(const StageSpec &spec, const LoadedStage &plugin, std::shared_mutex &shape) {
+    const std::string config = boost::json::serialize(spec.config);
+    std::string problem;
+    auto fresh = make_instances(spec, plugin, config, problem);
+    if (fresh.empty()) return "the new instances could not be created: " + problem;
+    if (fresh.size() != instances_.size()) return "the new plugin shares one instance between workers";
+    // Held between two pulls: the read positions are final.
+    const bool paused_here = !pause_requested_.load();
+    if (paused_here) pause_extraction(true);
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    while (!extraction_paused() && Clock::now() < deadline && !control_.aborted())
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    auto resume = [&] {
+        if (paused_here) pause_extraction(false);
+    };
+    if (!extraction_paused()) {
+        resume();
+        return "the extractor did not pause within 30 s";
+    }
+    for (size_t i = 0; i < fresh.size(); ++i) {
+        const std::string position = instances_[i]->position();
+        if (position.empty()) continue;
+        if (std::string p = fresh[i]->restore(position); !p.empty()) {
+            resume();
+            return "the new instances cannot go on from the running one's position " + position + ": " + p;
+        }
+    }
+    // The new ones start before the old ones stop: a failure leaves the old
+    // ones reading.
+    for (size_t i = 0; i < fresh.size(); ++i) {
+        if (problem = fresh[i]->start(); problem.empty()) continue;
+        for (size_t k = 0; k < i; ++k) fresh[k]->stop();
+        resume();
+        return "the new instances did not start: " + problem;
+    }
+    for (auto &inst : instances_) {
+        inst->stop();
+        metrics_.worker_peak_rss(inst->peak_rss_mb());
+    }
+    {
+        std::unique_lock readers_wait(shape);
+        spec_ = spec;
+        plugin_ = plugin;
+        config_text_ = config;
+        label_ = crash_reporter::make_label(spec_.id, std::string(kind_name(spec_.kind)).c_str(), spec_.plugin);
+        instances_ = std::move(fresh);
+        adopt_features();
+        // Acknowledgements of pulls the old instances made reach the new
+        // ones (the same plugin: the same positions).
+        for (size_t i = 0; i < trackers_.size() && i < instances_.size(); ++i) {
+            StageInstance *inst = instances_[i].get();
+            if (inst->features().acknowledged)
+                trackers_[i]->on_commit([inst](const std::string &position) { inst->acknowledged(position); });
+            else
+                trackers_[i]->on_commit(nullptr);
+        }
+        std::lock_guard history(epochs_mutex_);
+        epochs_.push_back(PluginEpoch{plugin_.desc->version ? plugin_.desc->version : "",
+                                      plugin_.library ? plugin_.library->path() : "", std::chrono::system_clock::now()});
+    }
+    resume();
+    return {};
+}
+
 std::string Stage::replace_with(const StageSpec &spec, const LoadedStage &plugin, std::shared_mutex &shape) {
+    if (spec_.kind == SLUICE_KIND_EXTRACTOR) return replace_extractor(spec, plugin, shape);
     const std::string config = boost::json::serialize(spec.config);
     std::string problem;
     auto fresh = make_instances(spec, plugin, config, problem);

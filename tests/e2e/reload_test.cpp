@@ -213,6 +213,14 @@ TEST(LiveReload, IngestKeepsItsPromiseAcrossAPluginSwap) {
     // And a config change of the gate while they post.
     dir.write("m.json", manifest(source, 300));
     EXPECT_EQ(post_reload(admin).status, 200);
+    // The listener answers its clients once their records are delivered:
+    // new instances could not, so changing it is refused.
+    const std::string bigger = R"({"id":"src","kind":"extractor","plugin":"http","batch_size":20,"config":{"port":0,"buffer_records":777}})";
+    dir.write("m.json", manifest(bigger, 300));
+    HttpReply refused = post_reload(admin);
+    EXPECT_EQ(refused.status, 409) << refused.body;
+    EXPECT_NE(refused.body.find("confirms delivery to its source through the running instances"), std::string::npos)
+        << refused.body;
     std::this_thread::sleep_for(300ms);
     stop = true;
     for (auto &t : clients) t.join();
@@ -354,4 +362,45 @@ TEST(LiveReload, StagesAreAddedAndRemovedWhileRecordsFlow) {
     // The report has the pipeline's final shape.
     bj::object report = bj::parse(read_file(dir / "report.json")).as_object();
     EXPECT_EQ(report.at("stages").as_array().size(), 4u);
+}
+
+// An extractor that can resume takes a new config in place: new instances
+// go on from the running ones' read positions.
+TEST(LiveReload, AnExtractorChangesItsConfigAndGoesOnFromItsPosition) {
+    TempDir dir;
+    std::string csv = "id,amount\n";
+    for (int i = 1; i <= 12000; ++i) csv += std::to_string(i) + "," + std::to_string(i % 500) + ".5\n";
+    dir.write("in/orders.csv", csv);
+    auto m = [&](const char *infer) {
+        return std::string(R"({"name":"csv","stages":[
+          {"id":"src","kind":"extractor","plugin":"file","batch_size":50,"config":{"path":"in/*.csv","infer_types":)") +
+               infer + R"(}},
+          {"id":"out","kind":"loader","plugin":"file","inputs":["src"],"config":{"path":"out.ndjson","append":true}},
+          {"id":"pace","kind":"loader","plugin":"probe_sink","library":")" + kTestPlugins +
+               R"(/probe.so","inputs":["src"],"config":{"batch_delay_ms":15,"durable":true}}]})";
+    };
+    dir.write("m.json", m("false"));
+    ChildProcess p({sluice_binary(), "run", dir / "m.json", "--admin", "127.0.0.1:0"});
+    const int admin = port_after(p, "admin endpoint listening on http://127.0.0.1:");
+    ASSERT_GT(admin, 0) << p.err_so_far();
+    std::this_thread::sleep_for(600ms);
+    dir.write("m.json", m("true"));
+    HttpReply changed = post_reload(admin);
+    ASSERT_EQ(changed.status, 200) << changed.body << p.err_so_far();
+    EXPECT_NE(changed.body.find("stage 'src': config"), std::string::npos) << changed.body;
+    ProcessResult r = p.wait();
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto lines = read_lines(dir / "out.ndjson");
+    ASSERT_EQ(lines.size(), 12000u);
+    size_t first_number = lines.size();
+    for (size_t i = 0; i < lines.size(); ++i) {
+        bj::object o = bj::parse(lines[i]).as_object();
+        const bool typed = o.at("id").is_int64();
+        ASSERT_EQ(typed ? o.at("id").as_int64() : std::stoll(std::string(o.at("id").as_string())), int64_t(i + 1))
+            << "every row once, in order";
+        if (typed && first_number == lines.size()) first_number = i;
+        ASSERT_EQ(typed, i >= first_number) << "row " << i + 1 << ": read with the old config after the new one";
+    }
+    EXPECT_GT(first_number, 0u);
+    EXPECT_LT(first_number, lines.size());
 }
