@@ -277,6 +277,10 @@ private:
     std::condition_variable pause_cv_;
     void hold_while_paused();
     std::string replace_extractor(const StageSpec &spec, const LoadedStage &plugin, std::shared_mutex &shape);
+    // The new spec, plugin and started instances become the stage's (the
+    // reload's shape lock held; workers between batches or pulls).
+    void take(const StageSpec &spec, const LoadedStage &plugin, const std::string &config,
+              std::vector<std::unique_ptr<StageInstance>> fresh);
     mutable std::mutex epochs_mutex_;
     std::vector<PluginEpoch> epochs_;
     std::shared_ptr<SequenceWindow> window_;

@@ -120,12 +120,7 @@ std::string Stage::replace_extractor(const StageSpec &spec, const LoadedStage &p
     }
     {
         std::unique_lock readers_wait(shape);
-        spec_ = spec;
-        plugin_ = plugin;
-        config_text_ = config;
-        label_ = crash_reporter::make_label(spec_.id, std::string(kind_name(spec_.kind)).c_str(), spec_.plugin);
-        instances_ = std::move(fresh);
-        adopt_features();
+        take(spec, plugin, config, std::move(fresh));
         // Acknowledgements of pulls the old instances made reach the new
         // ones (the same plugin: the same positions).
         for (size_t i = 0; i < trackers_.size() && i < instances_.size(); ++i) {
@@ -135,9 +130,6 @@ std::string Stage::replace_extractor(const StageSpec &spec, const LoadedStage &p
             else
                 trackers_[i]->on_commit(nullptr);
         }
-        std::lock_guard history(epochs_mutex_);
-        epochs_.push_back(PluginEpoch{plugin_.desc->version ? plugin_.desc->version : "",
-                                      plugin_.library ? plugin_.library->path() : "", std::chrono::system_clock::now()});
     }
     resume();
     return {};
@@ -202,16 +194,7 @@ std::string Stage::replace_with(const StageSpec &spec, const LoadedStage &plugin
     }
     {
         std::unique_lock readers_wait(shape);
-        spec_ = spec;
-        plugin_ = plugin;
-        config_text_ = config;
-        label_ = crash_reporter::make_label(spec_.id, std::string(kind_name(spec_.kind)).c_str(), spec_.plugin);
-        instances_ = std::move(fresh);
-        held_.assign(instances_.size(), {});
-        adopt_features();
-        std::lock_guard history(epochs_mutex_);
-        epochs_.push_back(PluginEpoch{plugin_.desc->version ? plugin_.desc->version : "",
-                                      plugin_.library ? plugin_.library->path() : "", std::chrono::system_clock::now()});
+        take(spec, plugin, config, std::move(fresh));
     }
     reopen_gate();
     return {};
@@ -242,6 +225,20 @@ uint64_t Stage::next_sequence() const { return window_ ? window_->next() : next_
 void Stage::disconnect(uint32_t output, const std::shared_ptr<BatchQueue> &queue) {
     auto &list = outputs_.at(output);
     list.erase(std::remove(list.begin(), list.end(), queue), list.end());
+}
+
+void Stage::take(const StageSpec &spec, const LoadedStage &plugin, const std::string &config,
+                 std::vector<std::unique_ptr<StageInstance>> fresh) {
+    spec_ = spec;
+    plugin_ = plugin;
+    config_text_ = config;
+    label_ = crash_reporter::make_label(spec_.id, std::string(kind_name(spec_.kind)).c_str(), spec_.plugin);
+    instances_ = std::move(fresh); // the old ones, stopped, are destroyed
+    held_.assign(instances_.size(), {});
+    adopt_features();
+    std::lock_guard history(epochs_mutex_);
+    epochs_.push_back(PluginEpoch{plugin_.desc->version ? plugin_.desc->version : "",
+                                  plugin_.library ? plugin_.library->path() : "", std::chrono::system_clock::now()});
 }
 
 std::vector<Stage::PluginEpoch> Stage::plugin_history() const {

@@ -27,13 +27,6 @@ const std::string kSwapPlugins = SLUICE_SWAP_PLUGIN_DIR;
 const std::string kTestPlugins = SLUICE_TEST_PLUGIN_DIR;
 const std::string kSecret = "s3cr3t-reload-token";
 
-int port_after(const ChildProcess &p, const std::string &prefix) {
-    if (!p.wait_for_err(prefix)) return -1;
-    std::string err = p.err_so_far();
-    size_t at = err.find(prefix) + prefix.size();
-    return std::atoi(err.c_str() + at);
-}
-
 // Replaces the plugin file the way a deployment does: a new file renamed
 // over the old one (the running library is not touched).
 void install_plugin(const TempDir &dir, int version) {

@@ -32,14 +32,6 @@ HttpReply http(int port, const std::string &method, const std::string &path, con
     return http_request(port, method, path, body, headers, "application/x-ndjson", 10);
 }
 
-// The port in "PREFIX<port>" of the child's stderr (waiting for it).
-int port_after(const ChildProcess &p, const std::string &prefix) {
-    if (!p.wait_for_err(prefix)) return -1;
-    std::string err = p.err_so_far();
-    size_t at = err.find(prefix) + prefix.size();
-    return std::atoi(err.c_str() + at);
-}
-
 // The value of the Prometheus sample whose line starts with `series` ("name{labels}").
 double sample(const std::string &metrics, const std::string &name, const std::map<std::string, std::string> &labels) {
     std::istringstream in(metrics);

@@ -1,5 +1,7 @@
 #include "child_process.hpp"
 
+#include <cstdlib>
+
 #include "temp_dir.hpp"
 
 #include <cerrno>
@@ -107,6 +109,13 @@ int64_t sluice_peak_rss_mb(const std::vector<std::string> &args, ProcessResult &
     auto pos = result.err.rfind("peak_kb=");
     if (pos == std::string::npos) return -1;
     return std::stoll(result.err.substr(pos + 8)) / 1024;
+}
+
+int port_after(const ChildProcess &p, const std::string &prefix) {
+    if (!p.wait_for_err(prefix)) return -1;
+    std::string err = p.err_so_far();
+    size_t at = err.find(prefix) + prefix.size();
+    return std::atoi(err.c_str() + at);
 }
 
 } // namespace sluice::test

@@ -41,6 +41,10 @@ private:
     bool reaped_ = false;
 };
 
+// The number right after `prefix` in the child's stderr, waiting for it
+// (a port the system chose, as logged); -1 when it never comes.
+int port_after(const ChildProcess &p, const std::string &prefix);
+
 // The path of the sluice binary under test.
 std::string sluice_binary();
 // Runs `sluice args...` to completion.
