@@ -67,10 +67,17 @@ TEST(Document, JsonAndItsYamlConversionAreTheSameValue) {
 TEST(Document, YamlMessagesSayFileLineAndColumn) {
     EXPECT_EQ(error_of("a: [1, 2\nb: 3\n", "m.yaml").rfind("m.yaml:2:", 0), 0u) << error_of("a: [1, 2\nb: 3\n", "m.yaml");
     EXPECT_EQ(error_of("a: 1\nb: 2\na: 3\n", "m.yaml"), "m.yaml:3:1: duplicate key 'a'");
-    EXPECT_EQ(error_of("a: 1\n---\nb: 2\n", "m.yml"), "m.yml:3:1: YAML syntax error: a second document ('---'); a file holds one");
+    EXPECT_EQ(error_of("a: 1\n---\nb: 2\n", "m.yml"),
+              "m.yml:2:1: YAML syntax error: a second document, or text after the document's value (a ',' after "
+              "it?); a file holds one");
     EXPECT_EQ(error_of("a: .inf\n", "m.yaml"), "m.yaml:1:4: '.inf' has no JSON equivalent (quote it to mean the text)");
     EXPECT_EQ(error_of("? [a, b]\n: 1\n", "m.yaml"), "m.yaml:1:3: a key must be a string");
     EXPECT_EQ(error_of("{\"a\": 1,}", "m.json").rfind("m.json:1:", 0), 0u);
+    // yaml-cpp 0.7 would never return on these (found by the fuzzer).
+    for (const char *never_returned : {"{a: 1},\n", ",", "- 1\n,", "# c\n--- &x ['it''s', \"]\"] # c\n  ,", "{\"\":t\",\"\":\"\"},\ne"})
+        EXPECT_NE(error_of(never_returned, "m.yaml").find("a second document, or text after the document's value"),
+                  std::string::npos)
+            << never_returned;
 }
 
 TEST(Document, MergeKeysGiveTheKeysAMapDoesNotSet) {
@@ -93,7 +100,7 @@ TEST(Document, AliasesThatExpandTooFarAreRefused) {
         for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", " : "") + "*" + prev;
         bomb += "]\n";
     }
-    EXPECT_NE(error_of(bomb, "bomb.yaml").find("more than 1000000 values"), std::string::npos);
+    EXPECT_NE(error_of(bomb, "bomb.yaml").find("more than 100000 values"), std::string::npos);
 }
 
 TEST(Document, LocateFallsBackToTheEnclosingPath) {
