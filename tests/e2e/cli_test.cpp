@@ -24,12 +24,6 @@ const std::string kSource = SLUICE_SOURCE_DIR;
 // Every report a test reads is also checked for lost records.
 bj::object report_of(const std::string &path) { return read_checked_report(path); }
 
-const bj::object &stage_of(const bj::object &report, const std::string &id) {
-    for (const auto &s : report.at("stages").as_array())
-        if (s.at("id").as_string() == id) return s.as_object();
-    throw std::runtime_error("no stage " + id);
-}
-
 int64_t num(const bj::object &o, const char *key) { return o.at(key).to_number<int64_t>(); }
 
 std::string line_manifest(const std::string &extractor, const std::string &middle, const std::string &loader,

@@ -34,11 +34,7 @@ struct Outcome {
     std::set<uint64_t> dead_ids;
     std::vector<std::string> dead_errors;
 
-    const bj::object &stage(const std::string &id) const {
-        for (const auto &s : report.at("stages").as_array())
-            if (s.at("id").as_string() == id) return s.as_object();
-        throw std::runtime_error("no stage " + id);
-    }
+    const bj::object &stage(const std::string &id) const { return stage_of(report, id); }
     uint64_t stage_count(const std::string &id, const char *key) const {
         return stage(id).at(key).to_number<uint64_t>();
     }

@@ -4,6 +4,7 @@
 // it passed the changed stage; a refused reload keeps the old pipeline.
 #include "child_process.hpp"
 #include "http_client.hpp"
+#include "record_accounting.hpp"
 #include "temp_dir.hpp"
 
 #include <boost/json.hpp>
@@ -72,12 +73,6 @@ Delivered read_delivered(const TempDir &dir, const std::string &id_field) {
         d.rejected_amounts.push_back(o.at("amount").to_number<double>());
     }
     return d;
-}
-
-const bj::object &stage_of(const bj::object &report, const std::string &id) {
-    for (const auto &s : report.at("stages").as_array())
-        if (s.at("id").as_string() == id) return s.as_object();
-    throw std::runtime_error("no stage " + id);
 }
 
 } // namespace

@@ -44,12 +44,6 @@ double sample(const std::string &metrics, const std::string &name, const std::ma
     return -1;
 }
 
-const bj::object &stage_of(const bj::object &report, const std::string &id) {
-    for (const auto &s : report.at("stages").as_array())
-        if (s.at("id").as_string() == id) return s.as_object();
-    throw std::runtime_error("no stage " + id);
-}
-
 } // namespace
 
 // A service: http ingest -> gate -> file. The endpoint answers while it runs,

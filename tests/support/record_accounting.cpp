@@ -1,5 +1,7 @@
 #include "record_accounting.hpp"
 
+#include <stdexcept>
+
 #include "temp_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -96,6 +98,12 @@ bj::object read_checked_report(const std::string &path) {
     if (!aborted)
         for (const std::string &problem : unaccounted_records(report)) ADD_FAILURE() << path << ": " << problem;
     return report;
+}
+
+const boost::json::object &stage_of(const boost::json::object &report, const std::string &id) {
+    for (const auto &s : report.at("stages").as_array())
+        if (s.at("id").as_string() == id) return s.as_object();
+    throw std::runtime_error("no stage " + id);
 }
 
 } // namespace sluice::test

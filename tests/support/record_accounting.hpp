@@ -23,4 +23,8 @@ std::vector<std::string> unaccounted_records(const boost::json::object &report);
 // drops what was in flight by design).
 boost::json::object read_checked_report(const std::string &path);
 
+// The entry of stage `id` in a report's (or /status's) "stages"; throws when
+// there is none.
+const boost::json::object &stage_of(const boost::json::object &report, const std::string &id);
+
 } // namespace sluice::test
