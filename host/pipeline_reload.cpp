@@ -72,28 +72,12 @@ std::string what_changed(const Stage &running, const Stage &next) {
     return out;
 }
 
+// "[a, b.pass]": a stage's inputs as the manifest writes them.
 std::string inputs_text(const StageSpec &s) {
     std::string t;
-    for (const InputRef &r : s.inputs) t += r.stage + "." + r.output + ",";
-    return t;
-}
-
-// Settings that only a restart changes, for a stage whose plugin and
-// config did not change (its inputs: only a rewiring reload changes them).
-std::string fixed_difference(const StageSpec &a, const StageSpec &b, bool rewiring = false) {
-    if (a.kind != b.kind) return "its kind";
-    if (!rewiring && inputs_text(a) != inputs_text(b)) return "its inputs";
-    if (a.threads != b.threads) return "threads";
-    if (a.queue_capacity != b.queue_capacity) return "queue_capacity";
-    if (a.ordered != b.ordered) return "ordered";
-    if (a.on_error.then != b.on_error.then || a.on_error.dead_letter != b.on_error.dead_letter ||
-        a.on_error.max_attempts != b.on_error.max_attempts || a.on_error.backoff != b.on_error.backoff ||
-        a.on_error.max_backoff != b.on_error.max_backoff)
-        return "on_error";
-    if (a.isolation.process != b.isolation.process || a.isolation.memory_limit_mb != b.isolation.memory_limit_mb ||
-        a.isolation.max_restarts != b.isolation.max_restarts)
-        return "its isolation";
-    return {};
+    for (const InputRef &r : s.inputs)
+        t += (t.empty() ? "" : ", ") + (r.output.empty() ? r.stage : r.stage + "." + r.output);
+    return "[" + t + "]";
 }
 
 } // namespace
@@ -133,7 +117,7 @@ ReloadOutcome Pipeline::reload(Manifest next) {
         const std::string at = file + ": " + fresh.spec().json_path + ": stage '" + fresh.id() + "': ";
         std::string what = what_changed(running, fresh);
         if (what.empty()) {
-            if (std::string fixed = fixed_difference(running.spec(), fresh.spec()); !fixed.empty())
+            if (std::string fixed = restart_only_change(running.spec(), fresh.spec()); !fixed.empty())
                 out.problems.push_back(at + fixed + " changed; that needs a restart");
             continue;
         }
@@ -255,20 +239,16 @@ ReloadOutcome Pipeline::reload_graph(Manifest next, Pipeline &candidate, ReloadO
             out.problems.push_back(at + "the extractors whose records reach it changed; that needs a restart");
         std::string what = what_changed(running, fresh);
         if (what.empty()) {
-            if (std::string fixed = fixed_difference(running.spec(), fresh.spec(), true); !fixed.empty())
+            if (std::string fixed = restart_only_change(running.spec(), fresh.spec()); !fixed.empty())
                 out.problems.push_back(at + fixed + " changed; that needs a restart");
-        } else if (std::string refusal = running.replacement_refusal(fresh.spec(), fresh, true); !refusal.empty()) {
+        } else if (std::string refusal = running.replacement_refusal(fresh.spec(), fresh); !refusal.empty()) {
             out.problems.push_back(at + what + " changed, but " + refusal);
         } else {
             replaced.push_back(i);
             out.changes.push_back("stage '" + spec.id + "': " + what);
         }
-        if (inputs_text(running.spec()) != inputs_text(spec)) {
-            std::string list;
-            for (const InputRef &r : spec.inputs)
-                list += (list.empty() ? "" : ", ") + (r.output.empty() ? r.stage : r.stage + "." + r.output);
-            out.changes.push_back("stage '" + spec.id + "': inputs now [" + list + "]");
-        }
+        if (inputs_text(running.spec()) != inputs_text(spec))
+            out.changes.push_back("stage '" + spec.id + "': inputs now " + inputs_text(spec));
     }
     for (size_t i = 0; i < manifest_.stages.size(); ++i) {
         const StageSpec &spec = manifest_.stages[i];

@@ -37,6 +37,10 @@
 
 namespace sluice {
 
+// What of a stage's settings differs between `running` and `next` that only
+// a restart can change ("threads", "on_error", ...), or "".
+std::string restart_only_change(const StageSpec &running, const StageSpec &next);
+
 class Stage {
 public:
     Stage(StageSpec spec, LoadedStage plugin, PipelineControl &control, std::string base_dir);
@@ -141,8 +145,8 @@ public:
     // Live reload (pipeline_reload.cpp): a running stage takes a new config
     // or plugin library. Why this stage cannot take `candidate`'s spec and
     // plugin while running, or "" when it can.
-    // `rewiring`: the reload rewires the graph, so the inputs may change.
-    std::string replacement_refusal(const StageSpec &spec, const Stage &candidate, bool rewiring = false) const;
+    // (Inputs are the reload's to rewire, not the stage's.)
+    std::string replacement_refusal(const StageSpec &spec, const Stage &candidate) const;
     // [control, running] Creates instances of `plugin` with `spec`, then,
     // between two batches (each worker finishes the one it holds), flushes
     // and stops the old instances and starts the new ones: every record is

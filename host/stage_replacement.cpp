@@ -18,12 +18,6 @@ using namespace stage_detail;
 
 namespace {
 
-std::string inputs_text(const StageSpec &s) {
-    std::string t;
-    for (const InputRef &r : s.inputs) t += (t.empty() ? "" : ", ") + (r.output.empty() ? r.stage : r.stage + "." + r.output);
-    return "[" + t + "]";
-}
-
 std::string names(const std::vector<std::string> &list) {
     std::string t;
     for (const auto &n : list) t += (t.empty() ? "" : ", ") + n;
@@ -38,7 +32,22 @@ void Stage::wait_while_swap_pending() {
     swap_gate_.wait(lock, [&] { return !swap_pending_.load(std::memory_order_acquire); });
 }
 
-std::string Stage::replacement_refusal(const StageSpec &spec, const Stage &candidate, bool rewiring) const {
+std::string restart_only_change(const StageSpec &a, const StageSpec &b) {
+    if (a.kind != b.kind) return "its kind";
+    if (a.threads != b.threads) return "threads";
+    if (a.queue_capacity != b.queue_capacity) return "queue_capacity";
+    if (a.ordered != b.ordered) return "ordered";
+    if (a.on_error.then != b.on_error.then || a.on_error.dead_letter != b.on_error.dead_letter ||
+        a.on_error.max_attempts != b.on_error.max_attempts || a.on_error.backoff != b.on_error.backoff ||
+        a.on_error.max_backoff != b.on_error.max_backoff)
+        return "on_error";
+    if (a.isolation.process != b.isolation.process || a.isolation.memory_limit_mb != b.isolation.memory_limit_mb ||
+        a.isolation.max_restarts != b.isolation.max_restarts)
+        return "its isolation";
+    return {};
+}
+
+std::string Stage::replacement_refusal(const StageSpec &spec, const Stage &candidate) const {
     const std::string restart = "; that needs a restart";
     if (spec_.kind == SLUICE_KIND_EXTRACTOR) {
         // New instances go on from the running ones' read positions.
@@ -53,20 +62,7 @@ std::string Stage::replacement_refusal(const StageSpec &spec, const Stage &candi
             return "extractor '" + spec_.plugin + "' confirms delivery to its source through the running instances "
                    "(" SLUICE_EXT_ACKNOWLEDGED ")" + restart;
     }
-    if (!rewiring && inputs_text(spec) != inputs_text(spec_))
-        return "its inputs changed from " + inputs_text(spec_) + " to " + inputs_text(spec) + restart;
-    if (spec.threads != spec_.threads)
-        return "threads changed from " + std::to_string(spec_.threads) + " to " + std::to_string(spec.threads) + restart;
-    if (spec.queue_capacity != spec_.queue_capacity) return "queue_capacity changed" + restart;
-    if (spec.ordered != spec_.ordered) return "ordered changed" + restart;
-    const ErrorPolicy &a = spec_.on_error, &b = spec.on_error;
-    if (a.then != b.then || a.dead_letter != b.dead_letter || a.max_attempts != b.max_attempts ||
-        a.backoff != b.backoff || a.max_backoff != b.max_backoff)
-        return "on_error changed" + restart;
-    if (spec.isolation.process != spec_.isolation.process ||
-        spec.isolation.memory_limit_mb != spec_.isolation.memory_limit_mb ||
-        spec.isolation.max_restarts != spec_.isolation.max_restarts)
-        return "its isolation changed" + restart;
+    if (std::string fixed = restart_only_change(spec_, spec); !fixed.empty()) return fixed + " changed" + restart;
     if (recovery_) return "it is running isolated to get past the record that crashed the last run" + restart;
     if (marker_)
         return "it delivers exactly once (its destination's markers belong to the running instance)" + restart;
