@@ -25,6 +25,9 @@ packages=(
   libgumbo-dev libpoppler-cpp-dev libmagic-dev
   # a real PostgreSQL server for the postgres connector's tests (started per test)
   postgresql
+  # scale-out connectors: Redis Streams (hiredis's protocol reader, a real
+  # redis-server for the tests) and Kafka (librdkafka, its mock cluster in tests)
+  libhiredis-dev redis-server librdkafka-dev
   # systemd-analyze verifies the packaged service unit
   systemd
   # benchmark measurement (peak RSS)
