@@ -1,0 +1,61 @@
+#include "kafka_client.hpp"
+
+namespace sluice::plugins::kafka {
+
+config::Spec client_spec() {
+    using config::Field;
+    return config::Spec{
+        Field::string("brokers", "Bootstrap servers, HOST:PORT[,HOST:PORT...]").required().not_empty(),
+        Field::map("properties", R"({"type": "string"})",
+                   "More librdkafka properties, {\"security.protocol\": \"sasl_ssl\", \"sasl.password\": "
+                   "\"${file:/run/secrets/kafka}\"}; the ones the stage's guarantees rest on are refused")
+            .default_to(boost::json::object{}),
+    };
+}
+
+ClientSettings ClientSettings::read(const json::Config &c, const Properties &fixed) {
+    ClientSettings s;
+    s.brokers = c.required_string("brokers");
+    s.properties.emplace_back("bootstrap.servers", s.brokers);
+    if (const boost::json::value *p = c.find("properties"); p && p->is_object()) {
+        for (const auto &kv : p->as_object()) {
+            std::string key(kv.key());
+            for (const auto &[name, value] : fixed)
+                if (key == name)
+                    c.fail("properties." + key, "set by the stage to " + value + " (its delivery guarantee rests on it)");
+            if (key == "bootstrap.servers") c.fail("properties." + key, "use brokers");
+            if (!kv.value().is_string()) c.fail("properties." + key, "expected a string");
+            s.properties.emplace_back(key, std::string(kv.value().as_string()));
+        }
+    }
+    for (const auto &kv : fixed) s.properties.push_back(kv);
+    // Checked now, so that `sluice validate` finds a misspelt property.
+    rd_kafka_conf_destroy(s.make_conf());
+    return s;
+}
+
+rd_kafka_conf_t *ClientSettings::make_conf() const {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char error[512];
+    for (const auto &[name, value] : properties) {
+        if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error, sizeof error) != RD_KAFKA_CONF_OK) {
+            rd_kafka_conf_destroy(conf);
+            throw Error("properties." + name + ": " + error);
+        }
+    }
+    return conf;
+}
+
+bool is_message_error(rd_kafka_resp_err_t err) {
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+        return true;
+    default:
+        return false;
+    }
+}
+
+} // namespace sluice::plugins::kafka

@@ -1,0 +1,47 @@
+// What the Kafka extractor and loader share: the broker list, extra
+// librdkafka properties, and building a librdkafka configuration from them
+// with one-line errors that name the property.
+#pragma once
+
+#include <sluice/config_spec.hpp>
+#include <sluice/json.hpp>
+#include <sluice/plugin.hpp>
+
+#include <librdkafka/rdkafka.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sluice::plugins::kafka {
+
+struct HandleDestroy {
+    void operator()(rd_kafka_t *rk) const {
+        if (rk) rd_kafka_destroy(rk);
+    }
+};
+using Handle = std::unique_ptr<rd_kafka_t, HandleDestroy>;
+
+// "brokers" and "properties", declared once for both stages.
+config::Spec client_spec();
+
+using Properties = std::vector<std::pair<std::string, std::string>>;
+
+struct ClientSettings {
+    std::string brokers;
+    Properties properties; // from the manifest, then the stage's own
+
+    // `fixed`: properties the stage sets itself (its guarantees depend on
+    // them); the manifest may not set them.
+    static ClientSettings read(const json::Config &c, const Properties &fixed);
+    // A librdkafka configuration with every property set; throws Error
+    // ("properties.NAME: what librdkafka said") on one it refuses.
+    rd_kafka_conf_t *make_conf() const;
+};
+
+// Whether a delivery or consume error is about one message (too large, a
+// record the broker refuses) rather than the cluster or the connection.
+bool is_message_error(rd_kafka_resp_err_t err);
+
+} // namespace sluice::plugins::kafka
