@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <thread>
 
 namespace sluice::plugins::kafka {
 
@@ -24,6 +25,10 @@ config::Spec KafkaExtractor::config_spec() {
             .minimum(1)
             .maximum(60000)
             .default_to(500),
+        Field::integer("commit_interval_ms", "How often the offsets of delivered records are committed (also when "
+                                             "partitions are given up and at a stop)")
+            .minimum(1)
+            .default_to(1000),
         Field::integer("rebalance_wait_ms",
                        "On a rebalance, how long to wait for the records in flight of the partitions being taken "
                        "away to be delivered before their offsets are committed; past it they are handed over "
@@ -42,6 +47,7 @@ KafkaExtractor::KafkaExtractor(const Context &ctx) : host_(ctx.host) {
     content_type_ = c.string("content_type", SLUICE_CONTENT_JSON);
     poll_ = std::chrono::milliseconds(c.integer("poll_ms", 500));
     rebalance_wait_ = std::chrono::milliseconds(c.integer("rebalance_wait_ms", 10000));
+    commit_interval_ = std::chrono::milliseconds(c.integer("commit_interval_ms", 1000));
     settings_ = ClientSettings::read(c, {{"group.id", group_},
                                          {"enable.auto.commit", "false"},
                                          {"enable.auto.offset.store", "false"},
@@ -57,6 +63,7 @@ void KafkaExtractor::start() {
     rd_kafka_conf_t *conf = settings_.make_conf();
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_rebalance_cb(conf, &KafkaExtractor::on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(conf, &KafkaExtractor::on_commit);
     char error[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
     if (!rk) {
@@ -80,6 +87,7 @@ void KafkaExtractor::on_rebalance(rd_kafka_t *, rd_kafka_resp_err_t err, rd_kafk
 
 void KafkaExtractor::rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions) {
     rd_kafka_t *rk = rk_.get();
+    commits_paused_until_ = {}; // a round of the rebalance is done
     const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk) ? rd_kafka_rebalance_protocol(rk) : "",
                                          "COOPERATIVE") == 0;
     std::set<Partition> changed;
@@ -89,7 +97,20 @@ void KafkaExtractor::rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
     for (const auto &[t, p] : changed) names += (names.empty() ? "" : ", ") + t + "/" + std::to_string(p);
     rd_kafka_error_t *error = nullptr;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        host_.info("assigned " + names);
+        // A partition this consumer lost (without giving it up) and gets
+        // back resumes where its own reading stopped: everything before is
+        // in its pipeline or delivered, and is committed once delivered.
+        std::string resumed;
+        for (int i = 0; i < partitions->cnt; ++i) {
+            rd_kafka_topic_partition_t &p = partitions->elems[i];
+            auto it = lost_read_to_.find({p.topic, p.partition});
+            if (it == lost_read_to_.end()) continue;
+            p.offset = it->second;
+            resumed += (resumed.empty() ? "" : ", ") + std::string(p.topic) + "/" + std::to_string(p.partition) +
+                       "@" + std::to_string(it->second);
+            lost_read_to_.erase(it);
+        }
+        host_.info("assigned " + names + (resumed.empty() ? "" : "; resuming lost " + resumed + " where it was read to"));
         assigned_.insert(changed.begin(), changed.end());
         if (cooperative) error = rd_kafka_incremental_assign(rk, partitions);
         else rd_kafka_assign(rk, partitions);
@@ -114,19 +135,24 @@ void KafkaExtractor::rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
                            " ms; handing them over uncommitted (their next owner reads them again)");
             commit(true, &changed);
             host_.info("revoked " + names);
-        } else {
-            host_.warn("lost " + names + " (the group moved on without this consumer); nothing committed for them");
-        }
-        for (const Partition &p : changed) assigned_.erase(p);
-        {
             // Records of theirs delivered from now on are the next owner's
             // business: their offsets are no longer this consumer's to commit.
             std::lock_guard lock(mutex_);
             for (const Partition &p : changed) {
                 delivered_.erase(p);
+                read_to_.erase(p);
                 for (auto &pull : in_flight_) pull.second.erase(p);
             }
+        } else {
+            // Nothing may be committed for them now. Their records in flight
+            // stay tracked: if they come back to this consumer (sticky
+            // assignment), reading resumes after them and they are
+            // committed once delivered.
+            host_.warn("lost " + names + " (the group moved on without this consumer); nothing committed for them");
+            for (const Partition &p : changed)
+                if (auto it = read_to_.find(p); it != read_to_.end()) lost_read_to_[p] = it->second;
         }
+        for (const Partition &p : changed) assigned_.erase(p);
         if (cooperative) error = rd_kafka_incremental_unassign(rk, partitions);
         else rd_kafka_assign(rk, nullptr);
     }
@@ -163,6 +189,58 @@ void KafkaExtractor::acknowledged(std::string_view position) {
     acked_.notify_all();
 }
 
+namespace {
+
+// Errors after which the same commit may succeed a little later.
+bool retriable(rd_kafka_resp_err_t err) {
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_COORDINATOR:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+} // namespace
+
+void KafkaExtractor::on_commit(rd_kafka_t *, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets,
+                               void *opaque) {
+    auto *self = static_cast<KafkaExtractor *>(opaque);
+    bool rebalancing = err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+    for (int i = 0; offsets && i < offsets->cnt; ++i)
+        rebalancing = rebalancing || offsets->elems[i].err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+    if (rebalancing) self->commits_paused_until_ = std::chrono::steady_clock::now() + kCommitPause;
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET || !offsets) return;
+    self->keep_uncommitted(offsets);
+}
+
+void KafkaExtractor::keep_uncommitted(const rd_kafka_topic_partition_list_t *offsets) {
+    // Called on the pull thread (from consumer_poll): assigned_ is ours.
+    std::lock_guard lock(mutex_);
+    for (int i = 0; i < offsets->cnt; ++i) {
+        const rd_kafka_topic_partition_t &p = offsets->elems[i];
+        if (!p.err || p.offset < 0) continue;
+        Partition key{p.topic, p.partition};
+        if (!assigned_.count(key)) continue; // someone else's now
+        int64_t &d = delivered_[key];
+        d = std::max(d, p.offset);
+    }
+}
+
+void KafkaExtractor::keep(const Offsets &offsets) {
+    std::lock_guard lock(mutex_);
+    for (const auto &[p, next] : offsets) {
+        int64_t &d = delivered_[p];
+        d = std::max(d, next);
+    }
+}
+
 void KafkaExtractor::commit(bool sync, const std::set<Partition> *only) {
     Offsets offsets;
     {
@@ -177,22 +255,39 @@ void KafkaExtractor::commit(bool sync, const std::set<Partition> *only) {
         }
     }
     if (offsets.empty()) return;
+    if (!sync && std::chrono::steady_clock::now() < commits_paused_until_) {
+        keep(offsets);
+        return;
+    }
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(int(offsets.size()));
     for (const auto &[p, next] : offsets)
         rd_kafka_topic_partition_list_add(list, p.first.c_str(), p.second)->offset = next;
-    rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), list, sync ? 0 : 1);
+    // Asynchronous: the outcome comes to on_commit, which keeps what failed
+    // for the next commit. Synchronous (before partitions are given up):
+    // tried again while the group is busy, up to rebalance_wait_ms.
+    const auto deadline = std::chrono::steady_clock::now() + rebalance_wait_;
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        err = rd_kafka_commit(rk_.get(), list, sync ? 0 : 1);
+        if (!sync || !retriable(err) || std::chrono::steady_clock::now() >= deadline) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
     rd_kafka_topic_partition_list_destroy(list);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-        // Not fatal: a later commit covers these offsets, or the next owner
-        // reads them again (at least once).
+        // Not a loss: the next owner of these partitions reads from the
+        // last committed offset again (at least once).
         host_.warn(std::string("commit failed: ") + rd_kafka_err2str(err));
+        host_.counter("commit_failures", 1);
         return;
     }
     host_.counter("commits", 1);
 }
 
 bool KafkaExtractor::pull(Emitter &out, uint32_t max_records) {
-    commit(false);
+    if (std::chrono::steady_clock::now() >= next_commit_) {
+        commit(false);
+        next_commit_ = std::chrono::steady_clock::now() + commit_interval_;
+    }
     const auto deadline = std::chrono::steady_clock::now() + poll_;
     while (buffer_.size() < max_records) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -227,6 +322,8 @@ bool KafkaExtractor::pull(Emitter &out, uint32_t max_records) {
         offset = std::to_string(m->offset);
         int64_t &next = offsets[{topic, m->partition}];
         next = std::max<int64_t>(next, m->offset + 1);
+        int64_t &read = read_to_[{topic, m->partition}];
+        read = std::max<int64_t>(read, m->offset + 1);
         std::vector<sluice_attr> attrs{attr(SLUICE_ATTR_SOURCE, source), attr("kafka_topic", topic),
                                        attr("kafka_partition", partition), attr("kafka_offset", offset)};
         if (m->key) attrs.push_back(attr("kafka_key", {static_cast<const char *>(m->key), m->key_len}));
@@ -285,10 +382,13 @@ void KafkaExtractor::stop() {
 const void *KafkaExtractor::extension(const char *id) const {
     static const sluice_metric metrics[] = {
         {"commits", SLUICE_METRIC_COUNTER, 0, "commits", "offset commits of delivered records"},
+        {"commit_failures", SLUICE_METRIC_COUNTER, 0, "commits",
+         "synchronous commits (before giving partitions up) that failed: their records are read again"},
         {"consume_errors", SLUICE_METRIC_COUNTER, 0, "errors", "errors the consumer reported (brokers, topics)"},
     };
-    static const sluice_metrics_ext ext = {sizeof(sluice_metrics_ext), 2, metrics, 0, 0, nullptr,
-                                           "{commits} commits, {consume_errors} consumer errors"};
+    static const sluice_metrics_ext ext = {sizeof(sluice_metrics_ext), 3, metrics, 0, 0, nullptr,
+                                           "{commits} commits, {commit_failures} failed, {consume_errors} consumer "
+                                           "errors"};
     return id && std::strcmp(id, SLUICE_EXT_METRICS) == 0 ? &ext : nullptr;
 }
 

@@ -51,12 +51,18 @@ private:
     using Partition = std::pair<std::string, int32_t>; // topic, partition
     using Offsets = std::map<Partition, int64_t>;      // the next offset to read
 
+    static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets,
+                          void *opaque);
     static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions,
                              void *opaque);
     void rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions);
     // Commits the delivered offsets of the partitions this consumer holds
-    // (of `only` when given); `sync` waits for the broker's answer.
+    // (of `only` when given); `sync` waits for the broker's answer. Offsets
+    // whose commit fails are kept for the next commit.
     void commit(bool sync, const std::set<Partition> *only = nullptr);
+    // Puts offsets whose commit failed back with the ones to commit.
+    void keep_uncommitted(const rd_kafka_topic_partition_list_t *offsets);
+    void keep(const Offsets &offsets);
     // Waits until no pull still in flight holds records of `partitions`.
     bool wait_delivered(const std::set<Partition> &partitions);
 
@@ -64,12 +70,23 @@ private:
     ClientSettings settings_;
     std::vector<std::string> topics_;
     std::string content_type_, group_;
-    std::chrono::milliseconds poll_{500}, rebalance_wait_{10000};
+    std::chrono::milliseconds poll_{500}, rebalance_wait_{10000}, commit_interval_{1000};
+    std::chrono::steady_clock::time_point next_commit_{};
+    // Set when a commit says the group is rebalancing, until the next
+    // rebalance callback (or kCommitPause, for an answer that came after
+    // it): librdkafka 2.0 declares the whole assignment lost when a commit
+    // sent during a rejoin comes back with the old generation (librdkafka
+    // issue 4059), so none is sent then.
+    static constexpr std::chrono::seconds kCommitPause{5};
+    std::chrono::steady_clock::time_point commits_paused_until_{};
     Handle rk_;
     bool stopping_ = false;
     json::RecordParser parser_;
     std::vector<rd_kafka_message_t *> buffer_; // the pull being assembled (owned)
-    std::set<Partition> assigned_;             // touched on the pull thread only
+    // Touched on the pull thread only (rebalance and commit callbacks run there).
+    std::set<Partition> assigned_;
+    Offsets read_to_;      // next offset after the last record emitted
+    Offsets lost_read_to_; // read_to_ of partitions lost without being given up
 
     // Shared with acknowledged() (any thread).
     std::mutex mutex_;

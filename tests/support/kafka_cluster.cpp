@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -73,11 +74,15 @@ void KafkaCluster::produce(const std::string &topic, const std::vector<std::stri
             for (const auto &[k, v] : headers) rd_kafka_header_add(h, k.c_str(), -1, v.data(), ssize_t(v.size()));
         }
         const std::string *key = keys.empty() ? nullptr : &keys[i];
+        // Without a key, spread the messages over every partition (the
+        // default partitioner would stick to one for a while).
+        const int32_t partition = key ? RD_KAFKA_PARTITION_UA : int32_t(i % size_t(std::max(1, partitions(topic))));
         for (;;) {
             rd_kafka_resp_err_t err = rd_kafka_producev(
                 rk, RD_KAFKA_V_TOPIC(topic.c_str()),
                 RD_KAFKA_V_VALUE(const_cast<char *>(values[i].data()), values[i].size()),
-                RD_KAFKA_V_KEY(key ? key->data() : nullptr, key ? key->size() : 0), RD_KAFKA_V_HEADERS(h),
+                RD_KAFKA_V_KEY(key ? key->data() : nullptr, key ? key->size() : 0), RD_KAFKA_V_PARTITION(partition),
+                RD_KAFKA_V_HEADERS(h),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                 rd_kafka_poll(rk, 50);
