@@ -46,6 +46,37 @@ rd_kafka_conf_t *ClientSettings::make_conf() const {
     return conf;
 }
 
+std::vector<std::string> ClientSettings::preflight(const std::vector<std::string> &topics,
+                                                   const std::string &topics_field) const {
+    // A producer handle of the same settings (TLS, SASL) that only asks for
+    // metadata: it joins no group and writes nothing.
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char error[512];
+    for (const auto &[name, value] : properties) {
+        if (name == "group.id" || name.rfind("enable.auto", 0) == 0 || name == "partition.assignment.strategy" ||
+            name == "auto.offset.reset")
+            continue; // consumer-only properties
+        rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error, sizeof error);
+    }
+    Handle rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return {std::string("properties: ") + error};
+    }
+    const rd_kafka_metadata_t *metadata = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk.get(), 1, nullptr, &metadata, 5000);
+    if (err) return {"brokers: no answer from " + brokers + " within 5 s (" + rd_kafka_err2str(err) + ")"};
+    std::vector<std::string> problems;
+    for (const std::string &t : topics) {
+        bool found = false;
+        for (int i = 0; i < metadata->topic_cnt; ++i)
+            if (t == metadata->topics[i].topic && !metadata->topics[i].err) found = true;
+        if (!found) problems.push_back(topics_field + ": topic " + t + " does not exist on " + brokers);
+    }
+    rd_kafka_metadata_destroy(metadata);
+    return problems;
+}
+
 bool is_message_error(rd_kafka_resp_err_t err) {
     switch (err) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:

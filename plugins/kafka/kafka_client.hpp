@@ -38,6 +38,9 @@ struct ClientSettings {
     // A librdkafka configuration with every property set; throws Error
     // ("properties.NAME: what librdkafka said") on one it refuses.
     rd_kafka_conf_t *make_conf() const;
+    // sluice.preflight/1: a broker answers and each of `topics` exists
+    // (problems as "field: what").
+    std::vector<std::string> preflight(const std::vector<std::string> &topics, const std::string &topics_field) const;
 };
 
 // Whether a delivery or consume error is about one message (too large, a

@@ -35,6 +35,8 @@ public:
 
     explicit KafkaExtractor(const Context &ctx);
     ~KafkaExtractor();
+    // sluice.preflight/1: a broker answers and every topic exists.
+    std::vector<std::string> preflight() const { return settings_.preflight(topics_, "topics"); }
     void start();
     bool pull(Emitter &out, uint32_t max_records);
     void stop();

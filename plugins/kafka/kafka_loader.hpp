@@ -27,6 +27,8 @@ public:
     static config::Spec config_spec();
 
     explicit KafkaLoader(const Context &ctx);
+    // sluice.preflight/1: a broker answers and the topic exists.
+    std::vector<std::string> preflight() const { return settings_.preflight({topic_}, "topic"); }
     void start();
     void process(Input in, Emitter &out);
     void stop();

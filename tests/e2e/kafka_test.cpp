@@ -122,6 +122,22 @@ TEST_F(Kafka, AManifestPropertyTheGuaranteeRestsOnIsRefused) {
               std::string::npos) << r.err;
 }
 
+TEST_F(Kafka, ValidateCheckFindsAMissingTopicAndBrokersThatDoNotAnswer) {
+    KafkaCluster kafka({"in:1"});
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"name":"k","stages":[
+        {"id":"src","kind":"extractor","plugin":"kafka",
+         "config":{"brokers":")" + kafka.bootstrap() + R"(","topics":["in","missing"],"group":"g"}},
+        {"id":"copy","kind":"loader","plugin":"kafka","config":{"brokers":"127.0.0.1:1","topic":"out"}}]})");
+    ProcessResult r = run_sluice({"validate", m, "--check"});
+    EXPECT_NE(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("/stages/0/config/topics: topic missing does not exist on " + kafka.bootstrap()),
+              std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("topic in does not exist"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("/stages/1/config/brokers: no answer from 127.0.0.1:1 within 5 s"), std::string::npos)
+        << r.err;
+}
+
 TEST_F(Kafka, ThreeWorkersAndAKilledOneHandsItsPartitionsOverWithNothingLost) {
     constexpr int kMessages = 200000;
     KafkaCluster kafka({"in:6"});

@@ -267,3 +267,25 @@ TEST_F(RedisStreams, AServerOutOfMemoryFailsTheRunAndIsNeverARecordError) {
     bj::object report = read_checked_report(dir / "r.json");
     EXPECT_EQ(report.at("delivery").at("unacknowledged").to_number<int64_t>(), 100);
 }
+
+TEST_F(RedisStreams, AUrlThatCannotBeUsedIsRefusedByValidateNamingTheField) {
+    TempDir dir;
+    auto refused = [&](const std::string &config) {
+        std::string m = dir.write("m.json", R"({"name":"r","stages":[
+            {"id":"src","kind":"extractor","plugin":"redis","config":{"stream":"s","group":"g",)" + config + R"(}},
+            {"id":"out","kind":"loader","plugin":"null","config":{}}]})");
+        ProcessResult r = run_sluice({"validate", m});
+        EXPECT_EQ(r.exit_code, 2) << r.err;
+        return r.err;
+    };
+    EXPECT_NE(refused(R"("url":"redis://etl:hunter2@localhost:6379")")
+                  .find("/stages/0/config: url: put the user in username and the password in password"),
+              std::string::npos);
+    EXPECT_NE(refused(R"("url":"http://localhost:6379")").find("url: expected redis://HOST:PORT/DB or rediss://"),
+              std::string::npos);
+    EXPECT_NE(refused(R"("url":"redis://localhost:6379/x")").find("url: the path must be a database number"),
+              std::string::npos);
+    EXPECT_NE(refused(R"("url":"redis://localhost","ca_file":"ca.pem")").find("ca_file: only used with a rediss:// url"),
+              std::string::npos);
+    EXPECT_NE(refused(R"("username":"etl")").find("username: a username needs a password"), std::string::npos);
+}
