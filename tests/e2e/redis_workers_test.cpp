@@ -40,7 +40,7 @@ TEST(RedisWorkers, ThreeWorkersShareAStreamAndAKilledOneLosesNothing) {
     std::string m = dir.write("m.json", R"({"name":"workers","stages":[
         {"id":"src","kind":"extractor","plugin":"redis","batch_size":500,
          "config":{"url":")" + redis.url() + R"(","stream":"s","group":"g","consumer":"${WORKER}",
-                   "claim_idle_ms":3000,"claim_interval_ms":500}},
+                   "claim_idle_ms":10000,"claim_interval_ms":500}},
         {"id":"out","kind":"loader","plugin":"file",
          "config":{"path":"out-${WORKER}.ndjson","append":true,"attributes_field":"_meta"}}]})");
     std::vector<std::unique_ptr<ChildProcess>> workers;
