@@ -190,6 +190,18 @@ std::vector<Reply> Connection::run(const CommandBuffer &commands, std::chrono::m
     return replies;
 }
 
+std::vector<std::string> stream_preflight(const Endpoint &endpoint, const std::string &stream) {
+    try {
+        Connection conn(endpoint);
+        Reply type = conn.run_one({"TYPE", stream});
+        if (!is_error(type.get()) && text(type.get()) != "stream" && text(type.get()) != "none")
+            return {"stream: key " + stream + " holds a " + std::string(text(type.get())) + ", not a stream"};
+    } catch (const std::exception &e) {
+        return {"url: " + std::string(e.what())};
+    }
+    return {};
+}
+
 Reply Connection::run_one(std::initializer_list<std::string_view> args, std::chrono::milliseconds extra_wait) {
     CommandBuffer b;
     b.add(args);

@@ -77,6 +77,12 @@ private:
     size_t commands_ = 0;
 };
 
+class Connection;
+
+// sluice.preflight/1 of both stages: the server answers (and takes the
+// password), and `stream` is a stream or does not exist yet.
+std::vector<std::string> stream_preflight(const Endpoint &endpoint, const std::string &stream);
+
 class Connection {
 public:
     // Connects, authenticates and selects the database; throws

@@ -104,18 +104,6 @@ StreamExtractor::StreamExtractor(const Context &ctx) : host_(ctx.host) {
     source_ = endpoint_.display() + "/" + stream_;
 }
 
-std::vector<std::string> StreamExtractor::preflight() const {
-    try {
-        Connection conn(endpoint_);
-        Reply type = conn.run_one({"TYPE", stream_});
-        if (!is_error(type.get()) && text(type.get()) != "stream" && text(type.get()) != "none")
-            return {"stream: key " + stream_ + " holds a " + std::string(text(type.get())) + ", not a stream"};
-    } catch (const std::exception &e) {
-        return {"url: " + std::string(e.what())};
-    }
-    return {};
-}
-
 void StreamExtractor::connect() {
     conn_ = std::make_unique<Connection>(endpoint_);
     if (!create_group_) return;

@@ -32,7 +32,7 @@ public:
 
     explicit StreamExtractor(const Context &ctx);
     // sluice.preflight/1: the server answers (and takes the password).
-    std::vector<std::string> preflight() const;
+    std::vector<std::string> preflight() const { return stream_preflight(endpoint_, stream_); }
     void start();
     bool pull(Emitter &out, uint32_t max_records);
     // Graceful stop: acknowledges what was delivered; the rest stays pending

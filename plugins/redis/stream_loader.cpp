@@ -34,18 +34,6 @@ StreamLoader::StreamLoader(const Context &ctx) : host_(ctx.host) {
     if (int64_t n = c.integer("max_length", 0); n > 0) maxlen_ = std::to_string(n);
 }
 
-std::vector<std::string> StreamLoader::preflight() const {
-    try {
-        Connection conn(endpoint_);
-        Reply type = conn.run_one({"TYPE", stream_});
-        if (!is_error(type.get()) && text(type.get()) != "stream" && text(type.get()) != "none")
-            return {"stream: key " + stream_ + " holds a " + std::string(text(type.get())) + ", not a stream"};
-    } catch (const std::exception &e) {
-        return {"url: " + std::string(e.what())};
-    }
-    return {};
-}
-
 void StreamLoader::process(Input in, Emitter &out) {
     if (!conn_ || conn_->broken()) conn_ = std::make_unique<Connection>(endpoint_);
     commands_.clear();

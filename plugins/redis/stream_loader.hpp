@@ -27,7 +27,7 @@ public:
     static config::Spec config_spec();
 
     explicit StreamLoader(const Context &ctx);
-    std::vector<std::string> preflight() const;
+    std::vector<std::string> preflight() const { return stream_preflight(endpoint_, stream_); }
     void start() { conn_ = std::make_unique<Connection>(endpoint_); }
     void process(Input in, Emitter &out);
     void stop() { conn_.reset(); }

@@ -3,6 +3,7 @@
 #include "child_process.hpp"
 #include "http_client.hpp"
 #include "fake_openai_server.hpp"
+#include "free_port.hpp"
 #include "gzip.hpp"
 #include "postgres_server.hpp"
 #include "record_accounting.hpp"
@@ -36,11 +37,6 @@ namespace bj = boost::json;
 using namespace std::chrono_literals;
 
 namespace {
-
-int free_port() {
-    Poco::Net::ServerSocket s(Poco::Net::SocketAddress("127.0.0.1", 0));
-    return s.address().port();
-}
 
 struct Response {
     int status = 0;
@@ -90,7 +86,7 @@ void make_certificate(const std::string &cert, const std::string &key, const std
 
 TEST(HttpIngest, ConcurrentClientsEveryAcceptedRecordIsLoaded) {
     TempDir dir;
-    const int port = free_port();
+    const int port = free_loopback_port();
     setenv("SLUICE_TEST_INGEST_TOKEN", "s3cret", 1);
     std::string m = dir.write("m.json", R"({"name":"ingest","stages":[
   {"id":"in","kind":"extractor","plugin":"http","batch_size":200,
@@ -166,7 +162,7 @@ TEST(HttpIngest, ConcurrentClientsEveryAcceptedRecordIsLoaded) {
 
 TEST(HttpIngest, ABackedUpPipelineAnswers429WithRetryAfter) {
     TempDir dir;
-    const int port = free_port();
+    const int port = free_loopback_port();
     std::string m = dir.write("m.json", R"({"name":"slow","plugin_dirs":[")" + std::string(SLUICE_TEST_PLUGIN_DIR) + R"("],
   "stages":[
   {"id":"in","kind":"extractor","plugin":"http","batch_size":10,"config":{"port":)" + std::to_string(port) +
@@ -213,7 +209,7 @@ TEST(HttpIngest, AnswersOnlyOnceDeliveredOrSaysItCouldNotConfirm) {
     {
         // Delivered: the 202 comes after both branches loaded the records,
         // rejected ones (dropped by rule) included in what is confirmed.
-        const int port = free_port();
+        const int port = free_loopback_port();
         ChildProcess sluice({sluice_binary(), "run", manifest(port, "", 200), "--log-level", "info"});
         ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
         Response r = post(port, "/ingest", "{\"k\":1}\n{\"k\":\"two\"}\n{\"k\":3}\n");
@@ -225,7 +221,7 @@ TEST(HttpIngest, AnswersOnlyOnceDeliveredOrSaysItCouldNotConfirm) {
     {
         // A branch slower than the client will wait: 504, and the records
         // still arrive.
-        const int port = free_port();
+        const int port = free_loopback_port();
         ChildProcess sluice({sluice_binary(), "run", manifest(port, R"(,"delivery_timeout_ms":100)", 1500), "--log-level", "info"});
         ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
         Response r = post(port, "/ingest", "{\"k\":4}\n");
@@ -238,7 +234,7 @@ TEST(HttpIngest, AnswersOnlyOnceDeliveredOrSaysItCouldNotConfirm) {
     {
         // Accepted: the 202 comes once the records are queued, before the
         // slow branch has them.
-        const int port = free_port();
+        const int port = free_loopback_port();
         ChildProcess sluice({sluice_binary(), "run", manifest(port, R"(,"respond":"accepted")", 1500), "--log-level", "info"});
         ASSERT_TRUE(sluice.wait_for_err("listening on")) << sluice.err_so_far();
         auto t0 = std::chrono::steady_clock::now();
@@ -253,7 +249,7 @@ TEST(HttpIngest, AnswersOnlyOnceDeliveredOrSaysItCouldNotConfirm) {
 
 TEST(HttpIngest, WarnsAtStartWhenALoaderConfirmsOnlyAtTheEnd) {
     TempDir dir;
-    const int port = free_port();
+    const int port = free_loopback_port();
     std::string m = dir.write("m.json", R"({"name":"late","stages":[
   {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + R"(}},
   {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson"}}]})");
@@ -271,7 +267,7 @@ TEST(HttpIngest, WarnsAtStartWhenALoaderConfirmsOnlyAtTheEnd) {
 
 TEST(HttpIngest, TakesGzipBodiesAndBoundsWhatTheyInflateTo) {
     TempDir dir;
-    const int port = free_port();
+    const int port = free_loopback_port();
     std::string m = dir.write("m.json", R"({"name":"gz","stages":[
   {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + R"(,"max_body_bytes":20000}},
   {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson","append":true}}]})");
@@ -303,7 +299,7 @@ TEST(HttpIngest, ServesHttpsAndCanRequireClientCertificates) {
     make_certificate(dir / "server.pem", dir / "server.key", "localhost");
     make_certificate(dir / "client.pem", dir / "client.key", "client");
     make_certificate(dir / "stranger.pem", dir / "stranger.key", "stranger");
-    const int port = free_port();
+    const int port = free_loopback_port();
     auto manifest = [&](const std::string &tls) {
         return dir.write("m.json", R"({"name":"tls","stages":[
   {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + tls + R"(}},
@@ -391,7 +387,7 @@ TEST(HttpIngest, TheHttpToPostgresExampleLoadsWhatItIsSent) {
     TempDir dir;
     std::filesystem::copy(std::string(SLUICE_SOURCE_DIR) + "/pipelines", dir / "pipelines",
                           std::filesystem::copy_options::recursive);
-    const int port = free_port();
+    const int port = free_loopback_port();
     std::string m = read_file(dir / "pipelines/http_to_postgres.json");
     for (size_t p; (p = m.find("postgresql://etl@localhost:5432/shop")) != std::string::npos;) m.replace(p, 36, pg.conninfo());
     m.replace(m.find("\"port\": 8088"), 12, "\"port\": " + std::to_string(port));
@@ -442,7 +438,7 @@ bool closed_by_server(int fd) {
 // connections kept it blocked: every probe request timed out.
 TEST(HttpIngest, IdleAndSlowlorisConnectionsCannotStarveTheIngest) {
     TempDir dir;
-    const int port = free_port();
+    const int port = free_loopback_port();
     std::string m = dir.write("m.json", R"({"name":"starve","stages":[
   {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + R"(,"read_timeout_ms":1500}},
   {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson","append":true}}]})");
@@ -493,7 +489,7 @@ TEST(HttpIngest, IdleAndSlowlorisConnectionsCannotStarveTheIngest) {
 // Past max_connections a new connection hears 503 at once and is closed.
 TEST(HttpIngest, ConnectionsPastTheLimitGet503) {
     TempDir dir;
-    const int port = free_port();
+    const int port = free_loopback_port();
     std::string m = dir.write("m.json", R"({"name":"limit","stages":[
   {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(port) + R"(,"max_connections":10}},
   {"id":"out","kind":"loader","plugin":"null"}]})");

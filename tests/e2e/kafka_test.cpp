@@ -4,6 +4,7 @@
 // the idempotent loader, and three workers of which one is killed, its
 // partitions handed over with nothing lost.
 #include "child_process.hpp"
+#include "eventually.hpp"
 #include "kafka_cluster.hpp"
 #include "record_accounting.hpp"
 #include "temp_dir.hpp"
@@ -26,15 +27,6 @@ using namespace std::chrono_literals;
 namespace bj = boost::json;
 
 namespace {
-
-bool eventually(const std::function<bool()> &done, std::chrono::milliseconds limit = 90s) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (done()) return true;
-        std::this_thread::sleep_for(100ms);
-    }
-    return done();
-}
 
 int64_t total(const std::map<int32_t, int64_t> &offsets) {
     int64_t sum = 0;

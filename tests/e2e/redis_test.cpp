@@ -4,6 +4,7 @@
 // entries dead-lettered, TLS and AUTH, the loader, and three workers of
 // which one is killed.
 #include "child_process.hpp"
+#include "eventually.hpp"
 #include "record_accounting.hpp"
 #include "redis_server.hpp"
 #include "temp_dir.hpp"
@@ -31,16 +32,6 @@ std::vector<std::string> numbered(int from, int to) {
     std::vector<std::string> p;
     for (int i = from; i < to; ++i) p.push_back("{\"n\":" + std::to_string(i) + "}");
     return p;
-}
-
-// Waits until `done` holds, for at most `limit`.
-bool eventually(const std::function<bool()> &done, std::chrono::milliseconds limit = 60s) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (done()) return true;
-        std::this_thread::sleep_for(50ms);
-    }
-    return done();
 }
 
 // The redis extractor stage reading stream "s" in group "g"; `config` and
@@ -288,4 +279,17 @@ TEST_F(RedisStreams, AUrlThatCannotBeUsedIsRefusedByValidateNamingTheField) {
     EXPECT_NE(refused(R"("url":"redis://localhost","ca_file":"ca.pem")").find("ca_file: only used with a rediss:// url"),
               std::string::npos);
     EXPECT_NE(refused(R"("username":"etl")").find("username: a username needs a password"), std::string::npos);
+}
+
+TEST_F(RedisStreams, ValidateCheckFindsAKeyThatIsNotAStreamAndAServerThatDoesNotAnswer) {
+    RedisServer redis;
+    redis.command({"SET", "plain", "x"});
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"name":"r","stages":[
+        {"id":"src","kind":"extractor","plugin":"redis","config":{"url":")" + redis.url() + R"(","stream":"plain","group":"g"}},
+        {"id":"out","kind":"loader","plugin":"redis","config":{"url":"redis://127.0.0.1:1","stream":"copy"}}]})");
+    ProcessResult r = run_sluice({"validate", m, "--check"});
+    EXPECT_NE(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("/stages/0/config/stream: key plain holds a string, not a stream"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("/stages/1/config/url: cannot connect to redis://127.0.0.1:1/0"), std::string::npos) << r.err;
 }

@@ -1,5 +1,7 @@
 #include "postgres_server.hpp"
 
+#include "free_port.hpp"
+
 #include <libpq-fe.h>
 
 #include <glob.h>
@@ -27,20 +29,6 @@ std::string find_bin() {
     return bin;
 }
 
-int free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    ::bind(s, reinterpret_cast<sockaddr *>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(s, reinterpret_cast<sockaddr *>(&a), &len);
-    int port = ntohs(a.sin_port);
-    ::close(s);
-    return port;
-}
-
 } // namespace
 
 bool PostgresServer::available() { return !find_bin().empty(); }
@@ -62,7 +50,7 @@ PostgresServer::PostgresServer() {
         if (!pw) throw std::runtime_error("running as root and there is no postgres user");
         if (::chown(dir_.c_str(), pw->pw_uid, pw->pw_gid) != 0) throw std::runtime_error("chown failed");
     }
-    port_ = free_port();
+    port_ = free_loopback_port();
     std::string init = bin_ + "/initdb -D " + dir_ + "/data -U sluice --auth=trust -E UTF8 --no-locale";
     if (std::system(run_as_owner(init).c_str()) != 0)
         throw std::runtime_error("initdb failed (see " + dir_ + "/setup.log)");

@@ -1,5 +1,7 @@
 #include "redis_server.hpp"
 
+#include "free_port.hpp"
+
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -17,19 +19,6 @@ namespace sluice::test {
 
 namespace {
 
-int free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(s, reinterpret_cast<sockaddr *>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(s, reinterpret_cast<sockaddr *>(&a), &len);
-    int port = ntohs(a.sin_port);
-    ::close(s);
-    return port;
-}
-
 constexpr const char *kServer = "/usr/bin/redis-server";
 
 } // namespace
@@ -45,7 +34,7 @@ void RedisServer::make_certificates() {
                       " && openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout server.key -out server.csr"
                       " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
                       "-extfile san.cnf -out server.pem";
-    if (std::system((cmd + " > certs.log 2>&1").c_str()) != 0)
+    if (std::system(("(" + cmd + ") > " + d + "/certs.log 2>&1").c_str()) != 0)
         throw std::runtime_error("openssl could not make the test certificates (see " + d + "/certs.log)");
 }
 
@@ -53,7 +42,7 @@ RedisServer::RedisServer(RedisOptions options) : options_(std::move(options)) {
     std::string tmpl = (std::filesystem::temp_directory_path() / "sluice-redis-XXXXXX").string();
     if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
-    port_ = free_port();
+    port_ = free_loopback_port();
     std::vector<std::string> args{kServer, "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                   "--save", "", "--appendonly", "no", "--dir", dir_,
                                   "--logfile", dir_ + "/redis.log", "--daemonize", "no"};
@@ -62,7 +51,7 @@ RedisServer::RedisServer(RedisOptions options) : options_(std::move(options)) {
         args.insert(args.end(), {"--maxmemory", options_.maxmemory, "--maxmemory-policy", "noeviction"});
     if (options_.tls) {
         make_certificates();
-        tls_port_ = free_port();
+        tls_port_ = free_loopback_port();
         args.insert(args.end(), {"--tls-port", std::to_string(tls_port_), "--tls-cert-file", dir_ + "/server.pem",
                                  "--tls-key-file", dir_ + "/server.key", "--tls-ca-cert-file", dir_ + "/ca.pem",
                                  "--tls-auth-clients", "no"});
