@@ -19,7 +19,10 @@ void capture_instead(StageSpec &spec, const std::string &sink) {
 void prepare_dry_run(Manifest &m, const std::string &sink, uint64_t limit) {
     for (StageSpec &s : m.stages) {
         if (s.kind == SLUICE_KIND_LOADER) capture_instead(s, sink);
-        else if (s.kind == SLUICE_KIND_EXTRACTOR) s.record_limit = limit;
+        else if (s.kind == SLUICE_KIND_EXTRACTOR) {
+            s.record_limit = limit;
+            s.confirm_delivery = false;
+        }
     }
     // Neither resume from nor move the saved positions.
     m.state_dir.clear();

@@ -2,8 +2,10 @@
 // input, except that no loader writes anything. Each loader is replaced by a
 // capture stage that prints what it would have written (one JSON line per
 // record: {"loader": ID, "id": N, "record": ...}), extractors read at most N
-// records each, and no delivery state is read or saved, so the run has no
-// side effect on the destinations or on the next real run.
+// records each, no delivery state is read or saved, and no extractor is told
+// its records were delivered (a stream's entries stay pending, a topic's
+// offsets uncommitted), so the run has no side effect on the destinations
+// or on the next real run.
 #pragma once
 
 #include "built_in_stages.hpp"

@@ -54,6 +54,11 @@ struct StageSpec {
     // Extractors: read no more records than this (0: no limit); set by
     // `sluice run --dry-run --limit N`, not by the manifest.
     uint64_t record_limit = 0;
+    // Extractors: tell the plugin when its records are delivered
+    // (sluice.acknowledged/1: it confirms them to its source, an XACK, an
+    // offset commit, an HTTP answer). A dry run delivers nothing, so it
+    // confirms nothing: what it read stays unconfirmed at the source.
+    bool confirm_delivery = true;
     bool ordered = false;        // receive batches in extraction order
     bool ordered_explicit = false;
     std::vector<InputRef> inputs; // where records come from (none for extractors)

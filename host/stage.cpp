@@ -186,7 +186,7 @@ std::string Stage::restore_and_track(const std::vector<std::string> &positions, 
         }
         AckTracker::Origin origin{spec_.id, uint32_t(i), i < pulls.size() ? pulls[i] : 0};
         auto tracker = std::make_shared<AckTracker>(control_, std::move(restored), std::move(origin));
-        if (instances_[i]->features().acknowledged) {
+        if (spec_.confirm_delivery && instances_[i]->features().acknowledged) {
             StageInstance *inst = instances_[i].get();
             tracker->on_commit([inst](const std::string &position) { inst->acknowledged(position); });
         }

@@ -293,3 +293,24 @@ TEST_F(RedisStreams, ValidateCheckFindsAKeyThatIsNotAStreamAndAServerThatDoesNot
     EXPECT_NE(r.err.find("/stages/0/config/stream: key plain holds a string, not a stream"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("/stages/1/config/url: cannot connect to redis://127.0.0.1:1/0"), std::string::npos) << r.err;
 }
+
+TEST_F(RedisStreams, ADryRunAcknowledgesNothing) {
+    // A dry run loads nothing, so it must not tell the stream it did: what
+    // it read stays pending and the next real run delivers it.
+    RedisServer redis;
+    redis.add_entries("s", numbered(0, 300));
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"name":"r","stages":[)" +
+        extractor(redis.url(), R"(,"consumer":"c1","claim_idle_ms":0)") + R"(,
+        {"id":"out","kind":"loader","plugin":"file","config":{"path":"out.ndjson","append":true}}]})");
+    ProcessResult dry = run_sluice({"run", m, "--dry-run", "--limit", "100"});
+    ASSERT_EQ(dry.exit_code, 0) << dry.err;
+    EXPECT_EQ(redis.pending_ids("s", "g", "c1").size(), 100u) << "the dry run acknowledged what it only printed";
+    ChildProcess real({sluice_binary(), "run", m, "--report", dir / "r.json"});
+    ASSERT_TRUE(eventually([&] { return read_lines(dir / "out.ndjson").size() == 300; })) << real.err_so_far();
+    real.signal(SIGTERM);
+    ProcessResult r = real.wait(30s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(redis.pending_ids("s", "g").size(), 0u);
+    EXPECT_EQ(stage_counter(read_checked_report(dir / "r.json"), "src", "redelivered"), 100);
+}
