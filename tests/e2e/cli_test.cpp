@@ -65,7 +65,8 @@ TEST(Cli, PluginsListsTheBundledPluginsWithTheirConfig) {
     for (const char *head : {"file (extractor) 1.0.0  ABI 1.4", "generate (extractor)", "map (transformer)",
                              "route (transformer)", "rules (validator)", "file (loader)", "null (loader)", "llm (enricher)",
                              "llm_extract (transformer)", "text (enricher)", "sqlite (extractor)", "sqlite (loader)", "postgres (extractor)", "postgres (loader)",
-                             "documents (extractor)", "http (extractor)", "http (loader)"})
+                             "documents (extractor)", "http (extractor)", "http (loader)", "redis (extractor)",
+                             "redis (loader)", "kafka (extractor)", "kafka (loader)"})
         EXPECT_NE(p.out.find(head), std::string::npos) << head << "\n" << p.out;
     EXPECT_NE(p.out.find("    path "), std::string::npos);
     EXPECT_NE(p.out.find("outputs: pass fail"), std::string::npos);
@@ -74,7 +75,7 @@ TEST(Cli, PluginsListsTheBundledPluginsWithTheirConfig) {
     ProcessResult j = run_sluice({"plugins", "--json", "--path", kBadPlugins});
     ASSERT_EQ(j.exit_code, 0);
     bj::object o = bj::parse(j.out).as_object();
-    EXPECT_EQ(o.at("plugins").as_array().size(), 17u);
+    EXPECT_EQ(o.at("plugins").as_array().size(), 21u);
     EXPECT_EQ(o.at("problems").as_array().size(), 6u) << "the bad plugins are reported, not hidden";
 }
 
