@@ -110,6 +110,18 @@ void KafkaExtractor::rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
                        "@" + std::to_string(it->second);
             lost_read_to_.erase(it);
         }
+        // Lost partitions that did not come back in this assignment are
+        // someone else's: forget what this consumer read and delivered of
+        // them, so that a much later return starts from the group's commit.
+        if (!lost_read_to_.empty()) {
+            std::lock_guard lock(mutex_);
+            for (const auto &[p, read] : lost_read_to_) {
+                delivered_.erase(p);
+                read_to_.erase(p);
+                for (auto &pull : in_flight_) pull.second.erase(p);
+            }
+            lost_read_to_.clear();
+        }
         host_.info("assigned " + names + (resumed.empty() ? "" : "; resuming lost " + resumed + " where it was read to"));
         assigned_.insert(changed.begin(), changed.end());
         if (cooperative) error = rd_kafka_incremental_assign(rk, partitions);

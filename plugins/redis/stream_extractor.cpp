@@ -195,11 +195,15 @@ bool StreamExtractor::pull(Emitter &out, uint32_t max_records) {
         throw;
     }
     if (!acking.empty()) {
+        // A refused XACK is tried again with the next command; the entries
+        // just read are handled all the same (left unread, they would wait
+        // for a claim).
         if (is_error(replies.front().get())) {
+            host_.warn("XACK on " + source_ + " refused (tried again): " + std::string(text(replies.front().get())));
             give_back(std::move(acking));
-            server_refused("XACK on " + source_, replies.front().get());
+        } else {
+            host_.counter("acknowledged", replies.front()->integer);
         }
-        host_.counter("acknowledged", replies.front()->integer);
     }
     const redisReply *reply = replies.back().get();
     if (is_error(reply)) {
