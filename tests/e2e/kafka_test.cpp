@@ -43,7 +43,7 @@ const char *kGroupProperties =
 class Kafka : public ::testing::Test {
 protected:
     void SetUp() override {
-        if (!KafkaCluster::available()) GTEST_SKIP() << "the mock cluster helper was not built";
+        ASSERT_TRUE(KafkaCluster::available()) << "the mock cluster helper (tests/kafka_mock) was not built";
     }
 };
 
