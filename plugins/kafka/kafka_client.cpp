@@ -2,6 +2,30 @@
 
 namespace sluice::plugins::kafka {
 
+namespace {
+
+std::atomic<int> live_clients{0};
+
+} // namespace
+
+void HandleDestroy::operator()(rd_kafka_t *rk) const {
+    if (!rk) return;
+    rd_kafka_destroy(rk);
+    if (--live_clients == 0) rd_kafka_wait_destroyed(10000);
+}
+
+Handle new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf, std::string &error) {
+    char message[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, message, sizeof message);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        error = message;
+        return Handle();
+    }
+    ++live_clients;
+    return Handle(rk);
+}
+
 config::Spec client_spec() {
     using config::Field;
     return config::Spec{
@@ -58,11 +82,9 @@ std::vector<std::string> ClientSettings::preflight(const std::vector<std::string
             continue; // consumer-only properties
         rd_kafka_conf_set(conf, name.c_str(), value.c_str(), error, sizeof error);
     }
-    Handle rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        return {std::string("properties: ") + error};
-    }
+    std::string refused;
+    Handle rk = new_client(RD_KAFKA_PRODUCER, conf, refused);
+    if (!rk) return {"properties: " + refused};
     const rd_kafka_metadata_t *metadata = nullptr;
     rd_kafka_resp_err_t err = rd_kafka_metadata(rk.get(), 1, nullptr, &metadata, 5000);
     if (err) return {"brokers: no answer from " + brokers + " within 5 s (" + rd_kafka_err2str(err) + ")"};

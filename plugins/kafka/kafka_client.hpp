@@ -9,6 +9,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
@@ -16,12 +17,18 @@
 
 namespace sluice::plugins::kafka {
 
+// Destroys a client; when it was the process's last, also waits for
+// librdkafka's threads to end (rd_kafka_destroy leaves them finishing in the
+// background, and a process must not exit, or unload this library, under
+// them).
 struct HandleDestroy {
-    void operator()(rd_kafka_t *rk) const {
-        if (rk) rd_kafka_destroy(rk);
-    }
+    void operator()(rd_kafka_t *rk) const;
 };
 using Handle = std::unique_ptr<rd_kafka_t, HandleDestroy>;
+
+// rd_kafka_new, counted for HandleDestroy. It takes `conf` in every case;
+// when librdkafka refuses, the handle is null and `error` says why.
+Handle new_client(rd_kafka_type_t type, rd_kafka_conf_t *conf, std::string &error);
 
 // "brokers" and "properties", declared once for both stages.
 config::Spec client_spec();

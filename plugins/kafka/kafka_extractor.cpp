@@ -64,13 +64,10 @@ void KafkaExtractor::start() {
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_rebalance_cb(conf, &KafkaExtractor::on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(conf, &KafkaExtractor::on_commit);
-    char error[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, error, sizeof error);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        throw Error(std::string("cannot create the consumer: ") + error);
-    }
-    rk_.reset(rk);
+    std::string error;
+    rk_ = new_client(RD_KAFKA_CONSUMER, conf, error);
+    if (!rk_) throw Error("cannot create the consumer: " + error);
+    rd_kafka_t *rk = rk_.get();
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(int(topics_.size()));
     for (const std::string &t : topics_) rd_kafka_topic_partition_list_add(list, t.c_str(), RD_KAFKA_PARTITION_UA);

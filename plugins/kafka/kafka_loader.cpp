@@ -50,13 +50,9 @@ void KafkaLoader::start() {
     rd_kafka_conf_t *conf = settings_.make_conf();
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaLoader::on_delivery);
-    char error[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, error, sizeof error);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        throw Error(std::string("cannot create the producer: ") + error);
-    }
-    rk_.reset(rk);
+    std::string error;
+    rk_ = new_client(RD_KAFKA_PRODUCER, conf, error);
+    if (!rk_) throw Error("cannot create the producer: " + error);
 }
 
 void KafkaLoader::process(Input in, Emitter &out) {

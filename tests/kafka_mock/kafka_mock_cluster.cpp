@@ -51,5 +51,6 @@ int main(int argc, char **argv) {
     sigwait(&stop, &sig);
     rd_kafka_mock_cluster_destroy(cluster);
     rd_kafka_destroy(rk);
+    rd_kafka_wait_destroyed(10000);
     return 0;
 }

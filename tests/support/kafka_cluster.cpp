@@ -27,6 +27,13 @@ rd_kafka_t *client(rd_kafka_type_t type, const std::string &bootstrap,
     return rk;
 }
 
+// rd_kafka_destroy leaves librdkafka's threads finishing in the background:
+// wait for them, so that none is alive when the test process exits.
+void destroy(rd_kafka_t *rk) {
+    rd_kafka_destroy(rk);
+    rd_kafka_wait_destroyed(10000);
+}
+
 } // namespace
 
 bool KafkaCluster::available() { return ::access(SLUICE_KAFKA_MOCK_CLUSTER, X_OK) == 0; }
@@ -93,7 +100,7 @@ void KafkaCluster::produce(const std::string &topic, const std::vector<std::stri
         }
     }
     rd_kafka_resp_err_t err = rd_kafka_flush(rk, 60000);
-    rd_kafka_destroy(rk);
+    destroy(rk);
     if (err) throw std::runtime_error(std::string("flush: ") + rd_kafka_err2str(err));
 }
 
@@ -134,7 +141,7 @@ std::vector<KafkaMessage> KafkaCluster::read_all(const std::string &topic) {
         rd_kafka_message_destroy(m);
     }
     rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    destroy(rk);
     return messages;
 }
 
@@ -148,7 +155,7 @@ std::map<int32_t, int64_t> KafkaCluster::committed(const std::string &topic, con
         for (int i = 0; i < list->cnt; ++i)
             if (list->elems[i].offset >= 0) offsets[list->elems[i].partition] = list->elems[i].offset;
     rd_kafka_topic_partition_list_destroy(list);
-    rd_kafka_destroy(rk);
+    destroy(rk);
     return offsets;
 }
 
