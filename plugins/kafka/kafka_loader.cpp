@@ -58,6 +58,7 @@ void KafkaLoader::start() {
 void KafkaLoader::process(Input in, Emitter &out) {
     if (!rk_) start(); // a fatal producer error left none
     results_.assign(in.size(), RD_KAFKA_RESP_ERR__IN_PROGRESS);
+    std::vector<char> failed(in.size(), 0); // failed before being produced
     outstanding_ = 0;
     std::string key_text;
     for (uint32_t i = 0; i < in.size(); ++i) {
@@ -69,7 +70,7 @@ void KafkaLoader::process(Input in, Emitter &out) {
             const boost::json::object *o = parser_.parse_object(r.payload(), error);
             if (!o) {
                 out.fail(i, "key_field " + key_field_ + ": " + error);
-                results_[i] = RD_KAFKA_RESP_ERR_NO_ERROR; // accounted for
+                failed[i] = 1;
                 continue;
             }
             if (const boost::json::value *v = o->if_contains(key_field_); v && !v->is_null()) {
@@ -109,7 +110,7 @@ void KafkaLoader::process(Input in, Emitter &out) {
             if (headers) rd_kafka_headers_destroy(headers); // not taken over on failure
             if (is_message_error(err)) {
                 out.fail(i, std::string("kafka refused the message: ") + rd_kafka_err2str(err));
-                results_[i] = RD_KAFKA_RESP_ERR_NO_ERROR; // accounted for
+                failed[i] = 1;
                 continue;
             }
             rd_kafka_flush(rk_.get(), int(delivery_timeout_.count()));
@@ -122,7 +123,6 @@ void KafkaLoader::process(Input in, Emitter &out) {
     while (outstanding_ > 0 && std::chrono::steady_clock::now() < deadline) rd_kafka_poll(rk_.get(), 100);
     if (outstanding_ > 0) throw EnvironmentError("producing to " + topic_ + ": no delivery report within " +
                                                  std::to_string(delivery_timeout_.count()) + " ms");
-    std::string fatal;
     char reason[512];
     if (rd_kafka_resp_err_t f = rd_kafka_fatal_error(rk_.get(), reason, sizeof reason)) {
         // An idempotent producer that lost its sequence state cannot go on;
@@ -132,6 +132,7 @@ void KafkaLoader::process(Input in, Emitter &out) {
     }
     int64_t delivered = 0;
     for (uint32_t i = 0; i < in.size(); ++i) {
+        if (failed[i]) continue;
         rd_kafka_resp_err_t err = results_[i];
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             ++delivered;

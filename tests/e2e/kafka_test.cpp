@@ -7,6 +7,7 @@
 #include "eventually.hpp"
 #include "kafka_cluster.hpp"
 #include "record_accounting.hpp"
+#include "redis_server.hpp"
 #include "temp_dir.hpp"
 
 #include <boost/json.hpp>
@@ -112,6 +113,40 @@ TEST_F(Kafka, AManifestPropertyTheGuaranteeRestsOnIsRefused) {
               std::string::npos) << r.err;
     EXPECT_NE(r.err.find("/stages/1/config: properties.no.such.property: No such configuration property"),
               std::string::npos) << r.err;
+}
+
+TEST_F(Kafka, FromARedisStreamWithKeysFromAFieldAndARecordWithoutOneToTheErrorPath) {
+    // One connector into the other: entries of a Redis stream produced to
+    // Kafka keyed by their "id"; a record that is JSON but not an object has
+    // no field to key by: it fails alone and is dead-lettered, and its entry
+    // is acknowledged like the others once that is done.
+    KafkaCluster kafka({"out:3"});
+    RedisServer redis;
+    std::vector<std::string> entries;
+    for (int i = 0; i < 10; ++i) entries.push_back("{\"id\":" + std::to_string(i) + "}");
+    entries.push_back("[1,2]");
+    redis.add_entries("s", entries);
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"name":"r2k","stages":[
+        {"id":"src","kind":"extractor","plugin":"redis","config":{"url":")" + redis.url() + R"(","stream":"s","group":"g"}},
+        {"id":"copy","kind":"loader","plugin":"kafka","on_error":{"then":"dead_letter","dead_letter":"dlq"},
+         "config":{"brokers":")" + kafka.bootstrap() + R"(","topic":"out","key_field":"id"}},
+        {"id":"dlq","kind":"loader","plugin":"file","config":{"path":"dead.ndjson","append":true}}]})");
+    ChildProcess child({sluice_binary(), "run", m, "--report", dir / "r.json"});
+    ASSERT_TRUE(eventually([&] { return read_lines(dir / "dead.ndjson").size() == 1; })) << child.err_so_far();
+    ASSERT_TRUE(eventually([&] { return redis.group_info("s", "g", "pending") == 0; })) << child.err_so_far();
+    child.signal(SIGTERM);
+    ProcessResult r = child.wait(60s);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::set<std::string> keys;
+    for (const KafkaMessage &msg : kafka.read_all("out")) {
+        EXPECT_EQ(msg.key, std::to_string(bj::parse(msg.value).at("id").to_number<int64_t>()));
+        keys.insert(msg.key);
+    }
+    EXPECT_EQ(keys.size(), 10u);
+    EXPECT_NE(read_lines(dir / "dead.ndjson")[0].find("key_field id: payload is not a JSON object"), std::string::npos);
+    bj::object report = read_checked_report(dir / "r.json");
+    EXPECT_EQ(stage_of(report, "copy").at("counters").at("produced").to_number<int64_t>(), 10);
 }
 
 TEST_F(Kafka, ValidateCheckFindsAMissingTopicAndBrokersThatDoNotAnswer) {

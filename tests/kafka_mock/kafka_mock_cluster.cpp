@@ -6,6 +6,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include <sys/prctl.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +19,9 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "usage: kafka_mock_cluster BROKERS TOPIC:PARTITIONS...\n");
         return 2;
     }
+    // Ends with the test that started it, even one that crashed.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1) return 0;
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);

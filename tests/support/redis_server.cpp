@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,6 +59,8 @@ RedisServer::RedisServer(RedisOptions options) : options_(std::move(options)) {
     }
     pid_ = ::fork();
     if (pid_ == 0) {
+        // Dies with the test, even one that crashes before its destructor.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         std::vector<char *> argv;
         for (std::string &a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
