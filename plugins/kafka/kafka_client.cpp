@@ -1,5 +1,7 @@
 #include "kafka_client.hpp"
 
+#include <atomic>
+
 namespace sluice::plugins::kafka {
 
 namespace {

@@ -9,7 +9,6 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <utility>
