@@ -52,7 +52,8 @@ KafkaExtractor::KafkaExtractor(const Context &ctx) : host_(ctx.host) {
                                          {"enable.auto.commit", "false"},
                                          {"enable.auto.offset.store", "false"},
                                          {"partition.assignment.strategy", "cooperative-sticky"},
-                                         {"auto.offset.reset", c.string("start", "earliest")}});
+                                         {"auto.offset.reset", c.string("start", "earliest")},
+                                         {"statistics.interval.ms", "100"}});
 }
 
 KafkaExtractor::~KafkaExtractor() {
@@ -64,6 +65,7 @@ void KafkaExtractor::start() {
     rd_kafka_conf_set_opaque(conf, this);
     rd_kafka_conf_set_rebalance_cb(conf, &KafkaExtractor::on_rebalance);
     rd_kafka_conf_set_offset_commit_cb(conf, &KafkaExtractor::on_commit);
+    rd_kafka_conf_set_stats_cb(conf, &KafkaExtractor::on_stats);
     std::string error;
     rk_ = new_client(RD_KAFKA_CONSUMER, conf, error);
     if (!rk_) throw Error("cannot create the consumer: " + error);
@@ -75,6 +77,20 @@ void KafkaExtractor::start() {
     rd_kafka_topic_partition_list_destroy(list);
     if (err) throw Error(std::string("cannot subscribe: ") + rd_kafka_err2str(err));
     host_.info("consuming " + settings_.brokers + " in group " + group_);
+}
+
+int KafkaExtractor::on_stats(rd_kafka_t *, char *json, size_t json_len, void *opaque) {
+    // Served by consumer_poll on the pull thread. Only the group's join
+    // state is read: "steady" once a rebalance is done.
+    std::string_view stats(json, json_len);
+    constexpr std::string_view key = "\"join_state\"";
+    if (size_t at = stats.find(key); at != std::string_view::npos) {
+        size_t open = stats.find('"', stats.find(':', at + key.size()));
+        if (open == std::string_view::npos) return 0;
+        std::string_view state = stats.substr(open + 1);
+        static_cast<KafkaExtractor *>(opaque)->group_steady_ = state.substr(0, state.find('"')) == "steady";
+    }
+    return 0; // librdkafka frees the text
 }
 
 void KafkaExtractor::on_rebalance(rd_kafka_t *, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions,
@@ -264,7 +280,7 @@ void KafkaExtractor::commit(bool sync, const std::set<Partition> *only) {
         }
     }
     if (offsets.empty()) return;
-    if (!sync && std::chrono::steady_clock::now() < commits_paused_until_) {
+    if (!sync && (!group_steady_ || std::chrono::steady_clock::now() < commits_paused_until_)) {
         keep(offsets);
         return;
     }

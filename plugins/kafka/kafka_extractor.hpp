@@ -55,6 +55,7 @@ private:
 
     static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *offsets,
                           void *opaque);
+    static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque);
     static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions,
                              void *opaque);
     void rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *partitions);
@@ -80,6 +81,10 @@ private:
     // sent during a rejoin comes back with the old generation (librdkafka
     // issue 4059), so none is sent then.
     static constexpr std::chrono::seconds kCommitPause{5};
+    // Whether librdkafka last said (its statistics, every 100 ms) that this
+    // member is a steady part of the group, not rejoining: periodic commits
+    // wait for that, for the same reason.
+    bool group_steady_ = false;
     std::chrono::steady_clock::time_point commits_paused_until_{};
     Handle rk_;
     bool stopping_ = false;

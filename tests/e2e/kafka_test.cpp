@@ -165,6 +165,10 @@ TEST_F(Kafka, ValidateCheckFindsAMissingTopicAndBrokersThatDoNotAnswer) {
         << r.err;
 }
 
+namespace {
+std::set<int32_t> partitions_in(const std::string &log, const std::string &marker);
+} // namespace
+
 TEST_F(Kafka, ThreeWorkersAndAKilledOneHandsItsPartitionsOverWithNothingLost) {
     constexpr int kMessages = 200000;
     KafkaCluster kafka({"in:6"});
@@ -195,13 +199,12 @@ TEST_F(Kafka, ThreeWorkersAndAKilledOneHandsItsPartitionsOverWithNothingLost) {
     const int victim = std::uniform_int_distribution<int>(0, 2)(random);
     ASSERT_TRUE(eventually([&] { return total(kafka.committed("in", "g")) >= kill_at; }, 180s));
     workers[victim]->signal(SIGKILL);
-    workers[victim]->wait(10s);
+    std::string logs = workers[victim]->wait(10s).err;
     // Offsets committed at the kill: below them everything was delivered,
     // so only messages at or after them may come twice.
     const std::map<int32_t, int64_t> at_kill = kafka.committed("in", "g");
     ASSERT_TRUE(eventually([&] { return total(kafka.committed("in", "g")) == kMessages; }, 180s))
         << "committed " << total(kafka.committed("in", "g")) << " of " << kMessages;
-    std::string logs;
     for (int w = 0; w < 3; ++w) {
         if (w == victim) continue;
         workers[w]->signal(SIGTERM);
@@ -223,14 +226,19 @@ TEST_F(Kafka, ThreeWorkersAndAKilledOneHandsItsPartitionsOverWithNothingLost) {
         }
     }
     ASSERT_EQ(counts.size(), size_t(kMessages)) << "messages missing from the union of the outputs";
+    // A committed message comes again only from a partition librdkafka 2.0
+    // declared lost somewhere (its issue 4059, see the README).
+    const std::set<int32_t> lost = partitions_in(logs, "] lost ");
     size_t duplicates = 0;
     for (const auto &[n, times] : counts) {
         if (times == 1) continue;
         duplicates += size_t(times - 1);
         auto [partition, offset] = where[n];
         auto committed = at_kill.find(partition);
-        EXPECT_TRUE(committed == at_kill.end() || offset >= committed->second)
-            << "message " << partition << "@" << offset << " came " << times << " times though it was committed";
+        ASSERT_TRUE(committed == at_kill.end() || offset >= committed->second || lost.count(partition))
+            << "message " << partition << "@" << offset << " came " << times
+            << " times though it was committed; the workers said:\n"
+            << logs;
     }
     EXPECT_NE(logs.find("assigned "), std::string::npos) << "the survivors took the partitions over";
     std::cout << "killed w" << victim + 1 << " at " << total(at_kill) << " committed; duplicates " << duplicates
@@ -336,13 +344,15 @@ TEST_F(Kafka, ARebalanceHandsPartitionsOverOnlyOnceTheirRecordsInFlightAreDelive
     // the commit at a stop.)
 }
 
-TEST_F(Kafka, AnAssignmentLibrdkafkaDeclaresLostLosesNothingAndDuplicatesOnlyWhatMoved) {
+TEST_F(Kafka, CommitsEvery50msDuringARebalanceCostNoDuplicateExceptWhereAPartitionIsDeclaredLost) {
     // librdkafka 2.0 (Debian 12) declares the whole assignment lost when a
     // commit crosses the rejoin and comes back with the old generation (its
-    // issue 4059; the mock answers so every time, see the README). A lost
+    // issue 4059; the mock answers so every time, see the README). The stage
+    // commits only while librdkafka says the member is steady, so even
+    // commits every 50 ms should not cross a rejoin; if one does, a lost
     // partition that comes back to the same worker resumes where that
-    // worker read to; one that goes to the other worker is read again from
-    // its last commit: only there may records come twice.
+    // worker read to, and only one that goes to the other worker is read
+    // again from its last commit: only there may records come twice.
     JoinRun run = join_mid_run(50);
     ASSERT_EQ(run.first.exit_code, 0) << run.first.err;
     ASSERT_EQ(run.second.exit_code, 0) << run.second.err;
