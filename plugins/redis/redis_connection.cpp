@@ -12,15 +12,6 @@
 
 namespace sluice::plugins::redis {
 
-bool is_environment_error(std::string_view m) {
-    // Redis error replies start with an upper-case code.
-    for (std::string_view code : {"OOM", "READONLY", "LOADING", "MASTERDOWN", "NOAUTH", "NOPERM", "WRONGPASS",
-                                  "WRONGTYPE", "BUSY", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK", "NOREPLICAS",
-                                  "MISCONF", "EXECABORT", "NOGROUP"})
-        if (m.substr(0, code.size()) == code && (m.size() == code.size() || m[code.size()] == ' ')) return true;
-    return false;
-}
-
 config::Spec endpoint_spec() {
     using config::Field;
     return config::Spec{

@@ -34,10 +34,6 @@ inline bool is_error(const redisReply *r) { return !r || r->type == REDIS_REPLY_
 inline std::string_view text(const redisReply *r) {
     return r && r->str ? std::string_view(r->str, r->len) : std::string_view();
 }
-// Whether a server error says the server cannot take the command now or at
-// all (out of memory, read-only replica, loading, auth, a key of another
-// type): an environment error, never the record's fault.
-bool is_environment_error(std::string_view server_message);
 
 // Where and how to connect: "url", "username", "password", "tls_verify",
 // "ca_file", "connect_timeout_ms"; declared once for both stages.

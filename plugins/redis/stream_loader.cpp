@@ -96,10 +96,10 @@ void StreamLoader::process(Input in, Emitter &out) {
             ++added;
             continue;
         }
-        std::string message(text(r));
-        if (is_environment_error(message))
-            throw EnvironmentError("XADD to " + endpoint_.display() + "/" + stream_ + ": " + message);
-        out.fail(sent_[k], "XADD refused: " + message);
+        // With an id of "*", the server cannot refuse an entry for what it
+        // holds: any error (OOM, READONLY, NOPERM, WRONGTYPE, "ERR max number
+        // of clients reached" ...) is about the server, never the record.
+        throw EnvironmentError("XADD to " + endpoint_.display() + "/" + stream_ + ": " + std::string(text(r)));
     }
     host_.counter("added", added);
 }
