@@ -319,6 +319,24 @@ std::set<int32_t> partitions_in(const std::string &log, const std::string &marke
     return found;
 }
 
+// Partitions given up right after the group refused a commit (logged,
+// counted in commit_failures): they go over uncommitted, so the next owner
+// reads them again from their last commit. The mock refuses so when it is
+// starved of CPU and its rebalance timer runs out first.
+std::set<int32_t> given_up_uncommitted(const std::string &log) {
+    std::set<int32_t> found;
+    std::istringstream lines(log);
+    bool refused = false;
+    for (std::string line; std::getline(lines, line);) {
+        if (line.find("] commit failed: ") != std::string::npos) refused = true;
+        else if (refused && line.find("] revoked ") != std::string::npos) {
+            for (int32_t p : partitions_in(line, "] revoked ")) found.insert(p);
+            refused = false;
+        }
+    }
+    return found;
+}
+
 } // namespace
 
 TEST_F(Kafka, ARebalanceHandsPartitionsOverOnlyOnceTheirRecordsInFlightAreDeliveredAndCommitted) {
@@ -327,18 +345,32 @@ TEST_F(Kafka, ARebalanceHandsPartitionsOverOnlyOnceTheirRecordsInFlightAreDelive
     // only then lets them go, so the second worker starts exactly where the
     // first stopped. (Commits are rare here so that none crosses the rejoin;
     // see the next test for what librdkafka 2.0 does when one does.)
-    JoinRun run = join_mid_run(600000);
-    ASSERT_EQ(run.first.exit_code, 0) << run.first.err;
-    ASSERT_EQ(run.second.exit_code, 0) << run.second.err;
-    EXPECT_EQ(run.first.err.find("] lost "), std::string::npos) << run.first.err;
-    std::set<int32_t> given_up = partitions_in(run.first.err, "] revoked ");
-    std::set<int32_t> taken = partitions_in(run.second.err, "] assigned ");
-    ASSERT_FALSE(taken.empty()) << run.second.err;
-    for (int32_t p : taken) EXPECT_TRUE(given_up.count(p)) << "in/" << p << " went to the second worker ungiven";
-    EXPECT_EQ(run.first.err.find("still in flight after"), std::string::npos) << run.first.err;
-    EXPECT_GT(run.second_got, 0u);
-    ASSERT_EQ(run.counts.size(), size_t(kJoinMessages)) << "messages lost";
-    for (const auto &[n, times] : run.counts) ASSERT_EQ(times, 1) << "message " << n << " came twice";
+    // If the group refuses the give-up commit (the mock does when starved of
+    // CPU), the run says nothing of the handover: it is checked for loss and
+    // for duplicates outside those partitions, and tried again.
+    for (int attempt = 1;; ++attempt) {
+        JoinRun run = join_mid_run(600000);
+        ASSERT_EQ(run.first.exit_code, 0) << run.first.err;
+        ASSERT_EQ(run.second.exit_code, 0) << run.second.err;
+        EXPECT_EQ(run.first.err.find("] lost "), std::string::npos) << run.first.err;
+        std::set<int32_t> given_up = partitions_in(run.first.err, "] revoked ");
+        std::set<int32_t> taken = partitions_in(run.second.err, "] assigned ");
+        ASSERT_FALSE(taken.empty()) << run.second.err;
+        for (int32_t p : taken) EXPECT_TRUE(given_up.count(p)) << "in/" << p << " went to the second worker ungiven";
+        EXPECT_EQ(run.first.err.find("still in flight after"), std::string::npos) << run.first.err;
+        EXPECT_GT(run.second_got, 0u);
+        ASSERT_EQ(run.counts.size(), size_t(kJoinMessages)) << "messages lost";
+        // (Only mid-run: what happens at the stop is not this test's concern.)
+        std::set<int32_t> refused = given_up_uncommitted(run.first.err.substr(0, run.first.err.find("received SIGTERM")));
+        for (const auto &[n, times] : run.counts)
+            ASSERT_TRUE(times == 1 || refused.count(run.partition_of[n]))
+                << "message " << n << " of in/" << run.partition_of[n] << " came " << times << " times\n"
+                << run.first.err << "\n----\n" << run.second.err;
+        if (refused.empty()) break;
+        std::cout << "attempt " << attempt << ": the group refused the give-up commit of " << refused.size()
+                  << " partitions; again\n";
+        ASSERT_LT(attempt, 3) << "the group refused the give-up commit in every attempt:\n" << run.first.err;
+    }
     // (What each worker commits when both stop at once is not checked: the
     // mock refuses commits while the group rebalances after the first one
     // leaves, where a broker accepts them; the single-worker test checks
@@ -360,18 +392,7 @@ TEST_F(Kafka, CommitsEvery50msDuringARebalanceCostNoDuplicateExceptWhereAPartiti
     ASSERT_EQ(run.counts.size(), size_t(kJoinMessages)) << "messages lost";
     std::set<int32_t> moved = partitions_in(run.first.err, "] lost ");
     for (int32_t p : partitions_in(run.first.err, "; resuming lost ")) moved.erase(p);
-    // A commit the group refused while partitions were given up (logged,
-    // counted in commit_failures) hands them over uncommitted too: the mock
-    // does so under load.
-    std::istringstream lines(run.first.err);
-    bool refused = false;
-    for (std::string line; std::getline(lines, line);) {
-        if (line.find("] commit failed: ") != std::string::npos) refused = true;
-        else if (refused && line.find("] revoked ") != std::string::npos) {
-            for (int32_t p : partitions_in(line, "] revoked ")) moved.insert(p);
-            refused = false;
-        }
-    }
+    for (int32_t p : given_up_uncommitted(run.first.err)) moved.insert(p);
     size_t duplicates = 0;
     for (const auto &[n, times] : run.counts) {
         if (times == 1) continue;
