@@ -1,6 +1,4 @@
-// JSON text as written, for stages that change a few fields and must copy
-// the others byte for byte: a number keeps its source text (-0, 1e-400,
-// 1.50, a 30-digit id) unless a stage really changes it. Also finds the
+// Scanning JSON text as written: where a string or value ends, and the
 // field of a number no double or 64-bit integer can hold, for an error that
 // names it.
 #pragma once
@@ -59,48 +57,6 @@ inline size_t json_value_length(const char *p, size_t n) {
         if (p[i] == ',' || p[i] == ']' || p[i] == '}' || p[i] == ' ' || p[i] == '\n' || p[i] == '\t' || p[i] == '\r')
             return i;
     return 0;
-}
-
-// One top-level member: its key as written between the quotes (escapes
-// not undone) and the exact text of its value.
-struct RawMember {
-    std::string_view key;
-    std::string_view value;
-};
-
-// The members of a JSON object, in order. `text` must be valid JSON (parse
-// it first); false when it is not an object.
-inline bool split_members(std::string_view text, std::vector<RawMember> &out) {
-    out.clear();
-    auto skip_space = [&](size_t i) {
-        while (i < text.size() && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r')) ++i;
-        return i;
-    };
-    size_t i = skip_space(0);
-    if (i >= text.size() || text[i] != '{') return false;
-    i = skip_space(i + 1);
-    if (i < text.size() && text[i] == '}') return true;
-    while (i < text.size()) {
-        size_t klen = json_value_length(text.data() + i, text.size() - i);
-        if (klen < 2 || text[i] != '"') return false;
-        std::string_view key = text.substr(i + 1, klen - 2);
-        i = skip_space(i + klen);
-        if (i >= text.size() || text[i] != ':') return false;
-        i = skip_space(i + 1);
-        size_t vlen = json_value_length(text.data() + i, text.size() - i);
-        if (vlen == 0) { // a number or literal running to the end of the text
-            vlen = text.size() - i;
-            while (vlen > 0 && text[i + vlen - 1] == '}') --vlen;
-        }
-        out.push_back(RawMember{key, text.substr(i, vlen)});
-        i = skip_space(i + vlen);
-        if (i < text.size() && text[i] == ',') {
-            i = skip_space(i + 1);
-            continue;
-        }
-        return i < text.size() && text[i] == '}';
-    }
-    return false;
 }
 
 // Whether a JSON number literal fits a double (or, written as an integer,

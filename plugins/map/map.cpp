@@ -1,13 +1,12 @@
 // Transformer "map": renames, copies, defaults, casts, sets and drops
 // top-level fields of JSON records, in that fixed order.
-#include "../common/json_members.hpp"
+#include "../common/json_fields.hpp"
 
 #include <sluice/config_spec.hpp>
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
 #include <algorithm>
-#include <deque>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -161,11 +160,11 @@ public:
             }
             return out;
         };
-        rename_ = pairs("rename");
-        copy_ = pairs("copy");
+        for (auto &[from, to] : pairs("rename")) rename_.emplace_back(Key(from), Key(to));
+        for (auto &[from, to] : pairs("copy")) copy_.emplace_back(Key(from), Key(to));
         json::Config defaults = c.child("default"), sets = c.child("set");
-        for (const auto &kv : defaults.object()) default_.emplace_back(std::string(kv.key()), kv.value());
-        for (const auto &kv : sets.object()) set_.emplace_back(std::string(kv.key()), kv.value());
+        for (const auto &kv : defaults.object()) default_.emplace_back(Key(kv.key()), std::string(writer_.write(kv.value())));
+        for (const auto &kv : sets.object()) set_.emplace_back(Key(kv.key()), std::string(writer_.write(kv.value())));
         for (const auto &[field, type] : pairs("cast")) {
             CastType t;
             if (type == "string") t = CastType::string;
@@ -173,9 +172,9 @@ public:
             else if (type == "float") t = CastType::floating;
             else if (type == "bool") t = CastType::boolean;
             else c.fail("cast." + field, "unknown type '" + type + "' (expected string, int, float or bool)");
-            cast_.emplace_back(field, t);
+            cast_.emplace_back(Key(field), t);
         }
-        drop_ = c.strings("drop");
+        for (std::string &field : c.strings("drop")) drop_.emplace_back(std::move(field));
         std::string mode = c.string("on_cast_error");
         if (mode != "fail" && mode != "null" && mode != "keep") c.fail("on_cast_error", "expected fail, null or keep");
         on_cast_error_ = mode[0];
@@ -185,96 +184,15 @@ public:
         std::string error;
         for (uint32_t i = 0; i < in.size(); ++i) {
             Record r = in[i];
-            bj::object *obj = parser_.parse_object(r.payload(), error);
-            if (!obj) {
+            if (!fields_.read(r.payload(), error)) {
                 out.fail(i, "map: " + error);
                 continue;
             }
-            bool changed = false;
             std::optional<std::string> failure;
-            // The source text of each field's value: what is not changed is
-            // written back as it was (numbers keep -0, 1e-400, 1.50).
-            read_source_text(r.payload());
-            if (!rename_.empty() && needs_rename(*obj)) {
-                *obj = renamed(std::move(*obj));
-                // Renamed texts move with their fields; a field a rename
-                // lands on loses its own.
-                renamed_.assign(source_.size(), false);
-                for (size_t k = 0; k < source_.size(); ++k)
-                    if (const std::string *to = new_name(source_[k].first)) {
-                        source_[k].first = *to;
-                        renamed_[k] = true;
-                    }
-                for (size_t k = source_.size(); k-- > 0;) {
-                    if (renamed_[k]) continue;
-                    for (size_t j = 0; j < source_.size(); ++j)
-                        if (renamed_[j] && source_[j].first == source_[k].first) {
-                            source_.erase(source_.begin() + std::ptrdiff_t(k));
-                            break;
-                        }
-                }
-                hint_ = 0;
-                changed = true;
-            }
-            for (const auto &[from, to] : copy_) {
-                if (const bj::value *v = obj->if_contains(from)) {
-                    bj::value copy = *v;
-                    (*obj)[to] = std::move(copy);
-                    const std::string_view *text = source_of(from);
-                    std::optional<std::string_view> kept = text ? std::optional(*text) : std::nullopt;
-                    forget_source(to);
-                    if (kept) source_.emplace_back(std::string_view(to), *kept);
-                    changed = true;
-                }
-            }
-            for (const auto &[field, value] : default_) {
-                const bj::value *v = obj->if_contains(field);
-                if (!v || v->is_null()) {
-                    (*obj)[field] = value;
-                    forget_source(field);
-                    changed = true;
-                }
-            }
-            for (const auto &[field, type] : cast_) {
-                bj::value *v = obj->if_contains(field);
-                if (!v || v->is_null() || (has_type(*v, type) && !(v->is_double() && !std::isfinite(v->get_double()))))
-                    continue;
-                const std::string_view *source = source_of(field);
-                const std::string_view text = source ? *source : std::string_view();
-                auto err = cast(*v, type, text);
-                changed = true;
-                if (!err) {
-                    forget_source(field);
-                    continue;
-                }
-                if (on_cast_error_ == 'f') {
-                    failure = "cast " + field + ": " + *err;
-                    break;
-                }
-                if (on_cast_error_ == 'n') {
-                    *v = nullptr;
-                    forget_source(field);
-                } // keep: the value, and so its text, stays as it was
-                ++cast_errors_;
-            }
-            if (failure) {
-                out.fail(i, *failure);
-                continue;
-            }
-            for (const auto &[field, value] : set_) {
-                (*obj)[field] = value;
-                forget_source(field);
-                changed = true;
-            }
-            for (const auto &field : drop_) {
-                auto it = obj->find(field);
-                if (it == obj->end()) continue;
-                obj->stable_erase(it); // keep the other fields in order
-                changed = true;
-            }
-            // Unchanged records travel on by reference, not re-serialised.
-            if (changed) out.replace(0, i, r.raw(), write(*obj));
-            else out.forward(i);
+            bool changed = edit(failure);
+            if (failure) out.fail(i, *failure);
+            else if (changed) out.replace(0, i, r.raw(), write());
+            else out.forward(i); // unchanged records travel on by reference
         }
         if (cast_errors_) {
             host_.counter("cast_errors_tolerated", int64_t(cast_errors_));
@@ -283,93 +201,140 @@ public:
     }
 
 private:
-    // Keys (escapes undone) and value texts of the record's members; a key
-    // that appears twice keeps no text (which of them the parser kept is
-    // its business).
-    // Keys point into the payload (or the config, once renamed); only a key
-    // written with escapes is decoded, into unescaped_: no allocation per
-    // record in the common case.
-    void read_source_text(std::string_view payload) {
-        source_.clear();
-        unescaped_.clear();
-        hint_ = 0;
-        if (!split_members(payload, members_)) return;
-        for (const RawMember &m : members_) {
-            std::string_view key = m.key;
-            if (key.find('\\') != std::string_view::npos) {
-                boost::system::error_code ec;
-                bj::value k = bj::parse("\"" + std::string(key) + "\"", ec);
-                if (ec || !k.is_string()) continue;
-                unescaped_.emplace_back(k.get_string());
-                key = unescaped_.back();
+    // A field of the record being edited: its key, the key's text as
+    // written (escapes kept, no quotes) and the value's text. Texts point
+    // into the record, the config, or scratch_ (written values).
+    struct Member {
+        std::string_view key, key_text, value;
+        uint32_t scratch_at = kNotScratch, scratch_size = 0;
+        bool renamed = false;
+    };
+    static constexpr uint32_t kNotScratch = UINT32_MAX;
+    // A config key ready to be written: the name and its escaped text.
+    struct Key {
+        std::string name, text;
+        explicit Key(std::string n) : name(std::move(n)) {
+            json::append_string(text, name);
+            text = text.substr(1, text.size() - 2);
+        }
+    };
+
+    // Applies rename, copy, default, cast, set and drop to members_ (from
+    // fields_); true when the record changed. Values are decoded only for
+    // casts; everything else moves text.
+    bool edit(std::optional<std::string> &failure) {
+        members_.clear();
+        scratch_.clear();
+        for (const JsonField &f : fields_.fields()) members_.push_back(Member{f.key, f.raw_key, f.text});
+        bool changed = false;
+        for (const auto &[from, to] : rename_)
+            for (Member &m : members_)
+                if (m.key == from.name) {
+                    m.key = to.name;
+                    m.key_text = to.text;
+                    m.renamed = changed = true;
+                }
+        collapse_duplicates();
+        for (const auto &[from, to] : copy_)
+            if (const Member *m = member(from.name)) {
+                Member copy = *m;
+                put(to, copy);
+                changed = true;
             }
-            if (source_of(key)) {
-                forget_source(key);
+        for (const auto &[field, text] : default_) {
+            const Member *m = member(field.name);
+            if (!m || m->value == "null") {
+                put(field, Member{{}, {}, text});
+                changed = true;
+            }
+        }
+        for (const auto &[field, type] : cast_) {
+            Member *m = member(field.name);
+            if (!m || text_of(*m) == "null") continue;
+            std::string_view source = text_of(*m);
+            bj::value v = values_.value(source); // a copy to cast
+            if (has_type(v, type) && !(v.is_double() && !std::isfinite(v.get_double()))) continue;
+            changed = true;
+            auto err = cast(v, type, source);
+            if (!err) {
+                set_scratch(*m, writer_.write(v));
                 continue;
             }
-            source_.emplace_back(key, m.value);
-        }
-    }
-    // Fields are mostly looked up in the record's order: the search starts
-    // after the last one found.
-    const std::string_view *source_of(std::string_view key) const {
-        const size_t n = source_.size();
-        for (size_t k = 0; k < n; ++k) {
-            size_t at = hint_ + k < n ? hint_ + k : hint_ + k - n;
-            if (source_[at].first == key) {
-                hint_ = at + 1 < n ? at + 1 : 0;
-                return &source_[at].second;
+            if (on_cast_error_ == 'f') {
+                failure = "cast " + field.name + ": " + *err;
+                return true;
             }
+            if (on_cast_error_ == 'n') set_scratch(*m, "null");
+            // keep: the value, and so its text, stays as it was
+            ++cast_errors_;
         }
+        for (const auto &[field, text] : set_) {
+            put(field, Member{{}, {}, text});
+            changed = true;
+        }
+        for (const Key &field : drop_)
+            for (size_t k = 0; k < members_.size(); ++k)
+                if (members_[k].key == field.name) {
+                    members_.erase(members_.begin() + std::ptrdiff_t(k)); // keeps the others in order
+                    changed = true;
+                    break;
+                }
+        return changed;
+    }
+
+    // One member per key, as a parser keeps them: at the first one's place,
+    // the last one's value, a renamed field winning over one that was there.
+    void collapse_duplicates() {
+        for (size_t a = 0; a < members_.size(); ++a)
+            for (size_t b = a + 1; b < members_.size();) {
+                if (members_[b].key.size() != members_[a].key.size() || members_[b].key != members_[a].key) {
+                    ++b;
+                    continue;
+                }
+                if (members_[b].renamed || !members_[a].renamed) {
+                    members_[a].value = members_[b].value;
+                    members_[a].key_text = members_[b].key_text;
+                    members_[a].renamed = members_[b].renamed;
+                }
+                members_.erase(members_.begin() + std::ptrdiff_t(b));
+            }
+    }
+    Member *member(std::string_view key) {
+        for (Member &m : members_)
+            if (m.key == key) return &m;
         return nullptr;
     }
-    void forget_source(std::string_view key) {
-        hint_ = 0;
-        for (auto it = source_.begin(); it != source_.end(); ++it)
-            if (it->first == key) {
-                source_.erase(it);
-                return;
-            }
+    // Sets `key` to `value`'s text: in place if present, else at the end.
+    void put(const Key &key, const Member &value) {
+        Member *m = member(key.name);
+        if (!m) {
+            members_.push_back(Member{key.name, key.text, {}});
+            m = &members_.back();
+        }
+        m->value = value.value;
+        m->scratch_at = value.scratch_at;
+        m->scratch_size = value.scratch_size;
     }
-    // The record: unchanged values as their source text, the rest written.
-    std::string_view write(const bj::object &obj) {
+    void set_scratch(Member &m, std::string_view text) {
+        m.scratch_at = uint32_t(scratch_.size());
+        m.scratch_size = uint32_t(text.size());
+        scratch_.append(text);
+    }
+    std::string_view text_of(const Member &m) const {
+        return m.scratch_at == kNotScratch ? m.value : std::string_view(scratch_).substr(m.scratch_at, m.scratch_size);
+    }
+    std::string_view write() {
         text_.clear();
         text_ += '{';
-        bool first = true;
-        for (const auto &kv : obj) {
-            if (!first) text_ += ',';
-            first = false;
-            json::append_string(text_, kv.key());
-            text_ += ':';
-            if (const std::string_view *source = source_of(kv.key())) text_.append(*source);
-            else text_.append(writer_.write(kv.value()));
+        for (size_t k = 0; k < members_.size(); ++k) {
+            if (k) text_ += ',';
+            text_ += '"';
+            text_.append(members_[k].key_text);
+            text_ += "\":";
+            text_.append(text_of(members_[k]));
         }
         text_ += '}';
         return text_;
-    }
-
-    bool needs_rename(const bj::object &obj) const {
-        for (const auto &[from, to] : rename_)
-            if (obj.contains(from)) return true;
-        return false;
-    }
-    const std::string *new_name(std::string_view key) const {
-        for (const auto &[from, to] : rename_)
-            if (from == key) return &to;
-        return nullptr;
-    }
-    // A copy of `obj` with renamed keys in their original places (an object
-    // cannot change a key in place). A rename onto an existing field wins.
-    bj::object renamed(bj::object obj) const {
-        bj::object out(obj.storage());
-        out.reserve(obj.size());
-        for (auto &kv : obj) {
-            const std::string *to = new_name(kv.key());
-            if (!to && out.contains(kv.key())) continue; // overwritten by a rename
-            bj::string_view key = to ? bj::string_view(to->data(), to->size()) : kv.key();
-            out.insert_or_assign(key, std::move(kv.value()));
-        }
-        return out;
     }
 
     static bool has_type(const bj::value &v, CastType t) {
@@ -382,21 +347,18 @@ private:
         return false;
     }
 
-    std::vector<std::pair<std::string, std::string>> rename_, copy_;
-    std::vector<std::pair<std::string, bj::value>> default_, set_;
-    std::vector<std::pair<std::string, CastType>> cast_;
-    std::vector<std::string> drop_;
+    std::vector<std::pair<Key, Key>> rename_, copy_;
+    std::vector<std::pair<Key, std::string>> default_, set_; // values as JSON text
+    std::vector<std::pair<Key, CastType>> cast_;
+    std::vector<Key> drop_;
     char on_cast_error_ = 'f';
     uint64_t cast_errors_ = 0;
     Host host_;
-    json::RecordParser parser_;
+    JsonFields fields_;
+    JsonValueReader values_;
     json::RecordWriter writer_;
-    std::vector<RawMember> members_;
-    std::vector<std::pair<std::string_view, std::string_view>> source_;
-    std::vector<bool> renamed_;
-    mutable size_t hint_ = 0;
-    std::deque<std::string> unescaped_;
-    std::string text_;
+    std::vector<Member> members_;
+    std::string scratch_, text_;
 };
 
 } // namespace sluice::plugins

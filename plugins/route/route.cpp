@@ -1,6 +1,8 @@
 // Transformer "route": sends each record to one of several named outputs by
 // conditions on its fields, or to a default output when none matches. The
 // outputs are the ones its config names, so stages can read "route.eu".
+#include "../common/json_fields.hpp"
+
 #include <sluice/config_spec.hpp>
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
@@ -27,30 +29,38 @@ struct Condition {
     std::unique_ptr<RE2> re;        // regex
     std::vector<Condition> children; // all, any, not
 
-    bool matches(const bj::object &obj) const {
+    // `values` decodes the few values a test needs.
+    bool matches(const JsonFields &fields, JsonValueReader &values) const {
         switch (op) {
         case Op::all:
-            return std::all_of(children.begin(), children.end(), [&](const Condition &c) { return c.matches(obj); });
+            return std::all_of(children.begin(), children.end(),
+                               [&](const Condition &c) { return c.matches(fields, values); });
         case Op::any:
-            return std::any_of(children.begin(), children.end(), [&](const Condition &c) { return c.matches(obj); });
-        case Op::negate: return !children[0].matches(obj);
+            return std::any_of(children.begin(), children.end(),
+                               [&](const Condition &c) { return c.matches(fields, values); });
+        case Op::negate: return !children[0].matches(fields, values);
         default: break;
         }
-        const bj::value *v = obj.if_contains(field);
+        const JsonField *f = fields.find(field);
+        if (!f) return op == Op::not_equals || (op == Op::exists && !value.get_bool());
+        std::string_view v = f->text;
+        JsonType t = json_type_of(v);
         switch (op) {
-        case Op::exists: return (v != nullptr && !v->is_null()) == value.get_bool();
-        case Op::equals: return v && *v == value;
-        case Op::not_equals: return !v || *v != value;
+        case Op::exists: return (t != JsonType::null) == value.get_bool();
+        case Op::equals: return values.equals(v, value);
+        case Op::not_equals: return !values.equals(v, value);
         case Op::in:
-            return v && std::any_of(value.get_array().begin(), value.get_array().end(),
-                                    [&](const bj::value &e) { return e == *v; });
-        case Op::regex:
-            return v && v->is_string() &&
-                   RE2::PartialMatch(re2::StringPiece(v->get_string().data(), v->get_string().size()), *re);
-        case Op::gt: return v && v->is_number() && json::as_double(*v) > number;
-        case Op::gte: return v && v->is_number() && json::as_double(*v) >= number;
-        case Op::lt: return v && v->is_number() && json::as_double(*v) < number;
-        case Op::lte: return v && v->is_number() && json::as_double(*v) <= number;
+            return std::any_of(value.get_array().begin(), value.get_array().end(),
+                               [&](const bj::value &e) { return values.equals(v, e); });
+        case Op::regex: {
+            if (t != JsonType::string) return false;
+            std::string_view s = values.string(v);
+            return RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *re);
+        }
+        case Op::gt: return t == JsonType::number && JsonValueReader::number(v) > number;
+        case Op::gte: return t == JsonType::number && JsonValueReader::number(v) >= number;
+        case Op::lt: return t == JsonType::number && JsonValueReader::number(v) < number;
+        case Op::lte: return t == JsonType::number && JsonValueReader::number(v) <= number;
         default: return false;
         }
     }
@@ -167,14 +177,13 @@ public:
     void process(Input in, Emitter &out) {
         std::string error;
         for (uint32_t i = 0; i < in.size(); ++i) {
-            bj::object *obj = parser_.parse_object(in[i].payload(), error);
-            if (!obj) {
+            if (!fields_.read(in[i].payload(), error)) {
                 out.fail(i, "route: " + error);
                 continue;
             }
             bool matched = false;
             for (const auto &[output, condition] : routes_) {
-                if (!condition.matches(*obj)) continue;
+                if (!condition.matches(fields_, values_)) continue;
                 out.forward(i, output);
                 matched = true;
                 if (!all_) break;
@@ -195,7 +204,8 @@ private:
     std::vector<std::pair<uint32_t, Condition>> routes_;
     uint32_t default_ = 0;
     bool all_ = false;
-    json::RecordParser parser_;
+    JsonFields fields_;
+    JsonValueReader values_;
 };
 
 } // namespace sluice::plugins

@@ -1,6 +1,8 @@
 // Validator "rules": a quality gate. Each record is checked against a list
 // of field rules; records that pass go to output "pass", the others are
 // rejected (output "fail") with every broken rule named in the reason.
+#include "../common/json_fields.hpp"
+
 #include <sluice/config_spec.hpp>
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
@@ -10,6 +12,7 @@
 #include <re2/re2.h>
 
 #include <array>
+#include <charconv>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,14 +25,39 @@ namespace bj = boost::json;
 namespace {
 
 
-bool has_type(const bj::value &v, std::string_view type) {
-    if (type == "number") return v.is_number();
+// Whether a number's text reads as an integer kind (what a DOM would hold
+// as int64 or uint64): no fraction or exponent, and it fits.
+bool integer_kind(std::string_view text) {
+    if (text.find_first_of(".eE") != std::string_view::npos) return false;
+    const char *end = text.data() + text.size();
+    if (!text.empty() && text[0] == '-') {
+        int64_t n;
+        return std::from_chars(text.data(), end, n).ec == std::errc();
+    }
+    uint64_t n;
+    return std::from_chars(text.data(), end, n).ec == std::errc();
+}
+
+// The type name a reason gives: a number is "integer" or "number" as a DOM
+// would hold it.
+std::string_view type_name(std::string_view text) {
+    JsonType t = json_type_of(text);
+    if (t == JsonType::number) return integer_kind(text) ? "integer" : "number";
+    return json_type_name(t);
+}
+
+bool has_type(std::string_view text, std::string_view type) {
+    JsonType t = json_type_of(text);
+    if (type == "number") return t == JsonType::number;
     // A whole double is an integer too (JSON Schema's meaning), however
     // large: no cast to int64, which would overflow past 2^63.
-    if (type == "integer")
-        return v.is_int64() || v.is_uint64() ||
-               (v.is_double() && std::isfinite(v.get_double()) && std::trunc(v.get_double()) == v.get_double());
-    return json::type_name(v) == type;
+    if (type == "integer") {
+        if (t != JsonType::number) return false;
+        if (integer_kind(text)) return true;
+        double d = JsonValueReader::number(text);
+        return std::isfinite(d) && std::trunc(d) == d;
+    }
+    return json_type_name(t) == type;
 }
 
 // UTF-8 code points, not bytes: "max_length": 3 accepts "été".
@@ -132,14 +160,13 @@ public:
     void process(Input in, Emitter &out) {
         std::string error, reason;
         for (uint32_t i = 0; i < in.size(); ++i) {
-            bj::object *obj = parser_.parse_object(in[i].payload(), error);
-            if (!obj) {
+            if (!fields_.read(in[i].payload(), error)) {
                 out.reject(i, "not a JSON object: " + error);
                 continue;
             }
             reason.clear();
             for (const Rule &r : rules_) {
-                check(*obj, r, reason);
+                check(r, reason);
                 if (stop_at_first_ && !reason.empty()) break;
             }
             if (reason.empty()) out.forward(i, 0);
@@ -156,40 +183,43 @@ private:
     }
 
     // Appends what `r` finds wrong (values are left out of reasons so that
-    // the report can count them).
-    void check(const bj::object &obj, const Rule &r, std::string &reason) const {
-        const bj::value *v = obj.if_contains(r.field);
-        if (!v || v->is_null()) {
-            if (r.required) add(reason, r, v ? "is null" : "is missing");
-            if (!v || !(r.type && *r.type == "null")) return;
+    // the report can count them). Only the rule's field is decoded, and only
+    // as far as the rule needs.
+    void check(const Rule &r, std::string &reason) {
+        const JsonField *field = fields_.find(r.field);
+        std::string_view v = field ? field->text : std::string_view();
+        JsonType t = json_type_of(v);
+        if (!field || t == JsonType::null) {
+            if (r.required) add(reason, r, field ? "is null" : "is missing");
+            if (!field || !(r.type && *r.type == "null")) return;
         }
-        if (r.type && !has_type(*v, *r.type)) {
-            add(reason, r, "expected " + *r.type + ", got " + std::string(json::type_name(*v)));
+        if (r.type && !has_type(v, *r.type)) {
+            add(reason, r, "expected " + *r.type + ", got " + std::string(type_name(v)));
             return;
         }
-        if (v->is_number()) {
-            double d = json::as_double(*v);
+        if (t == JsonType::number && (r.min || r.max)) {
+            double d = JsonValueReader::number(v);
             if (r.min && d < *r.min) add(reason, r, "below the minimum " + number_text(*r.min));
             if (r.max && d > *r.max) add(reason, r, "above the maximum " + number_text(*r.max));
         }
-        size_t length = v->is_string() ? utf8_length(v->get_string()) : v->is_array() ? v->get_array().size() : 0;
-        if ((v->is_string() || v->is_array())) {
+        if ((t == JsonType::string || t == JsonType::array) && (r.min_length || r.max_length)) {
+            size_t length = t == JsonType::string ? utf8_length(values_.string(v)) : values_.value(v).get_array().size();
             if (r.min_length && length < *r.min_length)
                 add(reason, r, "shorter than " + std::to_string(*r.min_length));
             if (r.max_length && length > *r.max_length)
                 add(reason, r, "longer than " + std::to_string(*r.max_length));
         }
         if (r.regex) {
-            if (!v->is_string()) add(reason, r, "expected a string to match the regex");
+            if (t != JsonType::string) add(reason, r, "expected a string to match the regex");
             else {
-                const bj::string &s = v->get_string();
+                std::string_view s = values_.string(v);
                 if (!RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *r.regex))
                     add(reason, r, "does not match " + r.regex_text);
             }
         }
         if (!r.allowed.empty()) {
             bool found = false;
-            for (const auto &a : r.allowed) found = found || a == *v;
+            for (const auto &a : r.allowed) found = found || values_.equals(v, a);
             if (!found) add(reason, r, "not one of " + r.allowed_text);
         }
     }
@@ -197,7 +227,8 @@ private:
     Host host_;
     std::vector<Rule> rules_;
     bool stop_at_first_ = false;
-    json::RecordParser parser_;
+    JsonFields fields_;
+    JsonValueReader values_;
 };
 
 } // namespace sluice::plugins

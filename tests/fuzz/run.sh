@@ -11,7 +11,7 @@ cmake --preset fuzz > /dev/null
 cmake --build --preset fuzz
 work=$(mktemp -d /tmp/sluice-fuzz-XXXXXX)
 status=0
-for target in fuzz_manifest fuzz_json_schema fuzz_file_reader fuzz_ingest_body fuzz_rules fuzz_route fuzz_call_log; do
+for target in fuzz_manifest fuzz_json_schema fuzz_file_reader fuzz_ingest_body fuzz_rules fuzz_route fuzz_map fuzz_call_log; do
   corpus="$work/$target"
   mkdir -p "$corpus"
   cp tests/fuzz/corpus/$target/* "$corpus/"

@@ -7,6 +7,7 @@
 
 #include <sluice/plugin.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -61,8 +62,13 @@ inline Created create_stage(sluice_kind kind, const std::string &config, const c
     return {};
 }
 
-// Runs `records` once through a `kind` stage made with `config`.
-inline void run_stage(sluice_kind kind, const std::string &config, const std::vector<std::string> &records) {
+// What a stage made of one input batch: its outputs and failures.
+using StageCheck = std::function<void(const Batch &in, const std::vector<Batch> &outputs, const FailureBatch &failures)>;
+
+// Runs `records` once through a `kind` stage made with `config`, then
+// `check` on what came out.
+inline void run_stage(sluice_kind kind, const std::string &config, const std::vector<std::string> &records,
+                      const StageCheck &check = {}) {
     Created c = create_stage(kind, config);
     if (!c.instance) return;
     const sluice_stage_descriptor *d = c.desc;
@@ -74,12 +80,14 @@ inline void run_stage(sluice_kind kind, const std::string &config, const std::ve
         sluice_record rec{};
         rec.payload = in.storage->arena.copy(r);
         rec.payload_len = r.size();
+        rec.id = in.records.size(); // its index, for checks that pair outputs with inputs
         in.records.push_back(rec);
     }
     if (!d->start || d->start(c.instance) == SLUICE_OK) {
         emitter.set_input(&in, 0, uint32_t(in.records.size()));
         if (d->process) d->process(c.instance, in.records.data(), uint32_t(in.records.size()), emitter.raw());
         if (d->stop) d->stop(c.instance);
+        if (check) check(in, outputs, failures);
     }
     d->destroy(c.instance);
 }

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,7 +36,7 @@ public:
 
     // Returns the parsed value, or nullptr with `error` set to a short message.
     bj::value *parse(std::string_view text, std::string &error) {
-        value_ = nullptr;
+        value_.reset();
         resource_.release();
         parser_.reset(bj::storage_ptr(&resource_));
         boost::system::error_code ec;
@@ -45,8 +46,9 @@ public:
             parser_.reset();
             return nullptr;
         }
-        value_ = parser_.release();
-        return &value_;
+        // Move-constructed, so it stays in the reused memory (assigning it
+        // to a value of the default storage would copy it to the heap).
+        return &value_.emplace(parser_.release());
     }
     // Parses and requires an object (the usual shape of a JSON record).
     bj::object *parse_object(std::string_view text, std::string &error) {
@@ -63,7 +65,7 @@ private:
     alignas(16) unsigned char initial_[16384];
     bj::monotonic_resource resource_;
     bj::parser parser_;
-    bj::value value_;
+    std::optional<bj::value> value_;
 };
 
 // The index of the first byte of `s` that is not valid UTF-8 (RFC 3629: no
