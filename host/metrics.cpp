@@ -20,6 +20,7 @@ StageTotals StageMetrics::totals() const {
         t.retries += w.retries.load(std::memory_order_relaxed);
         t.batches += w.batches.load(std::memory_order_relaxed);
         t.busy_seconds += double(w.busy_ns.load(std::memory_order_relaxed)) / 1e9;
+        t.cpu_seconds += double(w.cpu_ns.load(std::memory_order_relaxed)) / 1e9;
     }
     return t;
 }

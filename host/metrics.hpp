@@ -30,6 +30,7 @@ struct alignas(64) WorkerCounters {
     std::atomic<uint64_t> retries{0};   // records or batches tried again
     std::atomic<uint64_t> batches{0};
     std::atomic<uint64_t> busy_ns{0};   // time spent inside plugin calls
+    std::atomic<uint64_t> cpu_ns{0};    // CPU the stage's threads used (plugin and host work)
 
     void add(std::atomic<uint64_t> &c, uint64_t n) { c.fetch_add(n, std::memory_order_relaxed); }
 };
@@ -38,6 +39,7 @@ struct StageTotals {
     uint64_t in = 0, out = 0, rejected = 0, errors = 0, dropped = 0, filtered = 0, unaccounted = 0, dead_lettered = 0,
              retries = 0, batches = 0;
     double busy_seconds = 0;
+    double cpu_seconds = 0;
 };
 
 // What the workers of an isolated stage went through (process isolation).

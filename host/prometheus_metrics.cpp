@@ -86,6 +86,10 @@ std::string prometheus_text(const Pipeline &pipeline) {
                      .Name("sluice_stage_busy_seconds_total")
                      .Help("Time spent inside the stage's plugin calls")
                      .Register(registry);
+    auto &cpu = pm::BuildCounter()
+                    .Name("sluice_stage_cpu_seconds_total")
+                    .Help("CPU the stage's threads used: its plugin calls and the host's work for its batches")
+                    .Register(registry);
     auto &retries = pm::BuildCounter().Name("sluice_stage_retries_total").Help("Records or batches tried again").Register(registry);
     auto &latency = pm::BuildHistogram()
                         .Name("sluice_stage_call_duration_seconds")
@@ -130,6 +134,7 @@ std::string prometheus_text(const Pipeline &pipeline) {
         for (const auto &[outcome, n] : outcomes) records.Add(with("outcome", outcome)).Increment(double(n));
         batches.Add(base).Increment(double(t.batches));
         busy.Add(base).Increment(t.busy_seconds);
+        cpu.Add(base).Increment(t.cpu_seconds);
         retries.Add(base).Increment(double(t.retries));
         CallLatency::Snapshot l = s.metrics().latency().snapshot();
         pm::Histogram::BucketBoundaries bounds(CallLatency::kBounds.begin(), CallLatency::kBounds.end());

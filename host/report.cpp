@@ -117,6 +117,11 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         // A service idles between requests: its rate over the time its
         // plugin was working says what it can take.
         o["records_per_busy_second"] = rate(s.kind() == SLUICE_KIND_EXTRACTOR ? t.out : t.in, t.busy_seconds);
+        // What each record costs this stage in CPU (its plugin and the
+        // host's work for it, on its threads): which stage costs what.
+        o["cpu_seconds"] = t.cpu_seconds;
+        const uint64_t handled = s.kind() == SLUICE_KIND_EXTRACTOR ? t.out + t.errors : t.in;
+        o["cpu_us_per_record"] = handled ? t.cpu_seconds * 1e6 / double(handled) : 0.0;
         bj::object counters;
         for (const auto &[k, v] : s.metrics().counters()) counters[k] = v;
         // What the plugin declared (sluice.metrics/1): its ratios beside its
@@ -192,17 +197,19 @@ std::string format_report_table(const bj::object &report) {
     // requests: its rate over busy time says more than over the wall clock.
     const bool service = report.at("status").as_string() == "stopped";
     const char *rate_key = service ? "records_per_busy_second" : "records_per_second";
-    out += fmt::format("{:<16} {:<11} {:<10} {:>3} {:>10} {:>10} {:>9} {:>7} {:>8} {:>11}\n", "stage", "kind",
+    out += fmt::format("{:<16} {:<11} {:<10} {:>3} {:>10} {:>10} {:>9} {:>7} {:>8} {:>11} {:>10}\n", "stage", "kind",
                        "plugin", "thr", "in", "out", "rejected", "errors", "seconds",
-                       service ? "rec/busy s" : "records/s");
+                       service ? "rec/busy s" : "records/s", "cpu us/rec");
     for (const auto &v : report.at("stages").as_array()) {
         const bj::object &s = v.as_object();
-        out += fmt::format("{:<16} {:<11} {:<10} {:>3} {:>10} {:>10} {:>9} {:>7} {:>8.3f} {:>11.0f}\n",
+        const bj::value *cpu = s.if_contains("cpu_us_per_record");
+        out += fmt::format("{:<16} {:<11} {:<10} {:>3} {:>10} {:>10} {:>9} {:>7} {:>8.3f} {:>11.0f} {:>10.3f}\n",
                            std::string(s.at("id").as_string()), std::string(s.at("kind").as_string()),
                            std::string(s.at("plugin").as_string()), s.at("threads").to_number<int64_t>(),
                            s.at("in").to_number<uint64_t>(), s.at("out").to_number<uint64_t>(),
                            s.at("rejected").to_number<uint64_t>(), s.at("errors").to_number<uint64_t>(),
-                           s.at("seconds").to_number<double>(), s.at(rate_key).to_number<double>());
+                           s.at("seconds").to_number<double>(), s.at(rate_key).to_number<double>(),
+                           cpu ? cpu->to_number<double>() : 0.0);
     }
     const bj::object &rec = report.at("records").as_object();
     // With more than one destination, what each loaded: "loaded" sums them.

@@ -7,6 +7,7 @@
 #include "error_policy.hpp"
 #include "memory_budget.hpp"
 #include "stage_detail.hpp"
+#include "thread_cpu.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -38,7 +39,15 @@ void Stage::run_extractor(uint32_t worker) {
     std::chrono::milliseconds idle{0};
     MemoryBudget &budget = MemoryBudget::global();
     double bytes_per_record = 1024; // a guess until the first pull says
+    CpuMeter cpu;
+    auto charge_cpu = [&](uint64_t ns) { c.add(c.cpu_ns, ns); };
+    struct ChargeEachRound {
+        CpuMeter &cpu;
+        decltype(charge_cpu) &charge;
+        ~ChargeEachRound() { cpu.charge(charge); }
+    };
     while (!control_.stop_requested()) {
+        ChargeEachRound charge_round{cpu, charge_cpu};
         if (pause_requested_.load(std::memory_order_acquire)) {
             hold_while_paused(); // a live reload rewires the pipeline
             continue;
@@ -172,6 +181,7 @@ void Stage::run_extractor(uint32_t worker) {
     }
     if (control_.aborted()) return;
     flush_instance(worker, outputs, failures, emitter);
+    cpu.charge(charge_cpu);
 }
 
 void Stage::run_processor(uint32_t worker) {
@@ -180,12 +190,20 @@ void Stage::run_processor(uint32_t worker) {
     FailureBatch failures;
     BatchEmitter emitter(outputs, failures);
     bool recovering = recovery_.has_value();
+    CpuMeter cpu;
+    auto charge_cpu = [&](uint64_t ns) { c.add(c.cpu_ns, ns); };
     while (auto in = input_->pop()) {
-        // Counted as in hand until delivered: a reload waits for it.
+        // Counted as in hand until delivered: a reload waits for it; the
+        // thread's CPU charged to the stage once it is.
         struct InHand {
             BatchQueue &queue;
-            ~InHand() { queue.done(); }
-        } in_hand{*input_};
+            CpuMeter &cpu;
+            decltype(charge_cpu) &charge;
+            ~InHand() {
+                queue.done();
+                cpu.charge(charge);
+            }
+        } in_hand{*input_, cpu, charge_cpu};
         wait_while_swap_pending();
         std::shared_lock swap_guard(swap_mutex_); // a live replacement waits for this batch
         if (recovering && past_the_crash(*in)) {
@@ -260,6 +278,7 @@ void Stage::run_processor(uint32_t worker) {
     if (control_.aborted()) return;
     std::shared_lock swap_guard(swap_mutex_);
     flush_instance(worker, outputs, failures, emitter);
+    cpu.charge(charge_cpu);
 }
 
 void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
