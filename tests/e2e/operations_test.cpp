@@ -185,6 +185,32 @@ TEST(Operations, TheReportSaysWhatEachDestinationLoaded) {
     EXPECT_TRUE(r.report.at("stages").at(0).as_object().contains("records_per_busy_second"));
 }
 
+TEST(Operations, TheReportSaysWhatCpuEachStageCostsPerRecord) {
+    // 10 batches of 100: "burn" spins 20 ms of CPU per batch, "nap" sleeps
+    // 20 ms per batch (busy, but no CPU). The plugin path is not in the
+    // manifest: the test plugins' directory is.
+    TempDir dir;
+    Finished r = run_manifest(dir, R"({"name":"cpu","plugin_dirs":[")" + std::string(SLUICE_TEST_PLUGIN_DIR) +
+                                       R"("],"stages":[
+      {"id":"in","kind":"extractor","plugin":"generate","batch_size":100,"config":{"count":1000}},
+      {"id":"burn","kind":"transformer","plugin":"fault","batch_size":100,"config":{"spin_ms":20}},
+      {"id":"nap","kind":"transformer","plugin":"fault","batch_size":100,"config":{"slow_ms":20}},
+      {"id":"out","kind":"loader","plugin":"null"}]})");
+    ASSERT_EQ(r.process.exit_code, 0) << r.process.err;
+    const bj::object &burn = stage_of(r.report, "burn"), &nap = stage_of(r.report, "nap");
+    const double burn_cpu = burn.at("cpu_seconds").to_number<double>();
+    EXPECT_GE(burn_cpu, 0.2) << "10 batches of 20 ms of CPU";
+    EXPECT_LT(burn_cpu, 0.5);
+    EXPECT_NEAR(burn.at("cpu_us_per_record").to_number<double>(), burn_cpu * 1e6 / 1000, 1.0);
+    EXPECT_GE(nap.at("busy_seconds").to_number<double>(), 0.2);
+    EXPECT_LT(nap.at("cpu_seconds").to_number<double>(), 0.05) << "sleeping is busy, not CPU";
+    for (const char *id : {"in", "out"}) {
+        EXPECT_GT(stage_of(r.report, id).at("cpu_seconds").to_number<double>(), 0.0) << id;
+        EXPECT_LT(stage_of(r.report, id).at("cpu_seconds").to_number<double>(), 0.1) << id;
+    }
+    EXPECT_NE(r.process.err.find("cpu us/rec"), std::string::npos) << r.process.err;
+}
+
 TEST(Operations, HelpTextsNameWhatExists) {
     ProcessResult h = run_sluice({"help", "help"});
     EXPECT_EQ(h.exit_code, 0) << h.err;

@@ -85,6 +85,8 @@ TEST(AdminEndpoint, ServesHealthReadyStatusAndMetricsThatMatchTheReport) {
     EXPECT_EQ(sample(metrics, "sluice_plugin_requests_total", {{"stage", "in"}, {"code", "202"}}), 1) << metrics;
     EXPECT_EQ(sample(metrics, "sluice_plugin_requests_total", {{"stage", "in"}, {"code", "400"}}), 1) << metrics;
     EXPECT_NE(metrics.find("# TYPE sluice_stage_call_duration_seconds histogram"), std::string::npos);
+    EXPECT_NE(metrics.find("# TYPE sluice_stage_cpu_seconds_total counter"), std::string::npos);
+    EXPECT_GT(sample(metrics, "sluice_stage_cpu_seconds_total", {{"stage", "gate"}}), 0) << "the gate checked 30 records";
     EXPECT_GT(sample(metrics, "process_resident_memory_bytes", {}), 0);
     EXPECT_EQ(sample(metrics, "sluice_pipeline_up", {{"pipeline", "svc"}}), 1);
     bj::object status = bj::parse(http(admin, "GET", "/status").body).as_object();

@@ -9,6 +9,7 @@
 //    {"fail_times": K} with fail_every: a chosen record fails K tries, then passes;
 //    {"hang_at": ID, "hang_ms": T} sleeps T ms in the batch holding record ID;
 //    {"slow_ms": T} sleeps T ms in every batch.
+//    {"spin_ms": T} burns T ms of CPU in every batch.
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -16,6 +17,7 @@
 #include <map>
 #include <chrono>
 #include <stdexcept>
+#include <ctime>
 #include <string>
 #include <thread>
 
@@ -102,7 +104,7 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description = "test: fails on chosen records";
     static constexpr const char *config_schema =
-        R"json({"type":"object","properties":{"fail_every":{"type":"integer"},"fail_times":{"type":"integer"},"fatal_at":{"type":"integer"},"throw_at":{"type":"integer"},"hang_at":{"type":"integer"},"hang_ms":{"type":"integer"},"slow_ms":{"type":"integer"}}})json";
+        R"json({"type":"object","properties":{"fail_every":{"type":"integer"},"fail_times":{"type":"integer"},"fatal_at":{"type":"integer"},"throw_at":{"type":"integer"},"hang_at":{"type":"integer"},"hang_ms":{"type":"integer"},"slow_ms":{"type":"integer"},"spin_ms":{"type":"integer"}}})json";
 
     explicit Fault(const sluice::Context &ctx) {
         sluice::json::Config c(ctx.config_json);
@@ -113,6 +115,7 @@ public:
         hang_at_ = c.integer("hang_at", -1);
         hang_ms_ = c.integer("hang_ms", 10000);
         slow_ms_ = c.integer("slow_ms", 0);
+        spin_ms_ = c.integer("spin_ms", 0);
     }
     void process(sluice::Input in, sluice::Emitter &out) {
         for (uint32_t i = 0; i < in.size(); ++i) {
@@ -123,6 +126,15 @@ public:
             if (int64_t(in[i].id()) == hang_at_) std::this_thread::sleep_for(std::chrono::milliseconds(hang_ms_));
         }
         if (slow_ms_) std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms_));
+        if (spin_ms_) { // this thread's CPU, not wall time: the same under load
+            timespec start{}, now{};
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
+            volatile uint64_t sink = 0;
+            do {
+                for (int k = 0; k < 10000; ++k) sink = sink + uint64_t(k);
+                clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+            } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < spin_ms_);
+        }
         for (uint32_t i = 0; i < in.size(); ++i) {
             uint64_t id = in[i].id();
             // fail_times: a chosen record fails its first N tries, then passes.
@@ -133,7 +145,7 @@ public:
     }
 
 private:
-    int64_t fail_every_, fail_times_, fatal_at_, throw_at_, hang_at_, hang_ms_, slow_ms_, seen_ = 0;
+    int64_t fail_every_, fail_times_, fatal_at_, throw_at_, hang_at_, hang_ms_, slow_ms_, spin_ms_, seen_ = 0;
     std::map<uint64_t, int64_t> tries_;
 };
 
