@@ -7,8 +7,12 @@
 
 namespace sluice {
 
+// Bytes to skip from `p` to the next multiple of `align` (a power of two:
+// a mask, not a division, on this path of every record).
+static size_t padding_for(const char *p, size_t align) { return size_t(-reinterpret_cast<uintptr_t>(p)) & (align - 1); }
+
 char *ByteArena::allocate(size_t n, size_t align) {
-    size_t pad = cur_ ? (align - reinterpret_cast<uintptr_t>(cur_) % align) % align : 0;
+    size_t pad = cur_ ? padding_for(cur_, align) : 0;
     if (!cur_ || n + pad > left_) {
         size_t size = n + align > kChunk ? n + align : kChunk;
         chunks_.emplace_back(new char[size]);
@@ -16,7 +20,7 @@ char *ByteArena::allocate(size_t n, size_t align) {
         left_ = size;
         reserved_ += size;
         MemoryBudget::global().allocated(size);
-        pad = (align - reinterpret_cast<uintptr_t>(cur_) % align) % align;
+        pad = padding_for(cur_, align);
     }
     char *p = cur_ + pad;
     cur_ += pad + n;

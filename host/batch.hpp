@@ -26,7 +26,7 @@ public:
     ByteArena(const ByteArena &) = delete;
     ByteArena &operator=(const ByteArena &) = delete;
 
-    char *allocate(size_t n, size_t align = 1);
+    char *allocate(size_t n, size_t align = 1); // align: a power of two
     const char *copy(std::string_view bytes);
     size_t bytes_reserved() const { return reserved_; }
 

@@ -85,6 +85,8 @@ programs=(
 runs=${RUNS:-3}
 declare -A walls cpus rss
 for ((round = 0; round < runs; round++)); do
+  # No output of an earlier round to truncate (that costs kernel time).
+  rm -f "$work"/*.out "$work/map.ndjson" "$work/rules.ndjson"
   for p in "${programs[@]}"; do
     name=${p%%|*}
     /usr/bin/time -f "%e %U %S %M" -o "$work/time" sh -c "${p#*|}" > /dev/null
