@@ -17,12 +17,13 @@
 
 namespace sluice {
 
-// Append-only byte storage in large chunks: one allocation per ~64 KiB of
-// payload, not one per record.
+// Append-only byte storage in large chunks: one chunk per ~64 KiB of
+// payload, not one allocation per record. Chunks of the usual size come
+// from, and go back to, a process-wide pool (see batch.cpp).
 class ByteArena {
 public:
     ByteArena() = default;
-    ~ByteArena() { MemoryBudget::global().freed(reserved_); }
+    ~ByteArena();
     ByteArena(const ByteArena &) = delete;
     ByteArena &operator=(const ByteArena &) = delete;
 
@@ -32,7 +33,11 @@ public:
 
 private:
     static constexpr size_t kChunk = 64 * 1024;
-    std::vector<std::unique_ptr<char[]>> chunks_;
+    struct Chunk {
+        char *bytes;
+        size_t size;
+    };
+    std::vector<Chunk> chunks_;
     char *cur_ = nullptr;
     size_t left_ = 0;
     size_t reserved_ = 0;

@@ -98,7 +98,7 @@ public:
         std::memcpy(padded_.data(), payload.data(), payload.size());
         std::memset(padded_.data() + payload.size(), 0, simdjson::SIMDJSON_PADDING);
         const char *base = padded_.data();
-        auto in_payload = [&](std::string_view v) { return payload.substr(size_t(v.data() - base), v.size()); };
+        auto in_payload = [&](std::string_view v) { return std::string_view(payload.data() + (v.data() - base), v.size()); };
 
         namespace od = simdjson::ondemand;
         od::document doc;
@@ -110,18 +110,27 @@ public:
             od::field field;
             if ((err = std::move(member).get(field))) return fail(error, nullptr, err);
             const char *k = field.key().raw();
-            size_t klen = json_string_end(k - 1, payload.size() - size_t(k - base) + 1);
-            if (klen < 2) return fail(error, "unterminated key", err);
-            std::string_view raw_key(k, klen - 2);
             std::string_view text;
             if ((err = raw_value(field.value(), text))) return fail(error, nullptr, err);
+            // The key ends at the quote before the ':' before the value.
+            const char *end = text.data();
+            do --end;
+            while (end > k && *end != ':');
+            do --end;
+            while (end > k && *end != '"');
+            std::string_view raw_key(k, size_t(end - k));
             if (!valid_scalar(text)) {
                 error = "invalid value of field '" + std::string(raw_key.substr(0, 64)) + "': " +
                         std::string(text.substr(0, 40));
                 return false;
             }
             if (raw_key.find('\\') != std::string_view::npos) ++escaped_keys_;
-            fields_.push_back(JsonField{in_payload(raw_key), in_payload(raw_key), in_payload(text)});
+            // From locals: reading back a view just stored stalls the store buffer.
+            const std::string_view key = in_payload(raw_key), value = in_payload(text);
+            JsonField &f = fields_.emplace_back();
+            f.key = key;
+            f.raw_key = key;
+            f.text = value;
         }
         const char *after = nullptr;
         if (doc.current_location().get(after) != simdjson::OUT_OF_BOUNDS)

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
@@ -225,7 +226,17 @@ private:
     bool edit(std::optional<std::string> &failure) {
         members_.clear();
         scratch_.clear();
-        for (const JsonField &f : fields_.fields()) members_.push_back(Member{f.key, f.raw_key, f.text});
+        // Built in place: a temporary copied in stalls on store forwarding.
+        members_.resize(fields_.fields().size());
+        for (size_t k = 0; k < members_.size(); ++k) {
+            const JsonField &f = fields_.fields()[k];
+            Member &m = members_[k];
+            m.key = f.key;
+            m.key_text = f.raw_key;
+            m.value = f.text;
+            m.scratch_at = kNotScratch;
+            m.renamed = false;
+        }
         bool changed = false;
         for (const auto &[from, to] : rename_)
             for (Member &m : members_)
@@ -323,17 +334,26 @@ private:
     std::string_view text_of(const Member &m) const {
         return m.scratch_at == kNotScratch ? m.value : std::string_view(scratch_).substr(m.scratch_at, m.scratch_size);
     }
+    // The record as text: sized first, then copied in (no growth checks
+    // per piece).
     std::string_view write() {
-        text_.clear();
-        text_ += '{';
+        size_t size = 2 + (members_.empty() ? 0 : members_.size() - 1);
+        for (const Member &m : members_) size += m.key_text.size() + 3 + text_of(m).size();
+        text_.resize(size);
+        char *p = text_.data();
+        *p++ = '{';
         for (size_t k = 0; k < members_.size(); ++k) {
-            if (k) text_ += ',';
-            text_ += '"';
-            text_.append(members_[k].key_text);
-            text_ += "\":";
-            text_.append(text_of(members_[k]));
+            if (k) *p++ = ',';
+            *p++ = '"';
+            std::memcpy(p, members_[k].key_text.data(), members_[k].key_text.size());
+            p += members_[k].key_text.size();
+            *p++ = '"';
+            *p++ = ':';
+            std::string_view value = text_of(members_[k]);
+            std::memcpy(p, value.data(), value.size());
+            p += value.size();
         }
-        text_ += '}';
+        *p++ = '}';
         return text_;
     }
 
