@@ -298,7 +298,8 @@ private:
     void collapse_duplicates() {
         for (size_t a = 0; a < members_.size(); ++a)
             for (size_t b = a + 1; b < members_.size();) {
-                if (members_[b].key.size() != members_[a].key.size() || members_[b].key != members_[a].key) {
+                const std::string_view x = members_[a].key, y = members_[b].key;
+                if (x.size() != y.size() || (!x.empty() && x[0] != y[0]) || x != y) {
                     ++b;
                     continue;
                 }
