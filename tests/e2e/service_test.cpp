@@ -237,11 +237,13 @@ TEST(Preflight, CatchesWhatEachStageNeedsBeforeAnythingIsRead) {
 
 TEST(Progress, ALineOnATerminalASummaryInALogNothingWhenQuiet) {
     TempDir dir;
-    // Long enough for a few redraws (ASan runs about ten times slower).
-    const std::string count = kAddressSanitized ? "400000" : "2500000";
-    std::string m = dir.write("m.json", R"({"name":"long","stages":[
-      {"id":"in","kind":"extractor","plugin":"generate","config":{"count":)" + count + R"(}},
+    // Long enough for a few redraws, however fast the machine: 250 batches
+    // that each wait 10 ms (about 2.5 s).
+    std::string m = dir.write("m.json", R"({"name":"long","plugin_dirs":[")" + std::string(SLUICE_TEST_PLUGIN_DIR) +
+                                            R"("],"stages":[
+      {"id":"in","kind":"extractor","plugin":"generate","batch_size":1000,"config":{"count":250000}},
       {"id":"map","kind":"transformer","plugin":"map","config":{"set":{"x":1}}},
+      {"id":"pace","kind":"transformer","plugin":"fault","batch_size":1000,"config":{"slow_ms":10}},
       {"id":"out","kind":"loader","plugin":"null"}]})");
     // Not a terminal (a pipe): no line redrawn in place.
     ProcessResult piped = run_sluice({"run", m, "--log-level", "info", "--progress-interval", "1"});
