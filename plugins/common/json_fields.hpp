@@ -101,6 +101,9 @@ public:
         auto in_payload = [&](std::string_view v) { return std::string_view(payload.data() + (v.data() - base), v.size()); };
 
         namespace od = simdjson::ondemand;
+        // Most records have no backslash at all: then no string needs its
+        // escapes checked, and no key decoding (one scan, not one per string).
+        const bool escapes = std::memchr(payload.data(), '\\', payload.size()) != nullptr;
         od::document doc;
         od::object object;
         auto err = parser_.iterate(base, payload.size(), padded_.size()).get(doc);
@@ -119,12 +122,12 @@ public:
             do --end;
             while (end > k && *end != '"');
             std::string_view raw_key(k, size_t(end - k));
-            if (!valid_scalar(text)) {
+            if (!valid_scalar(text, escapes)) {
                 error = "invalid value of field '" + std::string(raw_key.substr(0, 64)) + "': " +
                         std::string(text.substr(0, 40));
                 return false;
             }
-            if (raw_key.find('\\') != std::string_view::npos) ++escaped_keys_;
+            if (escapes && raw_key.find('\\') != std::string_view::npos) ++escaped_keys_;
             // From locals: reading back a view just stored stalls the store buffer.
             const std::string_view key = in_payload(raw_key), value = in_payload(text);
             JsonField &f = fields_.emplace_back();
@@ -173,9 +176,9 @@ private:
 
     // A top-level scalar's text is a literal, a number or a string with
     // valid escapes (On-Demand only delimits tokens it is not asked to decode).
-    static bool valid_scalar(std::string_view text) {
+    static bool valid_scalar(std::string_view text, bool escapes) {
         switch (json_type_of(text)) {
-        case JsonType::string: return text.size() >= 2 && valid_escapes(text.substr(1, text.size() - 2));
+        case JsonType::string: return text.size() >= 2 && (!escapes || valid_escapes(text.substr(1, text.size() - 2)));
         case JsonType::boolean: return text == "true" || text == "false";
         case JsonType::null: return text == "null";
         case JsonType::number: return is_json_number(text);

@@ -219,7 +219,16 @@ private:
         }
         if (!r.allowed.empty()) {
             bool found = false;
-            for (const auto &a : r.allowed) found = found || values_.equals(v, a);
+            if (t == JsonType::string) { // decoded once, compared with the allowed strings
+                std::string_view s = values_.string(v);
+                for (const auto &a : r.allowed)
+                    if (a.is_string() && std::string_view(a.get_string()) == s) {
+                        found = true;
+                        break;
+                    }
+            } else {
+                for (const auto &a : r.allowed) found = found || values_.equals(v, a);
+            }
             if (!found) add(reason, r, "not one of " + r.allowed_text);
         }
     }
