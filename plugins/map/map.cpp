@@ -254,7 +254,7 @@ private:
             }
         for (const auto &[field, text] : default_) {
             const Member *m = member(field.name);
-            if (!m || m->value == "null") {
+            if (!m || text_of(*m) == "null") {
                 put(field, Member{{}, {}, text});
                 changed = true;
             }

@@ -211,6 +211,28 @@ TEST(Operations, TheReportSaysWhatCpuEachStageCostsPerRecord) {
     EXPECT_NE(r.process.err.find("cpu us/rec"), std::string::npos) << r.process.err;
 }
 
+TEST(Operations, FieldsNoStageChangesCrossThePipelineByteForByte) {
+    // file -> map (rename, set, drop) -> rules -> route -> file: numbers,
+    // escapes and nested blanks that no stage changes come out as written.
+    TempDir dir;
+    const std::string record =
+        R"({"id":7,"amount":362.0,"neg":-0,"tiny":1e-400,"n\u00e9":"caf\u00e9",)"
+        R"("nested":{"a": [1.50, 2E+3]},"user":"ada","text":"drop me"})";
+    dir.write("in.ndjson", record + "\n");
+    Finished r = run_manifest(dir, R"({"name":"fidelity","stages":[
+      {"id":"in","kind":"extractor","plugin":"file","config":{"path":"in.ndjson"}},
+      {"id":"map","kind":"transformer","plugin":"map","config":{"rename":{"user":"user_id"},"set":{"source":"t"},"drop":["text"]}},
+      {"id":"gate","kind":"validator","plugin":"rules","config":{"rules":[{"field":"amount","type":"number","min":0}]}},
+      {"id":"split","kind":"transformer","plugin":"route","inputs":["gate.pass"],
+       "config":{"routes":[{"output":"big","when":{"field":"amount","gt":100}}]}},
+      {"id":"out","kind":"loader","plugin":"file","inputs":["split.big"],"config":{"path":"out.ndjson"}}]})");
+    ASSERT_EQ(r.process.exit_code, 0) << r.process.err;
+    EXPECT_EQ(read_file(dir / "out.ndjson"),
+              R"({"id":7,"amount":362.0,"neg":-0,"tiny":1e-400,"n\u00e9":"caf\u00e9",)"
+              R"("nested":{"a": [1.50, 2E+3]},"user_id":"ada","source":"t"})"
+              "\n");
+}
+
 TEST(Operations, HelpTextsNameWhatExists) {
     ProcessResult h = run_sluice({"help", "help"});
     EXPECT_EQ(h.exit_code, 0) << h.err;

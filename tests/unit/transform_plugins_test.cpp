@@ -235,6 +235,22 @@ TEST(Map, NumbersKeepTheirSourceTextUnlessTheFieldChanges) {
         << "a cast that changes nothing keeps the text; a number cast to a string reads as written";
 }
 
+// map edits text; where keys repeat or a rename lands on a field that is
+// there, it does what a parsed document would (checked against the former
+// DOM-based map on these records): the last value wins in the first one's
+// place, and a renamed field wins over one that had its new name.
+TEST(Map, DuplicateKeysAndRenameCollisionsFollowTheDocumentRules) {
+    StageHarness m(SLUICE_KIND_TRANSFORMER, "map", R"({"rename": {"user": "user_id"}, "set": {"s": 1}})");
+    EXPECT_EQ(m.process({R"({"user":"x","user_id":"y","t":1})", R"({"user_id":"y","user":"x"})",
+                         R"({"user_id":"y","user":"x","user_id":"z"})", R"({"a":1,"b":2,"a":3})", R"({ })",
+                         R"( { "k" : [1, {"x": 2}] , "user" : "u" } )"})
+                  .out(),
+              (std::vector<std::string>{R"({"user_id":"x","t":1,"s":1})", R"({"user_id":"x","s":1})",
+                                        R"({"user_id":"x","s":1})", R"({"a":3,"b":2,"s":1})", R"({"s":1})",
+                                        R"({"k":[1, {"x": 2}],"user_id":"u","s":1})"}))
+        << "nested values keep their text, blanks included; blanks between fields go";
+}
+
 // A number no double or 64-bit integer holds fails naming its field.
 TEST(Map, NumbersThatCannotBeRepresentedFailNamingTheField) {
     StageHarness m(SLUICE_KIND_TRANSFORMER, "map", R"({"cast": {"big": "float", "id": "int"}})");
