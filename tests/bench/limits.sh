@@ -29,14 +29,8 @@ for tool in "$sluice" "$build/bin/floor_dom" "$build/bin/floor_text_edit" "$buil
 done
 threads=$(nproc)
 
-generate() { # COUNT FILE
-  cat > "$work/gen.json" <<JSON
-{"name": "bench-input", "stages": [
-  {"id": "gen", "kind": "extractor", "plugin": "generate", "config": {"count": $1, "invalid_every": 50}},
-  {"id": "out", "kind": "loader", "plugin": "file", "config": {"path": "$2", "fsync": false}}]}
-JSON
-  "$sluice" run "$work/gen.json" 2> /dev/null
-}
+# generate COUNT FILE: the benchmark's input
+. "$root/tests/bench/bench_input.sh"
 
 # A sluice manifest for the job: INPUT OUTPUT [rules] [acked].
 manifest() {

@@ -15,6 +15,7 @@
 #include "pipeline_control.hpp"
 #include "plugin_loader.hpp"
 #include "queue.hpp"
+#include "quiet_host.hpp"
 
 #include "../../plugins/common/json_fields.hpp"
 
@@ -52,22 +53,6 @@ Batch make_batch(uint32_t n = kBatch) {
     return b;
 }
 
-const sluice_host *quiet_host() {
-    static sluice_host host = [] {
-        sluice_host h{};
-        h.struct_size = sizeof h;
-        h.abi_major = SLUICE_ABI_MAJOR;
-        h.abi_minor = SLUICE_ABI_MINOR;
-        h.log = [](const sluice_host *, sluice_log_level, const char *, size_t) {};
-        h.log_enabled = [](const sluice_host *, sluice_log_level) -> int32_t { return 0; };
-        h.counter_add = [](const sluice_host *, const char *, int64_t) {};
-        h.stop_requested = [](const sluice_host *) -> int32_t { return 0; };
-        h.get_extension = [](const sluice_host *, const char *) -> const void * { return nullptr; };
-        return h;
-    }();
-    return &host;
-}
-
 // One instance of a bundled plugin, in process or in a worker process.
 struct Instance {
     LoadedStage stage;
@@ -80,7 +65,7 @@ struct Instance {
         stage = registry.find(kind, plugin, std::nullopt);
         InstanceSetup s;
         s.desc = stage.desc;
-        s.host = quiet_host();
+        s.host = test::quiet_host();
         s.library_path = stage.library->path();
         s.stage_id = plugin;
         s.config_json = config;

@@ -25,14 +25,8 @@ threads=$(nproc)
 countries='["US","DE","FR","GB","NL","SE","JP","BR","IN","CA","ES","IT"]'
 email_re='^[^@]+@[^@]+\\.[a-z]+$'
 
-generate() { # COUNT FILE
-  cat > "$work/gen.json" <<JSON
-{"name": "bench-input", "stages": [
-  {"id": "gen", "kind": "extractor", "plugin": "generate", "config": {"count": $1, "invalid_every": 50}},
-  {"id": "out", "kind": "loader", "plugin": "file", "config": {"path": "$2", "fsync": false}}]}
-JSON
-  "$sluice" run "$work/gen.json" 2> /dev/null
-}
+# generate COUNT FILE: the benchmark's input
+. "$root/tests/bench/bench_input.sh"
 
 middle_stages() { # the map and rules stages of every Sluice job here
   cat <<JSON

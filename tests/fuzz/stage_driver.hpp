@@ -4,6 +4,7 @@
 
 #include "batch.hpp"
 #include "emitter.hpp"
+#include "quiet_host.hpp"
 
 #include <sluice/plugin.h>
 
@@ -16,21 +17,7 @@ extern "C" const sluice_entry *sluice_plugin_entry(void);
 
 namespace sluice::fuzz {
 
-inline const sluice_host *quiet_host() {
-    static sluice_host host = [] {
-        sluice_host h{};
-        h.struct_size = sizeof h;
-        h.abi_major = SLUICE_ABI_MAJOR;
-        h.abi_minor = SLUICE_ABI_MINOR;
-        h.log = [](const sluice_host *, sluice_log_level, const char *, size_t) {};
-        h.log_enabled = [](const sluice_host *, sluice_log_level) -> int32_t { return 1; }; // format every message
-        h.counter_add = [](const sluice_host *, const char *, int64_t) {};
-        h.stop_requested = [](const sluice_host *) -> int32_t { return 0; };
-        h.get_extension = [](const sluice_host *, const char *) -> const void * { return nullptr; };
-        return h;
-    }();
-    return &host;
-}
+inline const sluice_host *quiet_host() { return test::quiet_host(true); }
 
 // The stage `kind` of this binary's plugin entry and an instance of it made
 // with `config`; no instance when create refuses the config (that is fine:

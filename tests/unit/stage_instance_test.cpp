@@ -10,6 +10,7 @@
 #include "isolated_instance.hpp"
 #include "plugin_loader.hpp"
 #include "poison_bisection.hpp"
+#include "quiet_host.hpp"
 #include "restart_budget.hpp"
 #include "worker_protocol.hpp"
 
@@ -206,23 +207,7 @@ TEST(RestartBudget, CountsTheRestartsOfTheLastMinute) {
 
 namespace {
 
-const sluice_host *test_host() {
-    static sluice_host host = [] {
-        sluice_host h{};
-        h.struct_size = sizeof h;
-        h.abi_major = SLUICE_ABI_MAJOR;
-        h.abi_minor = SLUICE_ABI_MINOR;
-        h.log = [](const sluice_host *, sluice_log_level, const char *, size_t) {};
-        h.log_enabled = [](const sluice_host *, sluice_log_level) -> int32_t { return 0; };
-        h.counter_add = [](const sluice_host *, const char *, int64_t) {};
-        h.stop_requested = [](const sluice_host *) -> int32_t { return 0; };
-        h.get_extension = [](const sluice_host *, const char *id) -> const void * {
-            return std::string_view(id) == SLUICE_EXT_DROP ? BatchEmitter::drop_extension() : nullptr;
-        };
-        return h;
-    }();
-    return &host;
-}
+const sluice_host *test_host() { return test::quiet_host(); }
 
 struct Faulty {
     LoadedStage stage;
