@@ -1,15 +1,28 @@
 #include "emitter.hpp"
 
+#include <cstring>
 #include <new>
 
 namespace sluice {
 
 const sluice_attr *copy_attrs(ByteArena &arena, const sluice_attr *attrs, uint32_t count) {
     if (count == 0 || !attrs) return nullptr;
-    auto *out = reinterpret_cast<sluice_attr *>(arena.allocate(sizeof(sluice_attr) * count, alignof(sluice_attr)));
+    // One piece of the arena for the array and all its strings (a record
+    // with a source path and line would otherwise take five).
+    size_t bytes = sizeof(sluice_attr) * count;
+    for (uint32_t i = 0; i < count; ++i) bytes += attrs[i].key_len + attrs[i].value_len;
+    char *block = arena.allocate(bytes, alignof(sluice_attr));
+    auto *out = reinterpret_cast<sluice_attr *>(block);
+    char *text = block + sizeof(sluice_attr) * count;
+    auto put = [&text](const char *s, size_t n) {
+        if (n) std::memcpy(text, s, n);
+        const char *at = text;
+        text += n;
+        return at;
+    };
     for (uint32_t i = 0; i < count; ++i) {
-        const char *k = arena.copy({attrs[i].key, attrs[i].key_len});
-        const char *v = arena.copy({attrs[i].value, attrs[i].value_len});
+        const char *k = put(attrs[i].key, attrs[i].key_len);
+        const char *v = put(attrs[i].value, attrs[i].value_len);
         new (&out[i]) sluice_attr{k, attrs[i].key_len, v, attrs[i].value_len};
     }
     return out;
