@@ -92,11 +92,11 @@ public:
         fields_.clear();
         unescaped_.clear();
         escaped_keys_ = 0;
-        // simdjson reads up to SIMDJSON_PADDING bytes past the end.
+        // simdjson reads up to SIMDJSON_PADDING bytes past the end (what
+        // they hold does not matter: an earlier record's bytes are fine).
         if (padded_.size() < payload.size() + simdjson::SIMDJSON_PADDING)
             padded_.resize(payload.size() + simdjson::SIMDJSON_PADDING);
         std::memcpy(padded_.data(), payload.data(), payload.size());
-        std::memset(padded_.data() + payload.size(), 0, simdjson::SIMDJSON_PADDING);
         const char *base = padded_.data();
         auto in_payload = [&](std::string_view v) { return std::string_view(payload.data() + (v.data() - base), v.size()); };
 
