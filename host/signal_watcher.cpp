@@ -3,9 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
-#include <pthread.h>
 #include <cstring>
 #include <ctime>
+#include <pthread.h>
 #include <unistd.h>
 
 namespace sluice {
@@ -54,7 +54,6 @@ void SignalWatcher::watch() {
         if (sig <= 0) continue;
         if (sig == SIGHUP && info.si_code == SI_QUEUE && info.si_pid == getpid() && info.si_value.sival_int == kWakeValue)
             continue; // done_ is set
-
         if (sig == SIGHUP) {
             if (on_hup_) {
                 spdlog::warn("received SIGHUP: reloading the manifest");
