@@ -71,6 +71,9 @@ void Stage::run_extractor(uint32_t worker) {
         }
         outputs.clear();
         outputs.resize(output_count());
+        // Room for a full pull up front (growing by doubling was ten
+        // reallocations a batch); with several outputs none is known to fill.
+        if (outputs.size() == 1) outputs[0].records.reserve(max_records);
         failures = FailureBatch{};
         emitter.set_input(nullptr, 0, 0);
         bool end = false;

@@ -79,6 +79,7 @@ struct Rule {
     bool required = false;
     std::optional<std::string> type;
     std::optional<double> min, max;
+    std::string min_text, max_text; // as reasons write them
     std::optional<size_t> min_length, max_length;
     std::unique_ptr<RE2> regex;
     std::string regex_text;
@@ -136,8 +137,8 @@ public:
             r.field = rc.required_string("field");
             r.required = rc.boolean("required");
             if (rc.has("type")) r.type = rc.string("type");
-            if (rc.has("min")) r.min = rc.number("min", 0);
-            if (rc.has("max")) r.max = rc.number("max", 0);
+            if (rc.has("min")) r.min_text = number_text(*(r.min = rc.number("min", 0)));
+            if (rc.has("max")) r.max_text = number_text(*(r.max = rc.number("max", 0)));
             if (rc.has("min_length")) r.min_length = size_t(std::max<int64_t>(0, rc.integer("min_length", 0)));
             if (rc.has("max_length")) r.max_length = size_t(std::max<int64_t>(0, rc.integer("max_length", 0)));
             if (rc.has("regex")) {
@@ -175,11 +176,12 @@ public:
     }
 
 private:
-    static void add(std::string &reason, const Rule &r, std::string_view what) {
+    // Appends "field: what" (in pieces: no temporary string per broken rule).
+    template <class... Pieces> static void add(std::string &reason, const Rule &r, const Pieces &...what) {
         if (!reason.empty()) reason += "; ";
         reason += r.field;
         reason += ": ";
-        reason += what;
+        (reason.append(std::string_view(what)), ...);
     }
 
     // Appends what `r` finds wrong (values are left out of reasons so that
@@ -194,27 +196,27 @@ private:
             if (!field || !(r.type && *r.type == "null")) return;
         }
         if (r.type && !has_type(v, *r.type)) {
-            add(reason, r, "expected " + *r.type + ", got " + std::string(type_name(v)));
+            add(reason, r, "expected ", *r.type, ", got ", type_name(v));
             return;
         }
         if (t == JsonType::number && (r.min || r.max)) {
             double d = JsonValueReader::number(v);
-            if (r.min && d < *r.min) add(reason, r, "below the minimum " + number_text(*r.min));
-            if (r.max && d > *r.max) add(reason, r, "above the maximum " + number_text(*r.max));
+            if (r.min && d < *r.min) add(reason, r, "below the minimum ", r.min_text);
+            if (r.max && d > *r.max) add(reason, r, "above the maximum ", r.max_text);
         }
         if ((t == JsonType::string || t == JsonType::array) && (r.min_length || r.max_length)) {
             size_t length = t == JsonType::string ? utf8_length(values_.string(v)) : values_.value(v).get_array().size();
             if (r.min_length && length < *r.min_length)
-                add(reason, r, "shorter than " + std::to_string(*r.min_length));
+                add(reason, r, "shorter than ", std::to_string(*r.min_length));
             if (r.max_length && length > *r.max_length)
-                add(reason, r, "longer than " + std::to_string(*r.max_length));
+                add(reason, r, "longer than ", std::to_string(*r.max_length));
         }
         if (r.regex) {
             if (t != JsonType::string) add(reason, r, "expected a string to match the regex");
             else {
                 std::string_view s = values_.string(v);
                 if (!RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *r.regex))
-                    add(reason, r, "does not match " + r.regex_text);
+                    add(reason, r, "does not match ", r.regex_text);
             }
         }
         if (!r.allowed.empty()) {
@@ -229,7 +231,7 @@ private:
             } else {
                 for (const auto &a : r.allowed) found = found || values_.equals(v, a);
             }
-            if (!found) add(reason, r, "not one of " + r.allowed_text);
+            if (!found) add(reason, r, "not one of ", r.allowed_text);
         }
     }
 
