@@ -90,8 +90,10 @@ public:
     void mark_finished();
     double seconds() const; // first start to finish (or to now)
 
-private:
+    // Distinct reasons kept per kind; more count as "(other reasons)".
     static constexpr size_t kMaxReasons = 256;
+
+private:
     static constexpr size_t kMaxPoisonListed = 100;
     IsolationTotals isolation_;
     CallLatency latency_;

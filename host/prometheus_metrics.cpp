@@ -109,6 +109,11 @@ std::string prometheus_text(const Pipeline &pipeline) {
                         .Name("sluice_stage_worker_crashes_total")
                         .Help("Worker processes that died, by cause (isolated stages)")
                         .Register(registry);
+    auto &reasons = pm::BuildCounter()
+                        .Name("sluice_stage_reasons_total")
+                        .Help("Records rejected or failed, by reason (a stage keeps up to 256 reasons of each; the "
+                              "rest count as \"(other reasons)\")")
+                        .Register(registry);
     auto &poison = pm::BuildCounter()
                        .Name("sluice_stage_poison_records_total")
                        .Help("Records found to kill a stage's worker")
@@ -132,6 +137,12 @@ std::string prometheus_text(const Pipeline &pipeline) {
             {"failed", t.errors},   {"dead_lettered", t.dead_lettered}, {"unaccounted", t.unaccounted},
             {"filtered", t.filtered}, {"dropped", t.dropped}};
         for (const auto &[outcome, n] : outcomes) records.Add(with("outcome", outcome)).Increment(double(n));
+        for (bool rejected : {true, false})
+            for (const auto &[reason, n] : s.metrics().top_reasons(rejected, StageMetrics::kMaxReasons + 1)) {
+                pm::Labels l = with("outcome", rejected ? "rejected" : "failed");
+                l["reason"] = reason;
+                reasons.Add(l).Increment(double(n));
+            }
         batches.Add(base).Increment(double(t.batches));
         busy.Add(base).Increment(t.busy_seconds);
         cpu.Add(base).Increment(t.cpu_seconds);

@@ -310,17 +310,24 @@ void ChatEngine::commit_cache() {
     }
 }
 
-void ChatEngine::report_counters() const {
+void ChatEngine::report_counters() {
     const Counters &c = counters_;
-    host_.counter("requests", c.requests.load());
-    host_.counter("retries", c.retries.load());
-    host_.counter("repairs", c.repairs.load());
-    host_.counter("cache_hits", c.cache_hits.load());
-    host_.counter("deduplicated", c.deduplicated.load());
-    host_.counter("prompt_tokens", c.prompt_tokens.load());
-    host_.counter("completion_tokens", c.completion_tokens.load());
-    host_.counter("budget_refusals", c.budget_refusals.load());
-    host_.counter("failed_requests", c.failed_requests.load());
+    const std::pair<const char *, const std::atomic<int64_t> *> counters[] = {
+        {"requests", &c.requests},           {"retries", &c.retries},
+        {"repairs", &c.repairs},             {"cache_hits", &c.cache_hits},
+        {"deduplicated", &c.deduplicated},   {"prompt_tokens", &c.prompt_tokens},
+        {"completion_tokens", &c.completion_tokens}, {"budget_refusals", &c.budget_refusals},
+        {"failed_requests", &c.failed_requests}};
+    static_assert(std::size(counters) == std::tuple_size_v<decltype(reported_)>);
+    std::lock_guard lock(report_mutex_);
+    for (size_t i = 0; i < std::size(counters); ++i) {
+        const int64_t now = counters[i].second->load();
+        if (now != reported_[i]) host_.counter(counters[i].first, now - reported_[i]);
+        reported_[i] = now;
+    }
+}
+
+void ChatEngine::report_latency() const {
     if (latency_.count() > 0) {
         host_.counter("latency_p50_ms", int64_t(latency_.percentile(0.50) + 0.5));
         host_.counter("latency_p90_ms", int64_t(latency_.percentile(0.90) + 0.5));

@@ -25,6 +25,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <future>
@@ -57,8 +58,12 @@ public:
     std::shared_future<ChatAnswer> ask(const std::string &user_message, const boost::json::value *schema = nullptr);
     // [any thread] Stores the answers received since the last call.
     void commit_cache();
-    // [any thread] Adds the run's totals to the stage's counters.
-    void report_counters() const;
+    // [any thread] Adds what the counters gained since the last call to the
+    // stage's counters (called after every batch, so /metrics is live).
+    void report_counters();
+    // [any thread] The latency percentiles of the run (gauges: the host
+    // keeps the largest value reported, so only once, at flush).
+    void report_latency() const;
 
     const ChatSettings &settings() const { return settings_; }
 
@@ -91,6 +96,8 @@ private:
     std::unique_ptr<HttpClient> client_;
 
     std::mutex mutex_;                               // guards in_flight_
+    std::mutex report_mutex_;                        // guards reported_
+    std::array<int64_t, 9> reported_{};              // counter values already reported
     std::map<std::string, std::shared_ptr<Call>> in_flight_; // by request key
 
     // I/O thread only.

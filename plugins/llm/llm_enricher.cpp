@@ -157,11 +157,13 @@ void LlmEnricher::process(Input in, Emitter &out) {
     host_.counter("enriched", enriched);
     if (budget) host_.counter("budget_exhausted", budget);
     engine_->commit_cache();
+    engine_->report_counters();
 }
 
 void LlmEnricher::flush(Emitter &) {
     engine_->commit_cache();
     engine_->report_counters();
+    engine_->report_latency();
 }
 
 } // namespace sluice::plugins::llm

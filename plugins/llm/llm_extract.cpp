@@ -74,11 +74,13 @@ void LlmExtract::process(Input in, Emitter &out) {
     host_.counter("received", int64_t(n));
     host_.counter("enriched", extracted);
     engine_->commit_cache();
+    engine_->report_counters();
 }
 
 void LlmExtract::flush(Emitter &) {
     engine_->commit_cache();
     engine_->report_counters();
+    engine_->report_latency();
 }
 
 } // namespace sluice::plugins::llm
