@@ -1,5 +1,7 @@
 #include "prometheus_metrics.hpp"
 
+#include "acknowledgement.hpp"
+
 #include "kinds.hpp"
 #include "pipeline.hpp"
 #include "stage.hpp"
@@ -114,6 +116,15 @@ std::string prometheus_text(const Pipeline &pipeline) {
                         .Help("Records rejected or failed, by reason (a stage keeps up to 256 reasons of each; the "
                               "rest count as \"(other reasons)\")")
                         .Register(registry);
+    auto &acknowledged = pm::BuildCounter()
+                             .Name("sluice_source_acknowledged_records_total")
+                             .Help("Records an extractor read that every destination has taken (its position may move "
+                                   "past them: the checkpoint, the source's acknowledgement)")
+                             .Register(registry);
+    auto &unacknowledged = pm::BuildGauge()
+                               .Name("sluice_source_unacknowledged_records")
+                               .Help("Records an extractor read that are not yet safe at every destination")
+                               .Register(registry);
     auto &poison = pm::BuildCounter()
                        .Name("sluice_stage_poison_records_total")
                        .Help("Records found to kill a stage's worker")
@@ -156,6 +167,16 @@ std::string prometheus_text(const Pipeline &pipeline) {
             capacity.Add(base).Set(double(s.input()->capacity()));
         }
         threads.Add(base).Set(double(s.spec().threads));
+        if (!s.trackers().empty()) {
+            uint64_t acked = 0, in_flight = 0;
+            for (const auto &t : s.trackers()) {
+                AckTracker::Snapshot snap = t->snapshot();
+                acked += snap.acknowledged;
+                in_flight += snap.unacknowledged;
+            }
+            acknowledged.Add(base).Increment(double(acked));
+            unacknowledged.Add(base).Set(double(in_flight));
+        }
         if (s.spec().isolation.process) {
             IsolationTotals iso = s.metrics().isolation();
             restarts.Add(base).Increment(double(iso.restarts));

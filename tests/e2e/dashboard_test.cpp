@@ -46,7 +46,7 @@ TEST(Dashboard, EveryMetricItQueriesIsServed) {
     ASSERT_GE(wanted.size(), 15u) << "the dashboard's queries were not read";
     FakeOpenAI fake({"--latency-ms", "5"});
     TempDir dir;
-    std::string m = dir.write("m.json", R"({"name":"dash","plugin_dirs":[")" + std::string(SLUICE_TEST_PLUGIN_DIR) +
+    std::string m = dir.write("m.json", R"({"name":"dash","state_dir":"state","plugin_dirs":[")" + std::string(SLUICE_TEST_PLUGIN_DIR) +
                                             R"("],"stages":[
       {"id":"in","kind":"extractor","plugin":"generate","batch_size":20,"config":{"count":100000,"invalid_every":5}},
       {"id":"shape","kind":"transformer","plugin":"faulty","isolation":"process",

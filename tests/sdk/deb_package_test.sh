@@ -37,7 +37,8 @@ lines=$(grep -c '"hello":"world","tagged_by":"from-the-schema"}$' "$work/out.ndj
 [ "$lines" = 5 ] || { echo "expected 5 records through both plugins, got $lines"; cat "$work/out.ndjson"; exit 1; }
 # The service: a unit template systemd accepts, with the hardening it
 # promises, the user it runs as (created by the postinst) and the env example.
-for f in lib/systemd/system/sluice@.service lib/sysusers.d/sluice.conf share/doc/sluice/examples/sluice.env share/doc/sluice/README.md; do
+for f in lib/systemd/system/sluice@.service lib/sysusers.d/sluice.conf share/doc/sluice/examples/sluice.env share/doc/sluice/README.md \
+         share/doc/sluice/sluice-dashboard.json share/doc/sluice/runbook.md; do
   [ -e "$usr/$f" ] || { echo "the .deb lacks /usr/$f"; exit 1; }
 done
 unit="$usr/lib/systemd/system/sluice@.service"
