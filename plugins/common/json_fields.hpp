@@ -239,11 +239,12 @@ public:
     std::string_view string(std::string_view text) {
         std::string_view inner = text.substr(1, text.size() - 2);
         if (inner.find('\\') == std::string_view::npos) return inner;
-        const boost::json::value &v = value(text);
-        return v.is_string() ? std::string_view(v.get_string()) : inner;
+        const boost::json::value *v = value(text);
+        return v && v->is_string() ? std::string_view(v->get_string()) : inner;
     }
-    // The value as a DOM (valid until the next call).
-    const boost::json::value &value(std::string_view text) {
+    // The value as a DOM (valid until the next call); nullptr when its text
+    // is not valid JSON (read() delimits nested values without checking them).
+    const boost::json::value *value(std::string_view text) {
         value_.reset();
         resource_.release();
         parser_.reset(boost::json::storage_ptr(&resource_));
@@ -251,9 +252,8 @@ public:
         parser_.write(text.data(), text.size(), ec);
         // Move-constructed: the value stays in resource_ (an assignment
         // would copy it to the heap).
-        if (ec) value_.emplace(nullptr);
-        else value_.emplace(parser_.release());
-        return *value_;
+        if (ec) return nullptr;
+        return &value_.emplace(parser_.release());
     }
     // Whether the value written as `text` equals `other` (as boost::json
     // compares values: int and uint numerically, double only with double).
@@ -266,7 +266,8 @@ public:
         default: break;
         }
         if (t == JsonType::string || t == JsonType::boolean || t == JsonType::null) return false;
-        return value(text) == other;
+        const boost::json::value *v = value(text);
+        return v && *v == other;
     }
 
 private:

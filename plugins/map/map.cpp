@@ -263,7 +263,12 @@ private:
             Member *m = member(field.name);
             if (!m || text_of(*m) == "null") continue;
             std::string_view source = text_of(*m);
-            bj::value v = values_.value(source); // a copy to cast
+            const bj::value *parsed = values_.value(source);
+            if (!parsed) { // a nested value read() only delimited
+                failure = "cast " + field.name + ": the value is not valid JSON";
+                return true;
+            }
+            bj::value v = *parsed; // a copy to cast
             if (has_type(v, type) && !(v.is_double() && !std::isfinite(v.get_double()))) continue;
             changed = true;
             auto err = cast(v, type, source);

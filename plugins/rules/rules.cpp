@@ -205,7 +205,12 @@ private:
             if (r.max && d > *r.max) add(reason, r, "above the maximum ", r.max_text);
         }
         if ((t == JsonType::string || t == JsonType::array) && (r.min_length || r.max_length)) {
-            size_t length = t == JsonType::string ? utf8_length(values_.string(v)) : values_.value(v).get_array().size();
+            const bj::value *array = t == JsonType::array ? values_.value(v) : nullptr;
+            if (t == JsonType::array && (!array || !array->is_array())) {
+                add(reason, r, "is not valid JSON");
+                return;
+            }
+            size_t length = t == JsonType::string ? utf8_length(values_.string(v)) : array->get_array().size();
             if (r.min_length && length < *r.min_length)
                 add(reason, r, "shorter than ", std::to_string(*r.min_length));
             if (r.max_length && length > *r.max_length)

@@ -89,4 +89,6 @@ TEST(JsonValueReader, DecodesOnlyWhatIsAskedAndComparesAsADomWould) {
     EXPECT_TRUE(v.equals("true", boost::json::value(true)));
     EXPECT_TRUE(v.equals("null", boost::json::value(nullptr)));
     EXPECT_TRUE(v.equals(R"([1, {"a": "b"}])", boost::json::parse(R"([1,{"a":"b"}])")));
+    EXPECT_EQ(v.value("[1,tru]"), nullptr) << "nested values are only delimited by read(): decoding checks them";
+    EXPECT_FALSE(v.equals("[1,tru]", boost::json::parse("[1,true]")));
 }

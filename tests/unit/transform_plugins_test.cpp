@@ -160,6 +160,18 @@ TEST(Rules, ConfigErrors) {
               "rules[0].field: required key is missing");
 }
 
+// Found by fuzz_rules: an array whose inside is not JSON (the field reader
+// only delimits nested values) made the length check read a null as an array.
+TEST(Rules, ANestedValueThatIsNotJsonIsRejectedNotRead) {
+    StageHarness r(SLUICE_KIND_VALIDATOR, "rules", R"({"rules":[{"field":"tags","max_length":2}]})");
+    Emitted e = r.process({R"({"tags":[1,tru]})", R"({"tags":[1,2]})"});
+    EXPECT_EQ(e.out(0).size(), 1u);
+    EXPECT_EQ(e.messages(FailureKind::rejected), std::vector<std::string>{"tags: is not valid JSON"});
+    StageHarness m(SLUICE_KIND_TRANSFORMER, "map", R"({"cast": {"tags": "string"}})");
+    EXPECT_EQ(m.process({R"({"tags":[1,tru]})"}).messages(FailureKind::failed),
+              std::vector<std::string>{"cast tags: the value is not valid JSON"});
+}
+
 // --- route ------------------------------------------------------------------
 
 TEST(Route, OutputsComeFromTheConfigInOrderWithTheDefaultLast) {
