@@ -4,6 +4,7 @@
 #include "prometheus_metrics.hpp"
 #include "secret_redactor.hpp"
 #include "stage.hpp"
+#include "status_page.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -100,6 +101,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         bhttp::status status = bhttp::status::ok;
         std::string content_type = "application/json";
         std::string body;
+        bool page = false; // the status page: its own security policy
     };
 
     static asio::awaitable<void> reply(beast::tcp_stream &stream, unsigned version, Answer a) {
@@ -107,6 +109,15 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         res.set(bhttp::field::server, "sluice");
         res.set(bhttp::field::content_type, a.content_type);
         if (a.status == bhttp::status::unauthorized) res.set(bhttp::field::www_authenticate, "Bearer");
+        res.set("X-Content-Type-Options", "nosniff");
+        res.set(bhttp::field::cache_control, "no-store");
+        if (a.page) {
+            // Only this origin's script, styles and /status; never framed.
+            res.set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; "
+                                               "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+                                               "form-action 'none'; frame-ancestors 'none'");
+            res.set("Referrer-Policy", "no-referrer");
+        }
         res.body() = std::move(a.body);
         res.keep_alive(false);
         res.prepare_payload();
@@ -118,6 +129,11 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
 
     // Every answer but a tap's.
     Answer answer(const bhttp::request<bhttp::string_body> &req, std::string_view path) const {
+        // The page holds no data (it reads /status with the token the user
+        // gives it): served to anyone who can reach the endpoint.
+        if (const StatusPageAsset *asset = status_page_asset(path);
+            asset && (req.method() == bhttp::verb::get || req.method() == bhttp::verb::head))
+            return {bhttp::status::ok, std::string(asset->content_type), std::string(asset->body), true};
         auto auth = req[bhttp::field::authorization];
         if (!token.empty() && !same_secret(std::string_view(auth.data(), auth.size()), "Bearer " + token))
             return {bhttp::status::unauthorized, "application/json",
@@ -147,7 +163,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         if (path == "/metrics")
             return {bhttp::status::ok, "text/plain; version=0.0.4; charset=utf-8", redacted(prometheus_text(*pipeline))};
         return {bhttp::status::not_found, "application/json",
-                json_error("no such path (try /health, /ready, /status, /metrics, /tap or POST /reload)")};
+                json_error("no such path (try / for the status page, /health, /ready, /status, /metrics, /tap or POST /reload)")};
     }
 
     asio::awaitable<void> serve(beast::tcp_stream stream) {

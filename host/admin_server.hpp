@@ -1,6 +1,9 @@
 // The admin endpoint of a running pipeline (off unless --admin or the
 // manifest's "admin" asks for it; loopback unless configured; an optional
 // bearer token):
+//   GET /         the status page (status_page.hpp): the graph and its
+//                 figures, live, in a browser; served without the token,
+//                 which the page asks for to read /status
 //   GET /health   200 while the process is alive
 //   GET /ready    200 when every stage has started and none is stuck or
 //                 restarting in a loop, else 503 with the reasons

@@ -21,6 +21,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
+#include <csignal>
 #include <map>
 #include <unistd.h>
 #include <cstdio>
@@ -70,7 +72,7 @@ exit codes: 0 success; 1 the run failed; 2 bad usage, manifest or plugin;
 )";
 
 const char *kRunHelp = R"(usage: sluice run MANIFEST [--report FILE] [--fail-on CONDITION]... [--admin ADDR:PORT]
-                  [--dry-run [--limit N]] [--no-check] [--quiet] [--log-level LEVEL]
+                  [--admin-linger S] [--dry-run [--limit N]] [--no-check] [--quiet] [--log-level LEVEL]
                   [--log-format text|json]
 
 Runs the pipeline described by MANIFEST until its extractors reach the end of
@@ -96,7 +98,11 @@ options:
                       /tap at ADDR:PORT while the run lasts (PORT 0: any free
                       one, logged); a bearer token is required when
                       $SLUICE_ADMIN_TOKEN is set (or the manifest's
-                      admin.token_env names a variable)
+                      admin.token_env names a variable); open
+                      http://ADDR:PORT/ in a browser for the status page
+  --admin-linger S    after the run, keep the admin endpoint up for S seconds
+                      (or until SIGINT/SIGTERM) so that the status page and
+                      /status show the final report
   --log-level LEVEL   trace, debug, info, warn (default), error, off
   --log-format FMT    text (default) or json: one object per line with time,
                       level, stage, plugin, record and message (and no table
@@ -255,6 +261,7 @@ struct Args {
     bool check = false;    // validate --check
     bool no_check = false; // run --no-check
     uint32_t progress_interval_s = 60;
+    uint32_t admin_linger_s = 0; // run --admin-linger
     uint64_t limit = 0; // tap --limit, run --limit
     bool dry_run = false;
     std::string to;     // convert --to
@@ -325,6 +332,14 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
             auto r = std::from_chars(v->data(), v->data() + v->size(), args.progress_interval_s);
             if (v->empty() || r.ec != std::errc() || r.ptr != v->data() + v->size() || args.progress_interval_s == 0) {
                 usage_error("--progress-interval: expected a number of seconds, 1 or more, got '" + *v + "'", "run");
+                return false;
+            }
+        } else if (a == "--admin-linger" && command == "run") {
+            auto v = value("--admin-linger");
+            if (!v) return false;
+            auto r = std::from_chars(v->data(), v->data() + v->size(), args.admin_linger_s);
+            if (v->empty() || r.ec != std::errc() || r.ptr != v->data() + v->size()) {
+                usage_error("--admin-linger: expected a number of seconds, got '" + *v + "'", "run");
                 return false;
             }
         } else if (a == "--no-check" && command == "run") {
@@ -443,6 +458,21 @@ std::optional<AdminSettings> admin_settings(const Args &args, const Manifest &ma
     return s;
 }
 
+// Waits `limit`, or less when SIGINT or SIGTERM comes (they are blocked in
+// every thread: see block_stop_signals).
+void linger_for_signal(std::chrono::seconds limit) {
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    const auto until = std::chrono::steady_clock::now() + limit;
+    for (auto now = std::chrono::steady_clock::now(); now < until; now = std::chrono::steady_clock::now()) {
+        const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(until - now);
+        timespec timeout{static_cast<time_t>(left.count() / 1000000000), static_cast<long>(left.count() % 1000000000)};
+        if (sigtimedwait(&stop, nullptr, &timeout) > 0) return;
+    }
+}
+
 // The report is written at the end: a path that cannot be written must fail
 // before anything is read, not after all the data has gone through.
 std::string report_path_problem(const std::string &path) {
@@ -515,7 +545,11 @@ int cmd_run(const Args &args) {
         };
     }
     std::unique_ptr<AdminServer> admin;
+    std::string admin_url;
     if (auto settings = admin_settings(args, pipeline->manifest()); !settings) {
+        return kExitUsage;
+    } else if (settings->port < 0 && args.admin_linger_s > 0) {
+        usage_error("--admin-linger needs an admin endpoint (--admin ADDR:PORT or the manifest's \"admin\")", "run");
         return kExitUsage;
     } else if (settings->port >= 0) {
         settings->reload = reload;
@@ -525,7 +559,7 @@ int cmd_run(const Args &args) {
             std::cerr << "sluice: " << e.what() << "\n";
             return kExitUsage;
         }
-        const std::string url = "http://" + settings->address + ":" + std::to_string(admin->port());
+        const std::string url = admin_url = "http://" + settings->address + ":" + std::to_string(admin->port());
         // A port the system chose is shown whatever the log level: nobody
         // could reach the endpoint otherwise.
         if (settings->port == 0) spdlog::warn("admin endpoint listening on {} (port chosen by the system)", url);
@@ -546,7 +580,6 @@ int cmd_run(const Args &args) {
     if (reload) options.on_sighup = [reload] { reload(); };
     RunResult result = pipeline->run(options);
     progress.reset();
-    if (admin) admin->stop();
     // JSON logs are for machines: no table among them (--report has it all).
     if (args.log_format != "json") std::cerr << redacted(format_report_table(result.report));
     if (args.dry_run)
@@ -563,6 +596,12 @@ int cmd_run(const Args &args) {
             return result.exit_code ? result.exit_code : kExitFailed;
         }
     }
+    if (admin && args.admin_linger_s > 0) {
+        std::cerr << "sluice: the run is over; its final report stays on " << admin_url << "/ for "
+                  << args.admin_linger_s << " s (SIGINT or SIGTERM to leave now)\n";
+        linger_for_signal(std::chrono::seconds(args.admin_linger_s));
+    }
+    if (admin) admin->stop();
     if (result.calls_still_running) {
         // A stuck plugin thread may still touch the pipeline: do not tear it
         // down under it.

@@ -403,10 +403,23 @@ const char *phase_name(Pipeline::Phase p) {
     return "?";
 }
 
+void Pipeline::publish_final_report(const RunResult &result) {
+    {
+        std::lock_guard lock(report_mutex_);
+        final_report_ = result.report;
+    }
+    phase_ = Phase::finished;
+}
+
 bj::object Pipeline::live_report() const {
     auto reading = read_lock(); // not while a reload swaps a stage's plugin
     RunResult now;
     const Phase p = phase();
+    {
+        std::lock_guard lock(report_mutex_);
+        if (p == Phase::finished && final_report_) return *final_report_;
+        now.delivery = delivery_plan_;
+    }
     now.status = phase_name(p);
     if (p == Phase::created) return build_report(*this, now, std::chrono::system_clock::now(), 0.0);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
@@ -465,13 +478,14 @@ RunResult Pipeline::run(const RunOptions &options) {
 
     // A run that cannot start reads nothing and says why.
     auto fail_before_running = [&](std::string error) {
-        phase_ = Phase::finished;
+        phase_ = Phase::finishing;
         result.error = std::move(error);
         spdlog::error("{}", result.error);
         for (auto &s : stages_) s->stop_and_destroy();
         result.status = "failed";
         result.exit_code = 1;
         result.report = build_report(*this, result, started_wall, 0);
+        publish_final_report(result);
         return result;
     };
     MemoryBudget &budget = MemoryBudget::global();
@@ -510,6 +524,10 @@ RunResult Pipeline::run(const RunOptions &options) {
         const uint32_t interval = manifest_.checkpoint_interval_ms.value_or(all_exactly_once ? 1000 : 0);
         result.delivery["checkpoint_interval_ms"] = interval;
         state_->start(std::chrono::milliseconds(interval));
+    }
+    {
+        std::lock_guard lock(report_mutex_);
+        delivery_plan_ = result.delivery;
     }
     for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) (*it)->launch();
     phase_ = Phase::running;
@@ -571,7 +589,6 @@ RunResult Pipeline::run(const RunOptions &options) {
             spdlog::info("the stage that crashed the last run is past it; the next run runs it in process again");
     }
     result.report = build_report(*this, result, started_wall, seconds);
-    phase_ = Phase::finished;
     if (result.status != "failed") {
         // The run got to its end; the data may still not be good enough.
         std::vector<std::string> crossed = manifest_.thresholds.crossed(result.report);
@@ -588,6 +605,7 @@ RunResult Pipeline::run(const RunOptions &options) {
             result.report["thresholds_crossed"] = std::move(lines);
         }
     }
+    publish_final_report(result);
     return result;
 }
 

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <memory>
 #include <set>
@@ -96,7 +97,8 @@ public:
     // Where a run is, for the admin endpoint (any thread).
     enum class Phase { created, starting, running, finishing, finished };
     Phase phase() const { return phase_.load(); }
-    // The report of the run so far (status "starting", "running" ...).
+    // The report of the run so far (status "starting", "running" ...); once
+    // the run has finished, its final report.
     boost::json::object live_report() const;
     // Why the pipeline is not ready to take work (empty: ready): not yet
     // started or already finishing, a stage with a call stuck past its
@@ -168,6 +170,14 @@ private:
     // marker, and whether the last run left one (its stage runs isolated).
     std::string crash_marker_path_;
     bool recovering_from_crash_ = false;
+    // What the admin endpoint shows besides the live counts: the delivery
+    // plan (state file, exactly-once loaders) once the run has started, and
+    // the final report once it has finished.
+    mutable std::mutex report_mutex_;
+    boost::json::object delivery_plan_;
+    std::optional<boost::json::object> final_report_;
+    // The run's end: keeps its report for live_report(), then says finished.
+    void publish_final_report(const RunResult &result);
     // Live reload: one at a time, and not while the run winds down.
     std::mutex reload_mutex_;
     mutable std::shared_mutex shape_mutex_;

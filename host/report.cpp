@@ -1,5 +1,6 @@
 #include "report.hpp"
 
+#include "acknowledgement.hpp"
 #include "error_policy.hpp"
 #include "kinds.hpp"
 #include "pipeline.hpp"
@@ -10,8 +11,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
 #include <ctime>
+#include <set>
 
 namespace sluice {
 
@@ -47,6 +48,9 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
 
     uint64_t extracted = 0, unreadable = 0, loaded = 0, rejected = 0, errors = 0, dropped = 0, dead_lettered = 0;
     uint64_t filtered = 0, unaccounted = 0, delivered = 0;
+    uint64_t acknowledged = 0, unacknowledged = 0, enricher_in = 0;
+    double enriched = 0;
+    bool tracked = false, enrichers = false;
     const std::set<std::string> dead_letter_stages = pipeline.dead_letter_stages();
     bj::object destinations;
     bj::array stages;
@@ -69,7 +73,22 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         o["batch_size"] = s.spec().batch_size;
         if (s.input()) {
             o["queue_capacity"] = s.input()->capacity();
+            o["queue_size"] = s.input()->size(); // batches waiting now
             o["queue_peak"] = s.input()->peak();
+        }
+        // A source that hears of delivery: how far that has come.
+        if (!s.trackers().empty()) {
+            uint64_t acked = 0, in_flight = 0;
+            for (const auto &tracker : s.trackers()) {
+                AckTracker::Snapshot snap = tracker->snapshot();
+                acked += snap.acknowledged;
+                in_flight += snap.unacknowledged;
+            }
+            o["acknowledged"] = acked;
+            o["unacknowledged"] = in_flight;
+            acknowledged += acked;
+            unacknowledged += in_flight;
+            tracked = true;
         }
         bj::array inputs;
         for (const InputRef &in : s.spec().inputs)
@@ -135,6 +154,16 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         o["error_reasons"] = reasons_json(s.metrics().top_reasons(false, 10));
         stages.push_back(std::move(o));
 
+        if (s.kind() == SLUICE_KIND_ENRICHER) {
+            // A plugin that says which records it enriched (a ratio named
+            // enrichment_rate) is taken at its word; for the others, what
+            // came out of what went in.
+            enrichers = true;
+            enricher_in += t.in;
+            const auto ratios = s.declared_metrics().ratio_values(values);
+            auto declared = ratios.find("enrichment_rate");
+            enriched += declared != ratios.end() ? declared->second * double(t.in) : double(std::min(t.out, t.in));
+        }
         if (s.kind() == SLUICE_KIND_EXTRACTOR) {
             extracted += t.in;
             unreadable += t.errors;
@@ -174,6 +203,8 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
                               {"error_rate", seen ? double(errors) / double(seen) : 0.0},
                               {"passed_every_gate", extracted > bad ? extracted - bad : 0},
                               {"gates", std::move(gates)}};
+    if (enrichers)
+        r["quality"].as_object()["enrichment_rate"] = enricher_in ? enriched / double(enricher_in) : 1.0;
     r["records"] = bj::object{{"extracted", extracted},
                               {"unreadable", unreadable},
                               {"loaded", loaded},       // summed over destinations: fan-out counts twice
@@ -185,7 +216,14 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
                               {"filtered", filtered},
                               {"unaccounted", unaccounted},
                               {"dead_lettered", dead_lettered}};
-    if (!result.delivery.empty()) r["delivery"] = result.delivery;
+    if (!result.delivery.empty() || tracked) {
+        bj::object delivery = result.delivery;
+        // While running, what the sources have been told so far (the
+        // final report has the state's own figures).
+        if (!delivery.contains("acknowledged")) delivery["acknowledged"] = acknowledged;
+        if (!delivery.contains("unacknowledged")) delivery["unacknowledged"] = unacknowledged;
+        r["delivery"] = std::move(delivery);
+    }
     if (!result.memory.empty()) r["memory"] = result.memory;
     r["stages"] = std::move(stages);
     return r;
@@ -258,10 +296,14 @@ std::string format_report_table(const bj::object &report) {
     if (const bj::value *d = report.if_contains("delivery")) {
         const bj::object &o = d->as_object();
         auto count = [&](const char *k) { return o.contains(k) ? o.at(k).to_number<uint64_t>() : 0; };
-        out += fmt::format("  delivery: state {}{}; {} records acknowledged, {} not\n",
-                           std::string(o.at("state_file").as_string()),
-                           o.at("resumed").as_bool() ? fmt::format(" (resumed, {} replayed)", count("replayed")) : "",
-                           count("acknowledged"), count("unacknowledged"));
+        if (const bj::value *file = o.if_contains("state_file"))
+            out += fmt::format("  delivery: state {}{}; {} records acknowledged, {} not\n",
+                               std::string(file->as_string()),
+                               o.at("resumed").as_bool() ? fmt::format(" (resumed, {} replayed)", count("replayed")) : "",
+                               count("acknowledged"), count("unacknowledged"));
+        else
+            out += fmt::format("  delivery: {} records acknowledged to their source, {} not\n", count("acknowledged"),
+                               count("unacknowledged"));
     }
     for (const auto &v : report.at("stages").as_array()) {
         const bj::object &s = v.as_object();

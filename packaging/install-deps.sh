@@ -30,6 +30,8 @@ packages=(
   libhiredis-dev redis-server librdkafka-dev
   # systemd-analyze verifies the packaged service unit
   systemd
+  # a real browser (headless) for the status page's tests, and a font for it
+  chromium fonts-dejavu-core
   # benchmark measurement (peak RSS)
   time
 )

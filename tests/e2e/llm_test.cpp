@@ -142,6 +142,9 @@ TEST(Llm, BadRepliesReachTheErrorPathWithTheRecordIntact) {
     bj::object rep = read_checked_report(dir / "r.json");
     EXPECT_EQ(counter(rep, "ai", "repairs"), 3) << "malformed, violate and violate-once each got one";
     EXPECT_EQ(counter(rep, "ai", "enriched"), 2);
+    // The run's enrichment rate (the status page's figure) is the stage's
+    // own: 2 of the 7 records it was given.
+    EXPECT_NEAR(rep.at("quality").at("enrichment_rate").to_number<double>(), 2.0 / 7.0, 1e-9) << rep.at("quality");
 }
 
 TEST(Llm, ARerunIsAnsweredFromTheCache) {
