@@ -65,8 +65,10 @@ const char *kReadPage = R"JS((() => {
 
 bj::object read_page(HeadlessChromium &browser) { return browser.evaluate(kReadPage).as_object(); }
 
-bj::object read_status(int admin) {
-    HttpReply r = http_request(admin, "GET", "/status", "", {}, "application/json", 10);
+bj::object read_status(int admin, const std::string &token = "") {
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!token.empty()) headers.emplace_back("Authorization", "Bearer " + token);
+    HttpReply r = http_request(admin, "GET", "/status", "", headers, "application/json", 10);
     if (r.status != 200) throw std::runtime_error("/status answered " + std::to_string(r.status) + ": " + r.body);
     return bj::parse(r.body).as_object();
 }
@@ -121,11 +123,12 @@ std::map<std::string, std::string> tiles_in_status(const bj::object &status) {
 
 // Waits until the page shows what /status says (the page reads it every
 // second); on failure says what differed.
-::testing::AssertionResult page_matches_status(HeadlessChromium &browser, int admin, std::chrono::milliseconds limit = 15s) {
+::testing::AssertionResult page_matches_status_with_token(HeadlessChromium &browser, int admin, const std::string &token,
+                                                          std::chrono::milliseconds limit = 15s) {
     std::string why;
     const bool same = eventually(
         [&] {
-            bj::object status = read_status(admin);
+            bj::object status = read_status(admin, token);
             bj::object page = read_page(browser);
             auto in_status = counts_in_status(status), on_page = counts_on_page(page);
             if (in_status != on_page) {
@@ -151,6 +154,9 @@ std::map<std::string, std::string> tiles_in_status(const bj::object &status) {
         limit, 200ms);
     if (same) return ::testing::AssertionSuccess();
     return ::testing::AssertionFailure() << why;
+}
+::testing::AssertionResult page_matches_status(HeadlessChromium &browser, int admin) {
+    return page_matches_status_with_token(browser, admin, "");
 }
 
 // Every stage of the manifest has its box on screen and every edge is shown,
@@ -243,6 +249,40 @@ TEST(StatusPage, IsServedFromTheBinaryWithItsOwnAssetsOnly) {
     // ... while the figures still need it.
     EXPECT_EQ(http_request(admin, "GET", "/status", "", {}, "", 10).status, 401);
     EXPECT_EQ(http_request(admin, "GET", "/status", "", {{"Authorization", "Bearer s3cret-token"}}, "", 10).status, 200);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(60s).exit_code, 0);
+}
+
+TEST(StatusPage, AsksForTheEndpointsTokenThenShowsThePipeline) {
+    SKIP_WITHOUT_CHROMIUM();
+    TempDir dir;
+    std::string m = dir.write("m.json", R"({"name":"guarded","stages":[
+      {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(free_loopback_port()) + R"(}},
+      {"id":"out","kind":"loader","plugin":"null"}]})");
+    setenv("SLUICE_ADMIN_TOKEN", "s3cret-token", 1);
+    ChildProcess p({sluice_binary(), "run", m, "--admin", "127.0.0.1:0"});
+    unsetenv("SLUICE_ADMIN_TOKEN");
+    const int admin = port_after(p, "admin endpoint listening on http://127.0.0.1:");
+    ASSERT_GT(admin, 0) << p.err_so_far();
+    HeadlessChromium browser(1280, 800);
+    browser.navigate("http://127.0.0.1:" + std::to_string(admin) + "/");
+    ASSERT_TRUE(browser.wait_until("!document.getElementById('token-form').hidden", 15s));
+    EXPECT_EQ(read_page(browser).at("stages").as_object().size(), 0u) << "nothing is shown without the token";
+    // A wrong token is refused and asked for again; the right one shows the
+    // pipeline.
+    const std::string submit = "(() => { document.getElementById('token').value = '%';"
+                               " document.getElementById('token-form').requestSubmit(); return true; })()";
+    auto with = [&](const std::string &token) {
+        std::string js = submit;
+        js.replace(js.find('%'), 1, token);
+        return js;
+    };
+    browser.evaluate(with("wrong"));
+    ASSERT_TRUE(browser.wait_until("document.getElementById('banner').textContent.includes('refused')", 15s));
+    browser.evaluate(with("s3cret-token"));
+    ASSERT_TRUE(browser.wait_until("document.querySelectorAll('.node').length === 2", 15s));
+    ASSERT_TRUE(page_matches_status_with_token(browser, admin, "s3cret-token"));
+    EXPECT_TRUE(browser.wait_until("document.getElementById('token-form').hidden", 5s));
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(60s).exit_code, 0);
 }
