@@ -17,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 
+#include <sluice/secret_check.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -49,15 +50,6 @@ std::string query_value(std::string_view query, std::string_view key) {
     return {};
 }
 
-// Compares in time that depends on the lengths only, not on where the
-// first difference is: the token cannot be guessed byte by byte.
-bool same_secret(std::string_view given, std::string_view expected) {
-    unsigned char diff = given.size() == expected.size() ? 0 : 1;
-    for (size_t i = 0; i < given.size(); ++i)
-        diff |= static_cast<unsigned char>(given[i] ^ expected[i % (expected.empty() ? 1 : expected.size())]);
-    return diff == 0 && !expected.empty();
-}
-
 std::string json_error(const std::string &message) { return bj::serialize(bj::object{{"error", message}}) + "\n"; }
 
 } // namespace
@@ -82,6 +74,7 @@ std::optional<AdminSettings> parse_admin_address(const std::string &text, std::s
 struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     Pipeline *pipeline = nullptr;
     std::string token;
+    AuthFailureThrottle throttle; // addresses that send wrong tokens
     std::function<ReloadOutcome()> reload;
     std::unique_ptr<tcp::acceptor> acceptor;
     std::atomic<bool> stopping{false};
@@ -102,6 +95,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         std::string content_type = "application/json";
         std::string body;
         bool page = false; // the status page: its own security policy
+        long retry_after_s = 0;
     };
 
     static asio::awaitable<void> reply(beast::tcp_stream &stream, unsigned version, Answer a) {
@@ -109,6 +103,7 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         res.set(bhttp::field::server, "sluice");
         res.set(bhttp::field::content_type, a.content_type);
         if (a.status == bhttp::status::unauthorized) res.set(bhttp::field::www_authenticate, "Bearer");
+        if (a.retry_after_s > 0) res.set(bhttp::field::retry_after, std::to_string(a.retry_after_s));
         res.set("X-Content-Type-Options", "nosniff");
         res.set(bhttp::field::cache_control, "no-store");
         if (a.page) {
@@ -128,16 +123,29 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
     }
 
     // Every answer but a tap's.
-    Answer answer(const bhttp::request<bhttp::string_body> &req, std::string_view path) const {
+    Answer answer(const bhttp::request<bhttp::string_body> &req, std::string_view path, const std::string &client) {
         // The page holds no data (it reads /status with the token the user
         // gives it): served to anyone who can reach the endpoint.
         if (const StatusPageAsset *asset = status_page_asset(path);
             asset && (req.method() == bhttp::verb::get || req.method() == bhttp::verb::head))
             return {bhttp::status::ok, std::string(asset->content_type), std::string(asset->body), true};
-        auto auth = req[bhttp::field::authorization];
-        if (!token.empty() && !same_secret(std::string_view(auth.data(), auth.size()), "Bearer " + token))
-            return {bhttp::status::unauthorized, "application/json",
-                    json_error("this endpoint needs 'Authorization: Bearer <token>'")};
+        if (!token.empty()) {
+            // One answer whatever was wrong (no header, another scheme, a
+            // wrong token); an address that keeps guessing is refused.
+            if (throttle.blocked(client)) {
+                Answer refused{bhttp::status::too_many_requests, "application/json",
+                               json_error("too many requests without the right token from this address")};
+                refused.retry_after_s = throttle.retry_after_s(client);
+                return refused;
+            }
+            auto auth = req[bhttp::field::authorization];
+            if (!secrets_equal(std::string_view(auth.data(), auth.size()), "Bearer " + token)) {
+                throttle.failed(client);
+                return {bhttp::status::unauthorized, "application/json",
+                        json_error("this endpoint needs 'Authorization: Bearer <token>'")};
+            }
+            throttle.succeeded(client);
+        }
         if (path == "/reload") {
             if (req.method() != bhttp::verb::post)
                 return {bhttp::status::method_not_allowed, "application/json", json_error("use POST")};
@@ -176,7 +184,9 @@ struct AdminServer::Impl : std::enable_shared_from_this<AdminServer::Impl> {
         std::string target(req.target().data(), req.target().size());
         size_t q = target.find('?');
         std::string path = target.substr(0, q), query = q == std::string::npos ? std::string() : target.substr(q + 1);
-        Answer a = answer(req, path);
+        beast::error_code no_peer;
+        const auto peer = stream.socket().remote_endpoint(no_peer);
+        Answer a = answer(req, path, no_peer ? std::string() : peer.address().to_string());
         if (path == "/tap" && a.status == bhttp::status::not_found) co_await tap(stream, req.version(), query);
         else co_await reply(stream, req.version(), std::move(a));
     }

@@ -60,6 +60,7 @@ commands:
   reload ADDR         make a running pipeline read its manifest again (or send it SIGHUP)
   test MANIFEST TESTS run a manifest's pipeline tests (records in, expectations out)
   convert IN [OUT]    rewrite a manifest or test file from JSON to YAML or back
+  pin MANIFEST        write each stage's plugin library SHA-256 into the manifest
   help [COMMAND]      show help for a command
 
 options:
@@ -115,6 +116,9 @@ options:
   --limit N           with --dry-run: each extractor reads at most N records
   --no-check          skip the checks each stage makes before the run reads
                       anything (see 'sluice validate --check')
+  --allow-untrusted-plugins  load plugin files that another user, or a
+                      group, could have written (refused otherwise; see
+                      README, "Security"), with a warning
   --quiet             no progress line (drawn only when stderr is a terminal;
                       otherwise a summary is logged at info level)
   --progress-interval S  seconds between those summaries (default 60)
@@ -150,6 +154,23 @@ options:
                       before it reads anything)
   --log-level LEVEL   trace, debug, info, warn (default), error, off
   --plugin-path DIR   search DIR for plugins first (repeatable)
+  --allow-untrusted-plugins  load plugin files others could have written
+)";
+
+const char *kPinHelp = R"(usage: sluice pin MANIFEST [--write] [--plugin-path DIR]... [--allow-untrusted-plugins]
+
+Finds each stage's plugin library as a run would and writes its SHA-256 into
+the stage ("sha256"): a pinned stage loads only a file with that hash, so a
+reviewed manifest runs exactly the reviewed code (a changed or replaced
+library is refused, naming both hashes). Stages built into sluice need none.
+Prints the pinned manifest on stdout and each stage's file and hash on
+stderr; run it again after reviewing a new version of a plugin.
+
+options:
+  --write             replace MANIFEST with the pinned one (YAML comments are
+                      not kept)
+  --plugin-path DIR   search DIR for plugins first (repeatable)
+  --allow-untrusted-plugins  load plugin files others could have written
 )";
 
 const char *kGraphHelp = R"(usage: sluice graph MANIFEST
@@ -171,7 +192,9 @@ reason.
 
 options:
   --path DIR          search DIR first (repeatable)
-  --json              print JSON instead of text
+  --json              print JSON instead of text (with each library's sha256)
+  --allow-untrusted-plugins  list plugin files others could have written
+                      (otherwise listed as refused)
   --markdown          print each stage's config table as Markdown, between
                       the markers the plugin READMEs hold (tests/docs)
 )";
@@ -266,6 +289,8 @@ struct Args {
     bool dry_run = false;
     std::string to;     // convert --to
     bool force = false; // convert --force
+    bool allow_untrusted = false; // --allow-untrusted-plugins
+    bool write = false;           // pin --write
     std::string only_case; // test --case
     bool log_level_given = false;
     bool help = false;
@@ -308,7 +333,7 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
             args.only_case = *v;
         } else if ((a == "--plugin-path" &&
                     (command == "run" || command == "validate" || command == "graph" || command == "test")) ||
-                   (a == "--path" && command == "plugins")) {
+                   (a == "--plugin-path" && command == "pin") || (a == "--path" && command == "plugins")) {
             auto v = value(a.c_str());
             if (!v) return false;
             args.plugin_dirs.push_back(*v);
@@ -368,6 +393,12 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
                 return false;
             }
             args.to = *v;
+        } else if (a == "--allow-untrusted-plugins" &&
+                   (command == "run" || command == "validate" || command == "graph" || command == "plugins" ||
+                    command == "pin")) {
+            args.allow_untrusted = true;
+        } else if (a == "--write" && command == "pin") {
+            args.write = true;
         } else if (a == "--force" && command == "convert") {
             args.force = true;
         } else if (a == "--json" && command == "plugins") {
@@ -384,10 +415,11 @@ bool parse_options(const std::string &command, int argc, char **argv, int first,
     return true;
 }
 
-std::optional<Manifest> load_or_print(const std::string &path, const std::vector<std::string> &extra_dirs) {
+std::optional<Manifest> load_or_print(const std::string &path, const Args &args) {
     try {
         Manifest m = load_manifest(path);
-        m.plugin_dirs.insert(m.plugin_dirs.begin(), extra_dirs.begin(), extra_dirs.end());
+        m.plugin_dirs.insert(m.plugin_dirs.begin(), args.plugin_dirs.begin(), args.plugin_dirs.end());
+        m.allow_untrusted_plugins = m.allow_untrusted_plugins || args.allow_untrusted;
         return m;
     } catch (const ManifestError &e) {
         for (const auto &msg : e.messages()) std::cerr << redacted(msg) << "\n";
@@ -396,7 +428,7 @@ std::optional<Manifest> load_or_print(const std::string &path, const std::vector
 }
 
 int cmd_validate(const Args &args, bool as_dot) {
-    auto manifest = load_or_print(args.positional[0], args.plugin_dirs);
+    auto manifest = load_or_print(args.positional[0], args);
     if (!manifest) return kExitUsage;
     try {
         Pipeline pipeline(std::move(*manifest));
@@ -489,7 +521,7 @@ int cmd_run(const Args &args) {
         usage_error("--limit works with --dry-run only (a real run reads its input to the end)", "run");
         return kExitUsage;
     }
-    auto manifest = load_or_print(args.positional[0], args.plugin_dirs);
+    auto manifest = load_or_print(args.positional[0], args);
     if (!manifest) return kExitUsage;
     const std::string dry_run_sink = "dry-run";
     if (args.dry_run) {
@@ -529,7 +561,8 @@ int cmd_run(const Args &args) {
     // are not the manifest's).
     std::function<ReloadOutcome()> reload;
     if (!args.dry_run) {
-        reload = [p = pipeline.get(), path = args.positional[0], dirs = args.plugin_dirs]() {
+        reload = [p = pipeline.get(), path = args.positional[0], dirs = args.plugin_dirs,
+                  allow = args.allow_untrusted]() {
             Manifest next;
             try {
                 next = load_manifest(path);
@@ -541,6 +574,7 @@ int cmd_run(const Args &args) {
                 return refused;
             }
             next.plugin_dirs.insert(next.plugin_dirs.begin(), dirs.begin(), dirs.end());
+            next.allow_untrusted_plugins = next.allow_untrusted_plugins || allow;
             return p->reload(std::move(next));
         };
     }
@@ -615,7 +649,7 @@ int cmd_run(const Args &args) {
 
 int cmd_plugins(const Args &args) {
     std::vector<std::string> dirs = plugin_search_dirs(args.plugin_dirs);
-    PluginRegistry registry(dirs);
+    PluginRegistry registry(dirs, args.allow_untrusted);
     auto listing = registry.list_all();
     std::sort(listing.stages.begin(), listing.stages.end(), [](const LoadedStage &a, const LoadedStage &b) {
         if (a.desc->kind != b.desc->kind) return a.desc->kind < b.desc->kind;
@@ -630,6 +664,7 @@ int cmd_plugins(const Args &args) {
             o["version"] = s.desc->version ? s.desc->version : "";
             o["abi"] = fmt::format("{}.{}", s.library->abi_major(), s.library->abi_minor());
             o["library"] = s.library->path();
+            o["sha256"] = s.library->sha256(); // "" for a stage built into sluice
             o["description"] = s.desc->description ? s.desc->description : "";
             o["capabilities"] = s.desc->capabilities;
             bj::array outputs;
@@ -706,6 +741,7 @@ int cli_main(int argc, char **argv) {
         else if (topic == "graph") std::cout << kGraphHelp;
         else if (topic == "tap") std::cout << kTapHelp;
         else if (topic == "convert") std::cout << kConvertHelp;
+        else if (topic == "pin") std::cout << kPinHelp;
         else if (topic == "reload") std::cout << kReloadHelp;
         else if (topic == "test") std::cout << kTestHelp;
         else if (topic.empty() || topic == "help") std::cout << kMainHelp;
@@ -718,7 +754,8 @@ int cli_main(int argc, char **argv) {
     const char *help = command == "run" ? kRunHelp : command == "validate" ? kValidateHelp
                      : command == "graph" ? kGraphHelp : command == "plugins" ? kPluginsHelp
                      : command == "tap" ? kTapHelp : command == "convert" ? kConvertHelp
-                     : command == "test" ? kTestHelp : command == "reload" ? kReloadHelp : nullptr;
+                     : command == "test" ? kTestHelp : command == "reload" ? kReloadHelp
+                     : command == "pin" ? kPinHelp : nullptr;
     if (!help) {
         usage_error("unknown command '" + command + "'");
         return kExitUsage;
@@ -776,6 +813,7 @@ int cli_main(int argc, char **argv) {
         return kExitUsage;
     }
     if (command == "run") return cmd_run(args);
+    if (command == "pin") return cmd_pin(args.positional[0], args.plugin_dirs, args.allow_untrusted, args.write);
     return cmd_validate(args, command == "graph");
 }
 

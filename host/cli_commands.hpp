@@ -15,4 +15,9 @@ int cmd_convert(const std::string &in_path, const std::string &out_path, const s
 int cmd_test(const std::string &manifest, const std::vector<std::string> &test_files,
              const std::vector<std::string> &plugin_dirs, const std::string &only);
 
+// sluice pin MANIFEST [--write]: the manifest with each stage's library
+// SHA-256 ("sha256"), on stdout or (--write) in place. 0, or 2 when a
+// stage's plugin cannot be found.
+int cmd_pin(const std::string &path, const std::vector<std::string> &plugin_dirs, bool allow_untrusted, bool write);
+
 } // namespace sluice

@@ -18,6 +18,8 @@ struct InstanceSetup {
     const sluice_stage_descriptor *desc = nullptr;
     const sluice_host *host = nullptr; // valid until after destroy
     std::string library_path;          // for a worker process to load
+    std::string library_sha256;        // what the worker checks it against ("" when not pinned)
+    bool check_library_trust = true;   // the worker refuses a file others could write
     std::string stage_id, config_json, base_dir;
     uint32_t worker_index = 0, worker_count = 1;
     sluice_kind kind = 0;

@@ -48,6 +48,8 @@ std::string IsolatedInstance::launch() {
     if (!problem.empty()) return problem;
     worker::InitArgs args;
     args.library = setup_.library_path;
+    args.sha256 = setup_.library_sha256;
+    args.check_trust = setup_.check_library_trust ? 1 : 0;
     args.plugin = setup_.desc->name;
     args.stage_id = setup_.stage_id;
     args.config_json = setup_.config_json;

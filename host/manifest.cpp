@@ -1,10 +1,12 @@
 #include "manifest.hpp"
 
 #include "document.hpp"
+#include "file_sha256.hpp"
 #include "graph.hpp"
 #include "interpolation.hpp"
 #include "kinds.hpp"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -235,9 +237,9 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
     bj::object known_top;
     for (const auto &kv : top)
         if (kv.key().substr(0, 2) != "x-") known_top.emplace(kv.key(), nullptr);
-    check.known_keys(known_top, "", {"name", "description", "plugin_dirs", "state_dir", "checkpoint_interval_ms",
-                              "memory_limit_mb", "max_error_rate", "min_quality", "fail_if_nothing_loaded",
-                              "admin", "defaults", "stages"});
+    check.known_keys(known_top, "", {"name", "description", "plugin_dirs", "allow_untrusted_plugins", "state_dir",
+                              "checkpoint_interval_ms", "memory_limit_mb", "max_error_rate", "min_quality",
+                              "fail_if_nothing_loaded", "admin", "defaults", "stages"});
 
     m.name = check.string(top, "", "name", false).value_or(fs::path(path).stem().string());
 
@@ -277,6 +279,10 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             admin.token_env = check.string(ao, "/admin", "token_env", false).value_or("");
             m.admin = admin;
         }
+    }
+    if (const bj::value *v = top.if_contains("allow_untrusted_plugins")) {
+        if (!v->is_bool()) check.error("/allow_untrusted_plugins", "expected true or false");
+        else m.allow_untrusted_plugins = v->get_bool();
     }
     if (const bj::value *v = top.if_contains("fail_if_nothing_loaded")) {
         if (!v->is_bool()) check.error("/fail_if_nothing_loaded", "expected true or false");
@@ -321,7 +327,7 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             }
             const bj::object &so = arr[i].get_object();
             check.known_keys(so, sp,
-                             {"id", "kind", "plugin", "library", "config", "inputs", "threads", "queue_capacity",
+                             {"id", "kind", "plugin", "library", "sha256", "config", "inputs", "threads", "queue_capacity",
                               "batch_size", "timeout_ms", "retry_environment_ms", "ordered", "on_error", "isolation",
                               "memory_limit_mb", "max_restarts"});
             StageSpec s;
@@ -348,6 +354,12 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             }
             if (auto plugin = check.string(so, sp, "plugin", true)) s.plugin = *plugin;
             if (auto lib = check.string(so, sp, "library", false)) s.library = resolve(m.base_dir, *lib);
+            if (auto pin = check.string(so, sp, "sha256", false)) {
+                if (!is_sha256_hex(*pin))
+                    check.error(sp + "/sha256", "expected the library's SHA-256 as 64 hex digits ('sluice pin' writes it)");
+                for (char &c : *pin) c = char(std::tolower(static_cast<unsigned char>(c)));
+                s.sha256 = *pin;
+            }
             if (const bj::value *c = so.if_contains("config")) {
                 if (!c->is_object()) check.error(sp + "/config", "expected an object");
                 else s.config = c->get_object();

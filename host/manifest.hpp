@@ -40,6 +40,8 @@ struct StageSpec {
     sluice_kind kind = 0;
     std::string plugin;                 // stage name inside a plugin library
     std::optional<std::string> library; // explicit .so path (resolved)
+    std::string sha256;                 // the library's pinned SHA-256 (lowercase hex), "" when not pinned
+    bool allow_untrusted_plugin = false; // the manifest's allow_untrusted_plugins (for worker processes)
     boost::json::object config;
     boost::json::object raw_config; // as written, before ${...} references were resolved
     uint32_t threads = 1;
@@ -74,6 +76,9 @@ struct Manifest {
     std::string base_dir;                 // its directory (for relative paths)
     std::string name;                     // pipeline name
     std::vector<std::string> plugin_dirs; // resolved against base_dir
+    // Load plugin files that others could have written (plugin_trust.hpp),
+    // with a warning; also --allow-untrusted-plugins.
+    bool allow_untrusted_plugins = false;
     std::vector<StageSpec> stages;        // in manifest order
     // Delivery: where resumable extractors' positions are saved (resolved;
     // empty: no state, every run starts afresh), and the least time between

@@ -4,6 +4,7 @@
 #include "crash_reporter.hpp"
 #include "graph.hpp"
 #include "kinds.hpp"
+#include "listening_sockets.hpp"
 #include "memory_budget.hpp"
 #include "resource_conflicts.hpp"
 #include "report.hpp"
@@ -18,6 +19,7 @@
 #include <chrono>
 #include <filesystem>
 #include <sstream>
+#include <unistd.h>
 
 namespace bj = boost::json;
 
@@ -27,14 +29,30 @@ SetupError::SetupError(std::vector<std::string> messages)
     : std::runtime_error(messages.empty() ? std::string("pipeline setup failed") : messages.front()),
       messages_(std::move(messages)) {}
 
+void Pipeline::warn_if_root_listening() const {
+    if (::geteuid() != 0) return;
+    std::vector<std::string> listening = listening_addresses();
+    if (listening.empty()) return;
+    std::string where;
+    for (const std::string &a : listening) where += (where.empty() ? "" : ", ") + a;
+    spdlog::warn("sluice runs as root and listens on {}: a flaw in a plugin or in sluice reachable from there would "
+                 "run as root; run it as a user of its own (the packaged sluice@.service runs as 'sluice')",
+                 where);
+}
+
 Pipeline::Pipeline(Manifest manifest) : manifest_(std::move(manifest)) {
     std::vector<std::string> errors;
     const std::string &file = manifest_.path;
-    PluginRegistry registry(plugin_search_dirs(manifest_.plugin_dirs));
+    PluginRegistry registry(plugin_search_dirs(manifest_.plugin_dirs), manifest_.allow_untrusted_plugins);
     std::vector<LoadedStage> plugins;
     for (StageSpec &spec : manifest_.stages) {
+        spec.allow_untrusted_plugin = manifest_.allow_untrusted_plugins;
         try {
-            plugins.push_back(registry.find(spec.kind, spec.plugin, spec.library));
+            plugins.push_back(registry.find(spec.kind, spec.plugin, spec.library, spec.sha256));
+        } catch (const PinMismatch &e) {
+            errors.push_back(file + ": " + spec.json_path + "/sha256: " + e.what());
+            plugins.emplace_back();
+            continue;
         } catch (const PluginError &e) {
             errors.push_back(file + ": " + spec.json_path + (spec.library ? "/library: " : "/plugin: ") + e.what());
             plugins.emplace_back();
@@ -225,6 +243,10 @@ std::string Pipeline::describe() const {
                                : to)
                 << "\n";
         }
+        // Which file runs, and its hash (what 'sluice pin' writes).
+        if (const auto &lib = s.plugin().library; lib && !lib->is_built_in())
+            out << "      library " << lib->path() << " sha256 " << lib->sha256()
+                << (spec.sha256.empty() ? "" : " (pinned)") << "\n";
     }
     return out.str();
 }
@@ -531,6 +553,7 @@ RunResult Pipeline::run(const RunOptions &options) {
     }
     for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) (*it)->launch();
     phase_ = Phase::running;
+    warn_if_root_listening();
     // A reload may add stages meanwhile: look the next one up each time.
     for (size_t i = 0;; ++i) {
         Stage *stage = nullptr;

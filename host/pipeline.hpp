@@ -139,6 +139,9 @@ private:
     // Warns when a source that confirms delivery to its clients feeds a
     // loader that makes records durable only at the end of the run.
     void warn_about_late_confirmations() const;
+    // Warns when this process runs as root with a listening socket (an
+    // ingest, the admin endpoint): what it exposes runs as root.
+    void warn_if_root_listening() const;
     // Warns at setup when the settings let more batches be in flight than
     // the memory budget holds at a typical record size.
     void warn_about_memory() const;

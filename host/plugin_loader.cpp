@@ -1,8 +1,10 @@
 #include "plugin_loader.hpp"
 
 #include "built_in_stages.hpp"
+#include "file_sha256.hpp"
 
 #include "kinds.hpp"
+#include "plugin_trust.hpp"
 
 #ifndef BOOST_DLL_USE_STD_FS
 #define BOOST_DLL_USE_STD_FS
@@ -99,9 +101,14 @@ std::string private_copy(const std::string &path) {
     return copy;
 }
 
+std::string pin_mismatch(const std::string &path, const std::string &actual, const std::string &pinned) {
+    return path + ": its sha256 is " + actual + ", but the manifest pins " + pinned +
+           ": it is not the file the manifest was reviewed with (review the new one, then 'sluice pin' the manifest)";
+}
+
 } // namespace
 
-std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
+std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path, const std::string &sha256) {
     std::error_code fec;
     if (!fs::exists(path, fec)) throw PluginError(path + ": no such file");
     if (!fs::is_regular_file(path, fec)) throw PluginError(path + ": not a regular file");
@@ -114,6 +121,16 @@ std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
         const std::string key = fs::weakly_canonical(path, fec).string();
         auto [it, first] = first_versions().emplace(key, self->identity_);
         if (!first && !(it->second == self->identity_)) self->load_path_ = private_copy(path);
+    }
+    if (!sha256.empty()) {
+        // Before the loader runs any of its code: the file loaded (the
+        // copy, if one was made) is the one pinned.
+        try {
+            self->sha256_ = file_sha256(self->load_path_);
+        } catch (const std::runtime_error &e) {
+            throw PluginError(e.what());
+        }
+        if (self->sha256_ != sha256) throw PinMismatch(pin_mismatch(path, self->sha256_, sha256));
     }
     self->lib_ = std::make_unique<boost::dll::shared_library>();
     try {
@@ -169,6 +186,17 @@ std::shared_ptr<PluginLibrary> PluginLibrary::open(const std::string &path) {
 
 PluginLibrary::~PluginLibrary() = default;
 
+const std::string &PluginLibrary::sha256() const {
+    if (sha256_.empty() && lib_) {
+        try {
+            sha256_ = file_sha256(load_path_);
+        } catch (const std::runtime_error &) {
+            // Gone since it was loaded: there is nothing to show.
+        }
+    }
+    return sha256_;
+}
+
 std::shared_ptr<PluginLibrary> PluginLibrary::built_in() {
     static const std::shared_ptr<PluginLibrary> lib = [] {
         std::shared_ptr<PluginLibrary> self(new PluginLibrary());
@@ -191,24 +219,43 @@ LoadedStage describe_stage(std::shared_ptr<PluginLibrary> lib, const sluice_stag
     return s;
 }
 
-PluginRegistry::PluginRegistry(std::vector<std::string> search_dirs) : dirs_(std::move(search_dirs)) {}
+PluginRegistry::PluginRegistry(std::vector<std::string> search_dirs, bool allow_untrusted)
+    : dirs_(std::move(search_dirs)), allow_untrusted_(allow_untrusted) {}
 
-std::shared_ptr<PluginLibrary> PluginRegistry::open_cached(const std::string &path) {
+std::shared_ptr<PluginLibrary> PluginRegistry::open_cached(const std::string &path, const std::string &dir,
+                                                           const std::string &sha256) {
     std::string key = fs::weakly_canonical(path).string();
-    if (auto it = loaded_.find(key); it != loaded_.end()) return it->second;
+    if (auto it = loaded_.find(key); it != loaded_.end()) {
+        if (!sha256.empty() && it->second->sha256() != sha256)
+            throw PinMismatch(pin_mismatch(path, it->second->sha256(), sha256));
+        return it->second;
+    }
     if (auto it = failed_.find(key); it != failed_.end()) throw PluginError(it->second);
     try {
-        auto lib = PluginLibrary::open(path);
+        if (std::string problem = untrusted_plugin_file(path, dir); !problem.empty()) {
+            if (!allow_untrusted_) throw PluginError(problem);
+            spdlog::warn("{} (loaded anyway: untrusted plugins are allowed)", problem);
+        }
+        auto lib = PluginLibrary::open(path, sha256);
         loaded_[key] = lib;
         return lib;
+    } catch (const PinMismatch &) {
+        throw; // another stage may pin another version
     } catch (const PluginError &e) {
         failed_[key] = e.what();
         throw;
     }
 }
 
-std::vector<std::string> PluginRegistry::candidates() const {
-    std::vector<std::string> out;
+std::string PluginRegistry::hash_of(const std::string &path) {
+    const FileIdentity now = file_identity(path);
+    auto &known = hashes_[path];
+    if (known.second.empty() || !(known.first == now)) known = {now, file_sha256(path)};
+    return known.second;
+}
+
+std::vector<PluginRegistry::Candidate> PluginRegistry::candidates() const {
+    std::vector<Candidate> out;
     for (const std::string &dir : dirs_) {
         std::error_code ec;
         if (!fs::is_directory(dir, ec)) continue;
@@ -217,13 +264,13 @@ std::vector<std::string> PluginRegistry::candidates() const {
             if (e.path().extension() == ".so" && e.is_regular_file(ec)) here.push_back(e.path().string());
         }
         std::sort(here.begin(), here.end());
-        out.insert(out.end(), here.begin(), here.end());
+        for (std::string &path : here) out.push_back({std::move(path), dir});
     }
     return out;
 }
 
 LoadedStage PluginRegistry::find(sluice_kind kind, const std::string &name,
-                                 const std::optional<std::string> &library) {
+                                 const std::optional<std::string> &library, const std::string &sha256) {
     auto wrong_kind = [&](const std::string &path, const sluice_stage_descriptor *d) {
         return PluginError("plugin '" + name + "' in " + path + " is " + std::string(kind_with_article(d->kind)) +
                            ", but the stage is " + std::string(kind_with_article(kind)));
@@ -234,7 +281,7 @@ LoadedStage PluginRegistry::find(sluice_kind kind, const std::string &name,
         throw PluginError("'" + name + "' is not a stage built into sluice");
     }
     if (library) {
-        auto lib = open_cached(*library);
+        auto lib = open_cached(*library, "", sha256);
         const sluice_stage_descriptor *other = nullptr;
         for (const auto *d : lib->stages()) {
             if (name != d->name) continue;
@@ -246,15 +293,33 @@ LoadedStage PluginRegistry::find(sluice_kind kind, const std::string &name,
         for (const auto *d : lib->stages()) names += (names.empty() ? "" : ", ") + std::string(d->name);
         throw PluginError(*library + ": has no stage named '" + name + "' (it has: " + names + ")");
     }
+    if (!sha256.empty()) {
+        // Only the pinned file is loaded: the candidates are hashed, not run.
+        for (const Candidate &c : candidates()) {
+            std::string hash;
+            try {
+                hash = hash_of(c.path);
+            } catch (const std::runtime_error &) {
+                continue;
+            }
+            if (hash != sha256) continue;
+            auto lib = open_cached(c.path, c.dir, sha256);
+            for (const auto *d : lib->stages())
+                if (name == d->name && d->kind == kind) return describe_stage(lib, d);
+        }
+        // None is: the file that has the stage says what changed.
+        LoadedStage found = find(kind, name, library);
+        throw PinMismatch(pin_mismatch(found.library->path(), found.library->sha256(), sha256));
+    }
     std::optional<std::pair<std::string, const sluice_stage_descriptor *>> other_kind;
     std::vector<std::string> same_kind;
     // Libraries refused on the way: any of them could be the one asked for.
     // Those whose file name holds the stage's name are named first.
     std::vector<std::string> refused_likely, refused_other;
-    for (const std::string &path : candidates()) {
+    for (const auto &[path, dir] : candidates()) {
         std::shared_ptr<PluginLibrary> lib;
         try {
-            lib = open_cached(path);
+            lib = open_cached(path, dir);
         } catch (const PluginError &e) {
             spdlog::debug("skipping {}", e.what());
             const bool likely = fs::path(path).stem().string().find(name) != std::string::npos;
@@ -291,9 +356,9 @@ LoadedStage PluginRegistry::find(sluice_kind kind, const std::string &name,
 
 PluginRegistry::Listing PluginRegistry::list_all() {
     Listing out;
-    for (const std::string &path : candidates()) {
+    for (const auto &[path, dir] : candidates()) {
         try {
-            auto lib = open_cached(path);
+            auto lib = open_cached(path, dir);
             for (const auto *d : lib->stages()) out.stages.push_back(describe_stage(lib, d));
         } catch (const PluginError &e) {
             out.problems.emplace_back(e.what());

@@ -25,6 +25,12 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// A library that is not the one the manifest pins (its "sha256").
+class PinMismatch : public PluginError {
+public:
+    using PluginError::PluginError;
+};
+
 // Which version of a file: a plugin replaced on disk (a new build copied or
 // renamed over it) has another inode, size or modification time.
 struct FileIdentity {
@@ -37,8 +43,10 @@ struct FileIdentity {
 // instances exist: the registry and every LoadedStage hold a reference.
 class PluginLibrary {
 public:
-    // Loads and checks `path`. Throws PluginError("PATH: reason").
-    static std::shared_ptr<PluginLibrary> open(const std::string &path);
+    // Loads and checks `path`. With `sha256` (lowercase hex) the file is
+    // hashed first and loaded only when it matches (else PinMismatch).
+    // Throws PluginError("PATH: reason").
+    static std::shared_ptr<PluginLibrary> open(const std::string &path, const std::string &sha256 = "");
     // The stages built into the host (built_in_stages.hpp) as one library,
     // found by name ("sluice:...") without searching any directory.
     static std::shared_ptr<PluginLibrary> built_in();
@@ -55,6 +63,9 @@ public:
     // `path` as it was when loaded; compare with the file now to see whether
     // it was replaced since.
     const FileIdentity &identity() const { return identity_; }
+    // The SHA-256 of the file loaded (load_path), lowercase hex: computed
+    // before loading when it was pinned, else when first asked for.
+    const std::string &sha256() const;
     uint16_t abi_major() const { return abi_major_; }
     uint16_t abi_minor() const { return abi_minor_; }
     const std::vector<const sluice_stage_descriptor *> &stages() const { return stages_; }
@@ -62,6 +73,7 @@ public:
 private:
     PluginLibrary() = default;
     std::string path_, load_path_;
+    mutable std::string sha256_;
     FileIdentity identity_;
     std::unique_ptr<boost::dll::shared_library> lib_;
     uint16_t abi_major_ = 0, abi_minor_ = 0;
@@ -84,11 +96,17 @@ struct LoadedStage {
 class PluginRegistry {
 public:
     // Directories searched, in order, for plugins referred to by name.
-    explicit PluginRegistry(std::vector<std::string> search_dirs);
+    // Files someone else could have written are refused (plugin_trust.hpp)
+    // unless `allow_untrusted`, which loads them with a warning.
+    explicit PluginRegistry(std::vector<std::string> search_dirs, bool allow_untrusted = false);
 
     // The stage of `kind` named `name`, from `library` if given, else the
-    // first match in the search directories. Throws PluginError.
-    LoadedStage find(sluice_kind kind, const std::string &name, const std::optional<std::string> &library);
+    // first match in the search directories. With `sha256` only a file of
+    // that hash is loaded (searching, the others are hashed, not loaded);
+    // PinMismatch names the file that has the stage and both hashes.
+    // Throws PluginError.
+    LoadedStage find(sluice_kind kind, const std::string &name, const std::optional<std::string> &library,
+                     const std::string &sha256 = "");
 
     struct Listing {
         std::vector<LoadedStage> stages;   // every stage of every plugin found
@@ -99,10 +117,20 @@ public:
     const std::vector<std::string> &search_dirs() const { return dirs_; }
 
 private:
-    std::shared_ptr<PluginLibrary> open_cached(const std::string &path);
-    std::vector<std::string> candidates() const; // *.so files in the search dirs
+    // `dir`: the plugin directory the file was found in (trust is checked
+    // up to it).
+    std::shared_ptr<PluginLibrary> open_cached(const std::string &path, const std::string &dir,
+                                               const std::string &sha256 = "");
+    struct Candidate {
+        std::string path, dir;
+    };
+    std::vector<Candidate> candidates() const; // *.so files in the search dirs
+    // The file's SHA-256, hashed once per version of the file.
+    std::string hash_of(const std::string &path);
 
     std::vector<std::string> dirs_;
+    bool allow_untrusted_ = false;
+    std::map<std::string, std::pair<FileIdentity, std::string>> hashes_;
     std::map<std::string, std::shared_ptr<PluginLibrary>> loaded_;
     std::map<std::string, std::string> failed_;
 };

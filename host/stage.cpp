@@ -46,6 +46,8 @@ InstanceSetup Stage::setup_for(const StageSpec &spec, const LoadedStage &plugin,
     s.desc = plugin.desc;
     s.host = &host_;
     s.library_path = plugin.library ? plugin.library->load_path() : std::string();
+    s.library_sha256 = spec.sha256;
+    s.check_library_trust = !spec.allow_untrusted_plugin;
     s.stage_id = spec.id;
     s.config_json = config;
     s.base_dir = base_dir_;

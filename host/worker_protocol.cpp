@@ -91,15 +91,15 @@ using length_prefixed::put;
 
 std::string InitArgs::encode() const {
     std::string out;
-    for (const std::string *s : {&library, &plugin, &stage_id, &config_json, &base_dir}) put(out, *s);
-    for (uint32_t v : {kind, worker_index, worker_count, log_level}) put(out, v);
+    for (const std::string *s : {&library, &plugin, &stage_id, &config_json, &base_dir, &sha256}) put(out, *s);
+    for (uint32_t v : {kind, worker_index, worker_count, log_level, check_trust}) put(out, v);
     return out;
 }
 
 bool InitArgs::decode(std::string_view bytes) {
     length_prefixed::Reader c{bytes};
-    for (std::string *s : {&library, &plugin, &stage_id, &config_json, &base_dir}) *s = c.str();
-    for (uint32_t *v : {&kind, &worker_index, &worker_count, &log_level}) *v = c.u32();
+    for (std::string *s : {&library, &plugin, &stage_id, &config_json, &base_dir, &sha256}) *s = c.str();
+    for (uint32_t *v : {&kind, &worker_index, &worker_count, &log_level, &check_trust}) *v = c.u32();
     return c.ok;
 }
 

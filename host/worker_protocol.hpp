@@ -114,7 +114,9 @@ bool receive_message(int fd, Header &h, std::string &text);
 // Init arguments, in the input region.
 struct InitArgs {
     std::string library, plugin, stage_id, config_json, base_dir;
+    std::string sha256; // the library's pin ("" for none), checked before loading
     uint32_t kind = 0, worker_index = 0, worker_count = 1, log_level = 2;
+    uint32_t check_trust = 1; // refuse a library file others could write
     std::string encode() const;
     bool decode(std::string_view bytes);
 };

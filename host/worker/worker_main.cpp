@@ -6,7 +6,9 @@
 // (forwarded to the host), emitters that answer as the host's do (their
 // calls are logged and replayed by the host).
 #include "call_log.hpp"
+#include "file_sha256.hpp"
 #include "metrics_declaration.hpp"
+#include "plugin_trust.hpp"
 #include "worker_protocol.hpp"
 
 #include <sluice/plugin.h>
@@ -98,6 +100,21 @@ void init(std::string_view bytes) {
     InitArgs args;
     if (!args.decode(bytes)) return reply(SLUICE_FATAL, "malformed init");
     log_level = args.log_level;
+    // The host checked the file; it is checked again here, just before it
+    // is loaded into this process.
+    if (args.check_trust)
+        if (std::string problem = untrusted_plugin_file(args.library); !problem.empty())
+            return reply(SLUICE_FATAL, problem);
+    if (!args.sha256.empty()) {
+        std::string actual;
+        try {
+            actual = file_sha256(args.library);
+        } catch (const std::runtime_error &e) {
+            return reply(SLUICE_FATAL, e.what());
+        }
+        if (actual != args.sha256)
+            return reply(SLUICE_FATAL, args.library + ": its sha256 is " + actual + ", but the manifest pins " + args.sha256);
+    }
     void *lib = ::dlopen(args.library.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!lib) return reply(SLUICE_FATAL, std::string("cannot load ") + args.library + ": " + ::dlerror());
     using EntryFn = const sluice_entry *(*)();
@@ -285,6 +302,10 @@ int main(int argc, char **argv) {
     }).detach();
     // Terminal signals are the host's to handle.
     ::signal(SIGINT, SIG_IGN);
+    // A plugin's code gains nothing by executing a setuid program or one
+    // with file capabilities: no new privileges, for good (exec'd children
+    // inherit it).
+    ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     std::string problem = input.attach(kInputFd);
     if (problem.empty()) problem = output.attach(kOutputFd);
     if (!problem.empty()) {

@@ -33,7 +33,7 @@ IngestAnswer too_large_answer(const IngestSettings &s) {
     return a;
 }
 
-std::optional<IngestAnswer> check_head(const IngestHead &head, const IngestSettings &s) {
+std::optional<IngestAnswer> check_head(const IngestHead &head, const IngestSettings &s, AuthFailureThrottle *throttle) {
     std::string path;
     try {
         path = Poco::URI(std::string(head.target)).getPath();
@@ -46,10 +46,21 @@ std::optional<IngestAnswer> check_head(const IngestHead &head, const IngestSetti
         a.headers.emplace_back("Allow", "POST");
         return a;
     }
-    if (!s.token.empty() && head.authorization != "Bearer " + s.token) {
-        IngestAnswer a = reply(401, "a valid bearer token is required");
-        a.headers.emplace_back("WWW-Authenticate", "Bearer");
-        return a;
+    if (!s.token.empty()) {
+        // The same 401 whatever was wrong; an address that keeps guessing
+        // is refused before its token is looked at.
+        if (throttle && throttle->blocked(head.client)) {
+            IngestAnswer a = reply(429, "too many requests without a valid bearer token from this address");
+            a.headers.emplace_back("Retry-After", std::to_string(throttle->retry_after_s(head.client)));
+            return a;
+        }
+        if (!secrets_equal(head.authorization, "Bearer " + s.token)) {
+            if (throttle) throttle->failed(head.client);
+            IngestAnswer a = reply(401, "a valid bearer token is required");
+            a.headers.emplace_back("WWW-Authenticate", "Bearer");
+            return a;
+        }
+        if (throttle) throttle->succeeded(head.client);
     }
     if (head.content_length && *head.content_length > s.max_body_bytes) return too_large_answer(s);
     std::string encoding = Poco::toLower(std::string(head.content_encoding.empty() ? "identity" : head.content_encoding));

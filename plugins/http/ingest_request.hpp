@@ -7,6 +7,8 @@
 
 #include "ingest_buffer.hpp"
 
+#include <sluice/secret_check.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -39,11 +41,14 @@ struct IngestAnswer {
 struct IngestHead {
     std::string_view method, target, authorization, content_encoding;
     std::optional<uint64_t> content_length;
+    std::string client; // the client's address
 };
 
-// An answer when the head alone settles it (404, 405, 401, 413, 415);
-// nothing when the body should be read.
-std::optional<IngestAnswer> check_head(const IngestHead &head, const IngestSettings &s);
+// An answer when the head alone settles it (404, 405, 401, 413, 415, and
+// 429 for an address that keeps sending wrong tokens: `throttle` counts
+// them); nothing when the body should be read.
+std::optional<IngestAnswer> check_head(const IngestHead &head, const IngestSettings &s,
+                                       AuthFailureThrottle *throttle = nullptr);
 
 // Takes a whole body (as sent: `encoding` is the Content-Encoding) into
 // `buffer`: 202 (or a wait for delivery), 400 naming the bad line, 413, 429

@@ -55,6 +55,7 @@ struct IngestServer::Impl : std::enable_shared_from_this<IngestServer::Impl> {
     std::shared_ptr<IngestBuffer> buffer;
     std::shared_ptr<AnswerLog> answers;
     IngestSettings settings;
+    AuthFailureThrottle throttle; // addresses sending wrong tokens
     ServerLimits limits;
     std::atomic<size_t> connections{0}; // open
     std::atomic<size_t> busy{0};        // with a request being answered
@@ -134,7 +135,10 @@ struct IngestServer::Impl : std::enable_shared_from_this<IngestServer::Impl> {
             auto enc = head[bhttp::field::content_encoding];
             h.content_encoding = std::string_view(enc.data(), enc.size());
             if (auto length = parser.content_length()) h.content_length = *length;
-            if (std::optional<IngestAnswer> early = check_head(h, settings)) {
+            beast::error_code no_peer;
+            const auto peer = lowest(stream).socket().remote_endpoint(no_peer);
+            if (!no_peer) h.client = peer.address().to_string();
+            if (std::optional<IngestAnswer> early = check_head(h, settings, &throttle)) {
                 // Settled by the head: the body is not wanted, so the
                 // connection closes after the answer (413: once what the
                 // client still sends is read off, so it hears the 413).

@@ -114,9 +114,11 @@ TEST(Cli, ValidatePrintsTheOutlineAndRunsNothing) {
                                                       "", R"({"id":"out","kind":"loader","plugin":"file","config":{"path":"o.ndjson"}})"));
     ProcessResult r = run_sluice({"validate", m});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_NE(r.out.find("  in  [extractor file 1.0.0]  threads=1 batch=1024\n      -> out\n  out  [loader file 1.0.0]"),
+    EXPECT_NE(r.out.find("  in  [extractor file 1.0.0]  threads=1 batch=1024\n      -> out\n      library "),
               std::string::npos)
         << r.out;
+    EXPECT_NE(r.out.find("/sluice-file.so sha256 "), std::string::npos) << "which file runs, and its hash";
+    EXPECT_NE(r.out.find("\n  out  [loader file 1.0.0]"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("ok: " + m + " is valid"), std::string::npos);
     EXPECT_FALSE(exists(dir / "o.ndjson"));
     EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), std::filesystem::directory_iterator{}), 1)

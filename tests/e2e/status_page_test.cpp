@@ -249,6 +249,19 @@ TEST(StatusPage, IsServedFromTheBinaryWithItsOwnAssetsOnly) {
     // ... while the figures still need it.
     EXPECT_EQ(http_request(admin, "GET", "/status", "", {}, "", 10).status, 401);
     EXPECT_EQ(http_request(admin, "GET", "/status", "", {{"Authorization", "Bearer s3cret-token"}}, "", 10).status, 200);
+    // Whatever was wrong, the same 401; an address that keeps guessing gets
+    // 429 (even with the right token) until a minute has passed.
+    std::set<std::string> answers;
+    for (const char *auth : {"", "Bearer", "Bearer wrong", "Basic czNjcmV0LXRva2Vu", "Bearer s3cret-toke"}) {
+        HttpReply r = http_request(admin, "GET", "/status", "", {{"Authorization", auth}}, "", 10);
+        EXPECT_EQ(r.status, 401) << auth;
+        answers.insert(r.body);
+    }
+    EXPECT_EQ(answers.size(), 1u);
+    for (int i = 0; i < 5; ++i) http_request(admin, "GET", "/metrics", "", {{"Authorization", "Bearer guess"}}, "", 10);
+    HttpReply throttled = http_request(admin, "GET", "/status", "", {{"Authorization", "Bearer s3cret-token"}}, "", 10);
+    EXPECT_EQ(throttled.status, 429) << throttled.body;
+    EXPECT_GE(std::atoi(throttled.header("Retry-After").c_str()), 50);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(60s).exit_code, 0);
 }

@@ -24,6 +24,7 @@ public:
     ChildProcess &operator=(const ChildProcess &) = delete;
 
     void signal(int sig) const;
+    pid_t pid() const { return pid_; }
     // Waits up to `timeout`; kills the child (SIGKILL) if it is still running
     // then, and returns exit_code -1.
     ProcessResult wait(std::chrono::milliseconds timeout = std::chrono::seconds(120));

@@ -127,7 +127,7 @@ bogus: 1
     std::vector<std::string> from_yaml = manifest_errors(yaml, "m.yaml");
     ASSERT_EQ(from_json.size(), 3u);
     ASSERT_EQ(from_yaml.size(), 3u);
-    EXPECT_EQ(from_json[0], "m.json: /bogus: unknown key (expected one of: name, description, plugin_dirs, state_dir, "
+    EXPECT_EQ(from_json[0], "m.json: /bogus: unknown key (expected one of: name, description, plugin_dirs, allow_untrusted_plugins, state_dir, "
                             "checkpoint_interval_ms, memory_limit_mb, max_error_rate, min_quality, "
                             "fail_if_nothing_loaded, admin, defaults, stages)");
     EXPECT_EQ(from_yaml[0].rfind("m.yaml:9:1: /bogus: unknown key", 0), 0u) << from_yaml[0];

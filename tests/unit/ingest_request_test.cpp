@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <set>
+
 using namespace sluice::plugins::http;
 using sluice::test::gzip;
 
@@ -12,7 +14,7 @@ TEST(IngestRequest, TheHeadAloneSettlesWrongPathsMethodsTokensSizesAndEncodings)
     IngestSettings s;
     s.token = "secret";
     s.max_body_bytes = 100;
-    IngestHead h{"POST", "/ingest?x=1", "Bearer secret", "", 10};
+    IngestHead h{"POST", "/ingest?x=1", "Bearer secret", "", 10, "192.0.2.1"};
     EXPECT_FALSE(check_head(h, s));
     auto with = [&](auto change) {
         IngestHead c = h;
@@ -26,6 +28,30 @@ TEST(IngestRequest, TheHeadAloneSettlesWrongPathsMethodsTokensSizesAndEncodings)
     EXPECT_EQ(with([](IngestHead &c) { c.content_length = 101; }), 413);
     EXPECT_EQ(with([](IngestHead &c) { c.content_encoding = "br"; }), 415);
     EXPECT_EQ(with([](IngestHead &c) { c.content_encoding = "GZIP"; }), 0);
+}
+
+TEST(IngestRequest, EveryWrongTokenGetsTheSameAnswerAndAGuessingAddressIsThrottled) {
+    IngestSettings s;
+    s.token = "secret";
+    sluice::AuthFailureThrottle throttle(5, std::chrono::seconds(60));
+    std::set<std::string> answers;
+    for (std::string_view auth : {"", "Bearer", "Bearer ", "Bearer wrong", "Basic c2VjcmV0"}) {
+        IngestHead h{"POST", "/ingest", auth, "", 10, "192.0.2.7"};
+        auto a = check_head(h, s, &throttle);
+        ASSERT_TRUE(a);
+        EXPECT_EQ(a->status, 401);
+        answers.insert(a->body);
+    }
+    EXPECT_EQ(answers.size(), 1u) << "a 401 never says which part was wrong";
+    // Five failures: that address is refused, even with the right token,
+    // until a minute after its last failure; another address is not.
+    IngestHead right{"POST", "/ingest", "Bearer secret", "", 10, "192.0.2.7"};
+    auto refused = check_head(right, s, &throttle);
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(refused->status, 429);
+    EXPECT_EQ(refused->headers.at(0).first, "Retry-After");
+    right.client = "192.0.2.8";
+    EXPECT_FALSE(check_head(right, s, &throttle));
 }
 
 TEST(IngestRequest, BodiesAreInflatedWithinTheLimitParsedAndBuffered) {

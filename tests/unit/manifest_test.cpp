@@ -89,9 +89,9 @@ TEST(Manifest, TopLevelShapeErrors) {
 
 TEST(Manifest, UnknownKeysAreErrors) {
     EXPECT_EQ(first_error(R"({"stage":[]})"),
-              "m.json: /stage: unknown key (expected one of: name, description, plugin_dirs, state_dir, checkpoint_interval_ms, memory_limit_mb, max_error_rate, min_quality, fail_if_nothing_loaded, admin, defaults, stages)");
+              "m.json: /stage: unknown key (expected one of: name, description, plugin_dirs, allow_untrusted_plugins, state_dir, checkpoint_interval_ms, memory_limit_mb, max_error_rate, min_quality, fail_if_nothing_loaded, admin, defaults, stages)");
     EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","thread":2})")),
-              "m.json: /stages/1/thread: unknown key (expected one of: id, kind, plugin, library, config, inputs, "
+              "m.json: /stages/1/thread: unknown key (expected one of: id, kind, plugin, library, sha256, config, inputs, "
               "threads, queue_capacity, batch_size, timeout_ms, retry_environment_ms, ordered, on_error, isolation, "
               "memory_limit_mb, max_restarts)");
     EXPECT_EQ(first_error(R"({"defaults":{"thread":1},"stages":[1]})"),
@@ -239,7 +239,7 @@ TEST(Manifest, EveryProblemIsReportedNotJustTheFirst) {
     auto errors = errors_of(R"({"bogus":1,"stages":[{"id":"a","kind":"extractor","plugin":"x","threads":0},
                                                    {"id":"a","kind":"loader","plugin":"y"}]})");
     ASSERT_EQ(errors.size(), 3u);
-    EXPECT_EQ(errors[0], "m.json: /bogus: unknown key (expected one of: name, description, plugin_dirs, state_dir, checkpoint_interval_ms, memory_limit_mb, max_error_rate, min_quality, fail_if_nothing_loaded, admin, defaults, stages)");
+    EXPECT_EQ(errors[0], "m.json: /bogus: unknown key (expected one of: name, description, plugin_dirs, allow_untrusted_plugins, state_dir, checkpoint_interval_ms, memory_limit_mb, max_error_rate, min_quality, fail_if_nothing_loaded, admin, defaults, stages)");
     EXPECT_EQ(errors[1], "m.json: /stages/0/threads: expected a positive integer");
     EXPECT_EQ(errors[2], "m.json: /stages/1/id: duplicate stage id 'a'");
 }
