@@ -57,6 +57,17 @@ AckTracker::Snapshot AckTracker::snapshot() const {
     return Snapshot{position_, acked_records_, issued_records_ - acked_records_, origin_.pulls_before + next_done_};
 }
 
+AckTracker::Snapshot AckTracker::total(const std::vector<std::shared_ptr<AckTracker>> &trackers) {
+    Snapshot sum;
+    for (const auto &t : trackers) {
+        Snapshot s = t->snapshot();
+        sum.acknowledged += s.acknowledged;
+        sum.unacknowledged += s.unacknowledged;
+        sum.pulls += s.pulls;
+    }
+    return sum;
+}
+
 uint64_t AckTracker::version() const {
     std::lock_guard lock(mutex_);
     return version_;

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <vector>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -89,6 +90,9 @@ public:
         uint64_t pulls = 0;                  // pulls delivered, every run counted
     };
     Snapshot snapshot() const;
+    // Acknowledged and in-flight records over several trackers (an
+    // extractor's workers).
+    static Snapshot total(const std::vector<std::shared_ptr<AckTracker>> &trackers);
     // Bumped whenever the snapshot changes (to skip needless writes).
     uint64_t version() const;
 

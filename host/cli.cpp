@@ -3,6 +3,7 @@
 #include "admin_server.hpp"
 #include "cli_commands.hpp"
 #include "config_table.hpp"
+#include "document.hpp"
 #include "dry_run.hpp"
 #include "progress_line.hpp"
 #include "reload_client.hpp"
@@ -621,12 +622,10 @@ int cmd_run(const Args &args) {
                   << (args.limit ? " (at most " + std::to_string(args.limit) + " records read per extractor)" : "")
                   << "\n";
     if (args.report) {
-        std::string tmp = *args.report + ".tmp";
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out << redacted(bj::serialize(result.report)) << "\n";
-        out.close();
-        if (!out || std::rename(tmp.c_str(), args.report->c_str()) != 0) {
-            std::cerr << "sluice: cannot write report " << *args.report << ": " << std::strerror(errno) << "\n";
+        if (std::string problem =
+                write_text_file_atomically(*args.report, redacted(bj::serialize(result.report)) + "\n");
+            !problem.empty()) {
+            std::cerr << "sluice: the report: " << problem << "\n";
             return result.exit_code ? result.exit_code : kExitFailed;
         }
     }

@@ -3,11 +3,7 @@
 
 #include "document.hpp"
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 namespace sluice {
@@ -44,13 +40,8 @@ int cmd_convert(const std::string &in_path, const std::string &out_path, const s
         std::cerr << "sluice: convert: " << out_path << " exists (--force replaces it)\n";
         return 2;
     }
-    const std::string tmp = out_path + ".tmp";
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out || std::rename(tmp.c_str(), out_path.c_str()) != 0) {
-        std::cerr << "sluice: convert: cannot write " << out_path << ": " << std::strerror(errno) << "\n";
-        std::remove(tmp.c_str());
+    if (std::string problem = write_text_file_atomically(out_path, text); !problem.empty()) {
+        std::cerr << "sluice: convert: " << problem << "\n";
         return 1;
     }
     return 0;

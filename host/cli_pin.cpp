@@ -8,10 +8,6 @@
 #include "plugin_loader.hpp"
 #include "secret_redactor.hpp"
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 
 namespace sluice {
@@ -56,13 +52,8 @@ int cmd_pin(const std::string &path, const std::vector<std::string> &plugin_dirs
         std::cout << text;
         return 0;
     }
-    const std::string tmp = path + ".tmp";
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out || std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::cerr << "sluice: pin: cannot write " << path << ": " << std::strerror(errno) << "\n";
-        std::remove(tmp.c_str());
+    if (std::string problem = write_text_file_atomically(path, text); !problem.empty()) {
+        std::cerr << "sluice: pin: " << problem << "\n";
         return 1;
     }
     std::cerr << "pinned " << path << "\n";

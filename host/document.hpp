@@ -53,6 +53,11 @@ Document parse_document(const std::string &text, const std::string &path);
 // ("PATH: cannot open manifest: No such file or directory").
 std::string read_text_file(const std::string &path, const std::string &what = "file");
 
+// Writes `text` to `path` through PATH.tmp renamed into place, so that a
+// reader sees the old file or the new one, never half of one. "" on
+// success, else "cannot write PATH: reason".
+std::string write_text_file_atomically(const std::string &path, const std::string &text);
+
 // A JSON value as YAML (block style, strings quoted when YAML would read them
 // as something else) and as indented JSON; both end with a newline.
 std::string to_yaml(const boost::json::value &v);

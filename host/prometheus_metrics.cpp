@@ -168,14 +168,9 @@ std::string prometheus_text(const Pipeline &pipeline) {
         }
         threads.Add(base).Set(double(s.spec().threads));
         if (!s.trackers().empty()) {
-            uint64_t acked = 0, in_flight = 0;
-            for (const auto &t : s.trackers()) {
-                AckTracker::Snapshot snap = t->snapshot();
-                acked += snap.acknowledged;
-                in_flight += snap.unacknowledged;
-            }
-            acknowledged.Add(base).Increment(double(acked));
-            unacknowledged.Add(base).Set(double(in_flight));
+            const AckTracker::Snapshot sum = AckTracker::total(s.trackers());
+            acknowledged.Add(base).Increment(double(sum.acknowledged));
+            unacknowledged.Add(base).Set(double(sum.unacknowledged));
         }
         if (s.spec().isolation.process) {
             IsolationTotals iso = s.metrics().isolation();

@@ -78,16 +78,11 @@ bj::object build_report(const Pipeline &pipeline, const RunResult &result,
         }
         // A source that hears of delivery: how far that has come.
         if (!s.trackers().empty()) {
-            uint64_t acked = 0, in_flight = 0;
-            for (const auto &tracker : s.trackers()) {
-                AckTracker::Snapshot snap = tracker->snapshot();
-                acked += snap.acknowledged;
-                in_flight += snap.unacknowledged;
-            }
-            o["acknowledged"] = acked;
-            o["unacknowledged"] = in_flight;
-            acknowledged += acked;
-            unacknowledged += in_flight;
+            const AckTracker::Snapshot sum = AckTracker::total(s.trackers());
+            o["acknowledged"] = sum.acknowledged;
+            o["unacknowledged"] = sum.unacknowledged;
+            acknowledged += sum.acknowledged;
+            unacknowledged += sum.unacknowledged;
             tracked = true;
         }
         bj::array inputs;

@@ -17,6 +17,7 @@
 #include <csignal>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -210,17 +211,27 @@ std::string orders(int first, int n) {
     return body;
 }
 
+// A service to look at: an HTTP ingest into nothing, run with an admin
+// endpoint that wants `token`; `admin` is set to its port (-1: it did not
+// start).
+std::unique_ptr<ChildProcess> guarded_service(const TempDir &dir, const std::string &token, int &admin) {
+    std::string m = dir.write("m.json", R"({"name":"guarded","stages":[
+      {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(free_loopback_port()) + R"(}},
+      {"id":"out","kind":"loader","plugin":"null"}]})");
+    setenv("SLUICE_ADMIN_TOKEN", token.c_str(), 1);
+    auto p = std::make_unique<ChildProcess>(std::vector<std::string>{sluice_binary(), "run", m, "--admin", "127.0.0.1:0"});
+    unsetenv("SLUICE_ADMIN_TOKEN");
+    admin = port_after(*p, "admin endpoint listening on http://127.0.0.1:");
+    return p;
+}
+
 } // namespace
 
 TEST(StatusPage, IsServedFromTheBinaryWithItsOwnAssetsOnly) {
     TempDir dir;
-    std::string m = dir.write("m.json", R"({"name":"page","stages":[
-      {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(free_loopback_port()) + R"(}},
-      {"id":"out","kind":"loader","plugin":"null"}]})");
-    setenv("SLUICE_ADMIN_TOKEN", "s3cret-token", 1);
-    ChildProcess p({sluice_binary(), "run", m, "--admin", "127.0.0.1:0"});
-    unsetenv("SLUICE_ADMIN_TOKEN");
-    const int admin = port_after(p, "admin endpoint listening on http://127.0.0.1:");
+    int admin = -1;
+    std::unique_ptr<ChildProcess> service = guarded_service(dir, "s3cret-token", admin);
+    ChildProcess &p = *service;
     ASSERT_GT(admin, 0) << p.err_so_far();
     // The page and its two files need no token: they hold no data ...
     HttpReply page = http_request(admin, "GET", "/", "", {}, "", 10);
@@ -269,13 +280,9 @@ TEST(StatusPage, IsServedFromTheBinaryWithItsOwnAssetsOnly) {
 TEST(StatusPage, AsksForTheEndpointsTokenThenShowsThePipeline) {
     SKIP_WITHOUT_CHROMIUM();
     TempDir dir;
-    std::string m = dir.write("m.json", R"({"name":"guarded","stages":[
-      {"id":"in","kind":"extractor","plugin":"http","config":{"port":)" + std::to_string(free_loopback_port()) + R"(}},
-      {"id":"out","kind":"loader","plugin":"null"}]})");
-    setenv("SLUICE_ADMIN_TOKEN", "s3cret-token", 1);
-    ChildProcess p({sluice_binary(), "run", m, "--admin", "127.0.0.1:0"});
-    unsetenv("SLUICE_ADMIN_TOKEN");
-    const int admin = port_after(p, "admin endpoint listening on http://127.0.0.1:");
+    int admin = -1;
+    std::unique_ptr<ChildProcess> service = guarded_service(dir, "s3cret-token", admin);
+    ChildProcess &p = *service;
     ASSERT_GT(admin, 0) << p.err_so_far();
     HeadlessChromium browser(1280, 800);
     browser.navigate("http://127.0.0.1:" + std::to_string(admin) + "/");

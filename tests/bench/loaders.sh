@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The database loaders against the databases' own bulk loaders, side by side
+# on one machine:
+#   file -> map (rename, drop, add) -> postgres   vs  psql \copy of the same
+#                                                     rows, already transformed
+#   file -> map -> sqlite                         vs  sqlite3 .import of them
+# The references do strictly less work (no parsing, no transformation). Each
+# is run ROUNDS times, alternating; medians of wall time (GNU time) and the
+# ratio reference / sluice (1.0: as fast as the bulk loader alone) are
+# printed, for the loader's default batch size and for 16384.
+# A PostgreSQL server (Debian's postgresql) is started in a scratch directory
+# with its defaults (fsync on), and stopped at the end.
+# Usage: tests/bench/loaders.sh [RECORDS] [ROUNDS]      (default 1000000 3)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+sluice="${SLUICE:-$root/build/release/bin/sluice}"
+records=${1:-1000000}
+rounds=${2:-3}
+work=$(mktemp -d /tmp/sluice-loaders-XXXXXX)
+chmod 755 "$work"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+cleanup() {
+  [ -f "$work/pg/postmaster.pid" ] && as_postgres "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop > /dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+source "$root/tests/bench/bench_input.sh"
+
+echo "== input: $records records"
+generate "$records" "$work/in.ndjson"
+echo "   $(du -h "$work/in.ndjson" | cut -f1), $(( $(stat -c %s "$work/in.ndjson") / records )) bytes per record"
+
+columns='[{"name":"id","type":"bigint"},{"name":"ts","type":"text"},{"name":"customer","type":"text"},
+          {"name":"email","type":"text"},{"name":"amount","type":"double precision"},{"name":"country","type":"text"},
+          {"name":"text","type":"text"},{"name":"source","type":"text"}]'
+map='{"id": "shape", "kind": "transformer", "plugin": "map",
+      "config": {"rename": {"user": "customer", "timestamp": "ts"}, "drop": ["invalid"], "set": {"source": "bench"}}}'
+names="id,ts,customer,email,amount,country,text,source"
+
+# The rows the references load: the same records through the same map, as CSV.
+cat > "$work/to_csv.json" <<JSON
+{"name": "to-csv", "stages": [
+  {"id": "in", "kind": "extractor", "plugin": "file", "config": {"path": "$work/in.ndjson"}},
+  $map,
+  {"id": "out", "kind": "loader", "plugin": "file",
+   "config": {"path": "$work/rows.csv", "columns": ["id","ts","customer","email","amount","country","text","source"]}}]}
+JSON
+"$sluice" run "$work/to_csv.json" --quiet 2> /dev/null
+echo "   $(( $(wc -l < "$work/rows.csv") - 1 )) transformed rows as CSV for the references"
+
+# --- PostgreSQL ------------------------------------------------------------
+mkdir -p "$work/pg" "$work/pgsock"
+chown postgres "$work/pg" "$work/pgsock" 2> /dev/null || true
+port=$(( 20000 + RANDOM % 20000 ))
+as_postgres "$pgbin/initdb" -D "$work/pg" -U bench --auth=trust -E UTF8 --no-locale > /dev/null
+as_postgres "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pgsock/server.log" -w -o "-p $port -k $work/pgsock -c listen_addresses=''" start > /dev/null
+conninfo="host=$work/pgsock port=$port dbname=postgres user=bench"
+export PGOPTIONS="-c client_min_messages=warning"
+psql_() { psql -X -q -v ON_ERROR_STOP=1 "$conninfo" "$@"; }
+psql_ -c "CREATE TABLE ref (id bigint, ts text, customer text, email text, amount double precision, country text, text text, source text)"
+chmod 644 "$work/rows.csv"
+
+pg_manifest() { # batch_size
+  cat > "$work/pg.json" <<JSON
+{"name": "to-postgres", "stages": [
+  {"id": "in", "kind": "extractor", "plugin": "file", "config": {"path": "$work/in.ndjson"}},
+  $map,
+  {"id": "db", "kind": "loader", "plugin": "postgres", "batch_size": $1,
+   "config": {"conninfo": "$conninfo", "table": "loaded", "create_table": true, "columns": $columns}}]}
+JSON
+}
+
+# --- SQLite -----------------------------------------------------------------
+sqlite_schema="CREATE TABLE t (id INTEGER, ts TEXT, customer TEXT, email TEXT, amount REAL, country TEXT, text TEXT, source TEXT);"
+sqlite_manifest() { # batch_size
+  cat > "$work/sq.json" <<JSON
+{"name": "to-sqlite", "stages": [
+  {"id": "in", "kind": "extractor", "plugin": "file", "config": {"path": "$work/in.ndjson"}},
+  $map,
+  {"id": "db", "kind": "loader", "plugin": "sqlite", "batch_size": $1,
+   "config": {"path": "$work/sluice.db", "table": "t", "create_table": true, "columns": $columns}}]}
+JSON
+}
+
+# One timed command: prints its wall seconds (GNU time), fails loudly.
+timed() {
+  /usr/bin/time -f "%e" -o "$work/time" "$@" > /dev/null 2> "$work/err" || { cat "$work/err"; exit 1; }
+  cat "$work/time"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+count_pg() { psql_ -At -c "SELECT count(*) FROM $1"; }
+
+declare -A t
+for round in $(seq "$rounds"); do
+  psql_ -c "TRUNCATE ref"
+  t[pg_ref]+="$(timed psql -X -q "$conninfo" -c "\\copy ref ($names) FROM '$work/rows.csv' WITH (FORMAT csv, HEADER true)") "
+  for batch in 1024 16384; do
+    psql_ -c "DROP TABLE IF EXISTS loaded"
+    pg_manifest $batch
+    t[pg_$batch]+="$(timed "$sluice" run "$work/pg.json" --quiet) "
+  done
+  rm -f "$work/ref.db"*
+  sqlite3 "$work/ref.db" "$sqlite_schema"
+  t[sq_ref]+="$(timed sqlite3 "$work/ref.db" -cmd ".mode csv" ".import --skip 1 $work/rows.csv t") "
+  for batch in 1024 16384; do
+    rm -f "$work/sluice.db"*
+    sqlite_manifest $batch
+    t[sq_$batch]+="$(timed "$sluice" run "$work/sq.json" --quiet) "
+  done
+done
+# Everything loaded, by all of them.
+[ "$(count_pg ref)" = "$(count_pg loaded)" ] || { echo "postgres: the reference and sluice loaded different counts"; exit 1; }
+[ "$(sqlite3 "$work/ref.db" 'SELECT count(*) FROM t')" = "$(sqlite3 "$work/sluice.db" 'SELECT count(*) FROM t')" ] ||
+  { echo "sqlite: the reference and sluice loaded different counts"; exit 1; }
+
+m() { tr ' ' '\n' <<<"${t[$1]}" | grep . | median; }
+ratio() { awk -v r="$1" -v s="$2" 'BEGIN {printf "%.2fx", r / s}'; }
+echo
+echo "| destination | sluice, batch 1024 | sluice, batch 16384 | bulk loader alone | ratio (1024 / 16384) |"
+echo "|---|---|---|---|---|"
+echo "| PostgreSQL $(basename "$(dirname "$pgbin")"), fsync on | $(m pg_1024) s | $(m pg_16384) s | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_1024)") / $(ratio "$(m pg_ref)" "$(m pg_16384)") |"
+echo "| SQLite (WAL) | $(m sq_1024) s | $(m sq_16384) s | sqlite3 .import csv: $(m sq_ref) s | $(ratio "$(m sq_ref)" "$(m sq_1024)") / $(ratio "$(m sq_ref)" "$(m sq_16384)") |"
+echo "($records records, medians of $rounds rounds)"
