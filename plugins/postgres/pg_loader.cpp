@@ -27,6 +27,7 @@ PgLoader::PgLoader(const Context &ctx) : host_(ctx.host), marker_key_(std::strin
     connection_ = ConnectionSettings::read(c);
     target_ = sql::TableTarget::read(c, /*types_required=*/true);
     marker_key_ = target_.table + "/" + marker_key_;
+    relaxed_ = c.string("durability") == "relaxed";
 }
 
 void PgLoader::start() {
@@ -52,6 +53,15 @@ void PgLoader::start() {
 }
 
 void PgLoader::prepare_session() {
+    if (relaxed_) {
+        // Asked for in the manifest: commits return before the server's
+        // WAL reaches its disk (the server writes it within
+        // 3 x wal_writer_delay). Said at info, as the server sees it.
+        conn_->exec("SET synchronous_commit = off");
+        Result r = conn_->exec("SHOW synchronous_commit");
+        host_.info(std::string("durability relaxed: synchronous_commit is ") + PQgetvalue(r.get(), 0, 0) +
+                   " for this loader's session");
+    }
     // Batches are copied here first, then merged in one statement.
     if (target_.upsert)
         conn_->exec("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE " + quote_identifier(target_.table) +

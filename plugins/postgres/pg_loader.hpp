@@ -25,9 +25,17 @@ public:
         "rows go to the error path with the server's message while the rest loads.";
     static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
     static config::Spec config_spec() {
-        return connection_spec().include(
+        config::Spec spec = connection_spec().include(
             sql::TableTarget::spec(" (schema.table allowed)",
                                    "a PostgreSQL type: bigint, text, numeric(10,2), jsonb, timestamptz ..."));
+        spec.add(config::Field::choice("durability", {"server", "relaxed"},
+                                       "server: each commit waits as the server's synchronous_commit says (on by "
+                                       "default: on its disk); relaxed: commits do not wait for the server's disk "
+                                       "(synchronous_commit off for this session): faster, and a crash of the server "
+                                       "machine can lose commits made in its last ~0.6 s that sluice has already "
+                                       "acknowledged. Never acknowledged before the commit")
+                     .default_to("server"));
+        return spec;
     }
 
     explicit PgLoader(const Context &ctx);
@@ -70,6 +78,7 @@ private:
     sql::TableTarget target_;
     std::string column_list_, insert_sql_, upsert_suffix_;
     std::unique_ptr<Connection> conn_;
+    bool relaxed_ = false; // durability: relaxed
     json::RecordParser parser_;
     json::RecordWriter writer_;
     int64_t written_ = 0, refused_ = 0, row_by_row_batches_ = 0;

@@ -137,6 +137,32 @@ TEST(ExactlyOnce, PostgresInsertsSurviveThreeKills) {
     EXPECT_EQ(pg.scalar("SELECT min(id) || '-' || max(id) FROM items"), "0-" + std::to_string(kRows - 1));
 }
 
+// durability: relaxed (synchronous_commit off in the loader's session) is
+// about the server machine crashing; sluice killed at any point still loses
+// and doubles nothing: what it acknowledged was committed.
+TEST(ExactlyOnce, PostgresWithRelaxedDurabilitySurvivesThreeKillsOfSluice) {
+    PostgresServer pg;
+    pg.exec("CREATE TABLE items (id bigint, name text)");
+    TempDir dir;
+    dir.write("in.ndjson", input_rows());
+    const std::string loader = R"({"id":"write","kind":"loader","plugin":"postgres","config":{"conninfo":")" +
+                               pg.conninfo() + R"(","table":"items","durability":"relaxed"}})";
+    std::string m = dir.write("m.json", manifest(loader));
+    bj::object report = kill_and_finish(dir, m, 3, 9006);
+    EXPECT_EQ(report.at("delivery").at("exactly_once").as_array(), bj::array{"write"});
+    EXPECT_EQ(pg.scalar("SELECT count(*) FROM items"), std::to_string(kRows));
+    EXPECT_EQ(pg.scalar("SELECT count(DISTINCT id) FROM items"), std::to_string(kRows));
+    // The session really runs so (as the server says), and it is said.
+    TempDir small;
+    small.write("in.ndjson", input_rows(0, 10));
+    pg.exec("TRUNCATE items; DELETE FROM sluice_markers"); // a new destination, as far as markers go
+    ProcessResult r = run_sluice({"run", small.write("m.json", manifest(loader)), "--log-level", "info"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("durability relaxed: synchronous_commit is off for this loader's session"), std::string::npos)
+        << r.err;
+    EXPECT_EQ(pg.scalar("SELECT count(*) FROM items"), "10");
+}
+
 // Two extractor workers (two files shared out between them): the marker
 // keeps each worker's last pull.
 TEST(ExactlyOnce, IsolatedStagesSurviveThreeKillsOfTheHost) {
