@@ -62,14 +62,33 @@ std::string Connection::try_exec(const std::string &sql, const std::vector<std::
 }
 
 std::string Connection::copy_in(const std::string &copy_sql, const std::string &data) {
+    if (std::string problem = begin_copy(copy_sql); !problem.empty()) return problem;
+    send_copy(data);
+    return end_copy();
+}
+
+std::string Connection::begin_copy(const std::string &copy_sql) {
+    copy_failed_ = false;
     Result start(PQexec(conn_, copy_sql.c_str()), &PQclear);
     if (PQresultStatus(start.get()) != PGRES_COPY_IN) {
         note(start.get());
         return error();
     }
-    if (PQputCopyData(conn_, data.data(), int(data.size())) != 1 || PQputCopyEnd(conn_, nullptr) != 1) {
+    return {};
+}
+
+bool Connection::send_copy(std::string_view data) {
+    if (copy_failed_ || data.empty()) return !copy_failed_;
+    if (PQputCopyData(conn_, data.data(), int(data.size())) != 1) copy_failed_ = true;
+    return !copy_failed_;
+}
+
+std::string Connection::end_copy() {
+    if (copy_failed_ || PQputCopyEnd(conn_, nullptr) != 1) {
         note(nullptr);
-        return error();
+        std::string problem = error();
+        while (PGresult *r = PQgetResult(conn_)) PQclear(r);
+        return problem.empty() ? std::string("the connection failed during COPY") : problem;
     }
     std::string problem;
     while (PGresult *r = PQgetResult(conn_)) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace sluice::plugins::postgres {
@@ -80,6 +81,13 @@ public:
 
     // COPY ... FROM STDIN with `data` (CSV); returns the server's message, "" = ok.
     std::string copy_in(const std::string &copy_sql, const std::string &data);
+    // The same streamed: begin_copy, then send as the data is made (the
+    // server parses one part while the next is encoded), then end_copy.
+    // begin_copy and end_copy return the server's message ("" = ok);
+    // send_copy false when the connection failed (end_copy says why).
+    std::string begin_copy(const std::string &copy_sql);
+    bool send_copy(std::string_view data);
+    std::string end_copy();
 
     PGconn *raw() const { return conn_; }
     std::string error() const;
@@ -96,6 +104,7 @@ public:
     bool ensure_connected();
 
 private:
+    bool copy_failed_ = false; // a send during the current COPY failed
     // Remembers the SQLSTATE of a failed result (empty for none).
     void note(const PGresult *r);
 

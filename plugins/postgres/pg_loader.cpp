@@ -78,17 +78,61 @@ std::optional<std::string> PgLoader::text_of(const bj::object &record, const std
     return std::string(writer_.write(*v)); // numbers as written; objects and arrays as JSON
 }
 
-std::string PgLoader::copy_batch(const std::vector<std::vector<std::optional<std::string>>> &rows) {
-    std::string data;
-    for (const auto &row : rows) {
-        for (size_t c = 0; c < row.size(); ++c) {
-            if (c) data += ',';
-            append_csv(data, row[c]);
+void PgLoader::append_csv_row(std::string &out) {
+    const std::vector<JsonField> &fields = fields_.fields();
+    hints_.resize(target_.columns.size(), 0);
+    for (size_t c = 0; c < target_.columns.size(); ++c) {
+        if (c) out += ',';
+        // Records of one source mostly share their layout: look where the
+        // column was last time first.
+        const std::string &name = target_.columns[c].name;
+        const JsonField *f = nullptr;
+        if (hints_[c] < fields.size() && fields[hints_[c]].key == name) {
+            f = &fields[hints_[c]];
+        } else {
+            for (size_t k = 0; k < fields.size(); ++k)
+                if (fields[k].key == name) {
+                    f = &fields[k];
+                    hints_[c] = k;
+                    break;
+                }
         }
-        data += '\n';
+        if (!f) continue; // missing: NULL
+        switch (f->type()) {
+        case JsonType::null: break; // an unquoted empty field is NULL
+        case JsonType::string: append_csv(out, std::string(values_.string(f->text))); break;
+        case JsonType::boolean:
+        case JsonType::number: out += f->text; break; // as written
+        default: append_csv(out, std::string(f->text)); // objects and arrays as JSON
+        }
     }
+    out += '\n';
+}
+
+std::string PgLoader::copy_batch(Input in, Emitter &out, std::vector<uint32_t> &sent) {
+    // Sent in parts of this size as they are made: the server parses one
+    // while the next is encoded.
+    constexpr size_t kPart = 256 << 10;
     const std::string target = target_.upsert ? "sluice_staging" : quote_identifier(target_.table);
-    std::string problem = conn_->copy_in("COPY " + target + " (" + column_list_ + ") FROM STDIN (FORMAT csv)", data);
+    std::string problem = conn_->begin_copy("COPY " + target + " (" + column_list_ + ") FROM STDIN (FORMAT csv)");
+    if (!problem.empty()) return problem;
+    std::string error;
+    chunk_.clear();
+    for (uint32_t i = 0; i < in.size(); ++i) {
+        if (!in[i].is_json() || !fields_.read(in[i].payload(), error)) {
+            out.fail(i, "postgres: " + (in[i].is_json() ? error : std::string("the record is not JSON")));
+            ++refused_;
+            continue;
+        }
+        append_csv_row(chunk_);
+        sent.push_back(i);
+        if (chunk_.size() >= kPart) {
+            conn_->send_copy(chunk_);
+            chunk_.clear();
+        }
+    }
+    conn_->send_copy(chunk_);
+    problem = conn_->end_copy();
     if (!problem.empty() || !target_.upsert) return problem;
     return conn_->try_exec("INSERT INTO " + quote_identifier(target_.table) + " (" + column_list_ + ") SELECT " + column_list_ +
                            " FROM sluice_staging" + upsert_suffix_);
@@ -130,39 +174,18 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
         host_.warn("reconnected to PostgreSQL");
         prepare_session();
     }
-    std::vector<std::vector<std::optional<std::string>>> rows;
-    std::vector<uint32_t> index; // input record of each row
-    std::string error;
-    for (uint32_t i = 0; i < in.size(); ++i) {
-        bj::object *record = in[i].is_json() ? parser_.parse_object(in[i].payload(), error) : nullptr;
-        if (!record) {
-            out.fail(i, "postgres: " + (in[i].is_json() ? error : std::string("the record is not JSON")));
-            ++refused_;
-            continue;
-        }
-        std::vector<std::optional<std::string>> row;
-        for (const sql::Column &col : target_.columns) row.push_back(text_of(*record, col.name));
-        rows.push_back(std::move(row));
-        index.push_back(i);
-    }
-    if (rows.empty()) {
-        if (marker && markers_ready_) {
-            conn_->exec("BEGIN");
-            store_marker(marker);
-            conn_->exec("COMMIT");
-        }
-        return;
-    }
     // A batch that failed half-way (the connection dropped, say) may have
     // left a transaction open: start clean.
     if (PQtransactionStatus(conn_->raw()) != PQTRANS_IDLE) conn_->try_exec("ROLLBACK");
-    // Fast path: the whole batch in one COPY.
+    // Fast path: the whole batch in one COPY (records that are not JSON
+    // objects fail on the way).
     conn_->exec("BEGIN");
-    std::string problem = copy_batch(rows);
+    std::vector<uint32_t> index; // input record of each row sent
+    std::string problem = copy_batch(in, out, index);
     if (problem.empty()) {
         store_marker(marker);
         conn_->exec("COMMIT");
-        written_ += int64_t(rows.size());
+        written_ += int64_t(index.size());
         return;
     }
     if (!conn_->last_error_is_row_error()) throw Error("PostgreSQL: " + problem);
@@ -170,6 +193,23 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
     // that only the refused rows fail and the rest of the batch loads.
     conn_->exec("ROLLBACK");
     ++row_by_row_batches_;
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    std::vector<uint32_t> row_index; // input record of each row
+    std::string error;
+    for (uint32_t i : index) {
+        // The one-pass read checks the top level only: a nested value that
+        // is not JSON shows here.
+        bj::object *record = parser_.parse_object(in[i].payload(), error);
+        if (!record) {
+            out.fail(i, "postgres: " + error);
+            ++refused_;
+            continue;
+        }
+        std::vector<std::optional<std::string>> row;
+        for (const sql::Column &col : target_.columns) row.push_back(text_of(*record, col.name));
+        rows.push_back(std::move(row));
+        row_index.push_back(i);
+    }
     conn_->exec("BEGIN");
     const std::string sql = insert_sql_ + upsert_suffix_;
     for (size_t k = 0; k < rows.size(); ++k) {
@@ -181,7 +221,7 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
             ++written_;
         } else {
             conn_->exec("ROLLBACK TO SAVEPOINT sluice_row");
-            out.fail(index[k], "postgres: " + problem);
+            out.fail(row_index[k], "postgres: " + problem);
             ++refused_;
         }
     }

@@ -4,6 +4,7 @@
 
 #include "pg_connection.hpp"
 
+#include "../common/json_fields.hpp"
 #include "../common/sql_table.hpp"
 
 #include <sluice/json.hpp>
@@ -67,9 +68,12 @@ private:
     void prepare_session();
     // The value of `column` in `record` as PostgreSQL text (nullopt: NULL).
     std::optional<std::string> text_of(const boost::json::object &record, const std::string &column);
-    // The whole batch in one COPY (and, for upsert, one INSERT ... SELECT);
-    // "" on success, else the server's message (the transaction is open and failed).
-    std::string copy_batch(const std::vector<std::vector<std::optional<std::string>>> &rows);
+    // The batch in one COPY, streamed as it is encoded (and, for upsert,
+    // one INSERT ... SELECT); `sent`: the input records it holds. "" on
+    // success, else the server's message (the transaction is open and failed).
+    std::string copy_batch(Input in, Emitter &out, std::vector<uint32_t> &sent);
+    // A record's row as CSV, from its fields read in one pass.
+    void append_csv_row(std::string &out);
 
     Host host_;
     std::string marker_key_; // "<table>/<stage id>"
@@ -81,6 +85,10 @@ private:
     bool relaxed_ = false; // durability: relaxed
     json::RecordParser parser_;
     json::RecordWriter writer_;
+    JsonFields fields_;
+    JsonValueReader values_;
+    std::vector<size_t> hints_; // where each column was in the last record
+    std::string chunk_;         // the COPY data being encoded
     int64_t written_ = 0, refused_ = 0, row_by_row_batches_ = 0;
 };
 
