@@ -329,6 +329,7 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             check.known_keys(so, sp,
                              {"id", "kind", "plugin", "library", "sha256", "config", "inputs", "threads", "queue_capacity",
                               "batch_size", "timeout_ms", "retry_environment_ms", "ordered", "on_error", "isolation",
+                              "commit_records", "commit_bytes", "commit_interval_ms",
                               "memory_limit_mb", "max_restarts"});
             StageSpec s;
             s.json_path = sp;
@@ -374,6 +375,12 @@ Manifest parse_manifest(const std::string &text, const std::string &path) {
             s.retry_environment_ms =
                 check.positive(so, sp, "retry_environment_ms", defaults.retry_environment_ms, 86400000);
             s.isolation = parse_isolation(so, sp, defaults.isolation, check);
+            for (const char *key : {"commit_records", "commit_bytes", "commit_interval_ms"})
+                if (so.contains(key) && s.kind != SLUICE_KIND_LOADER)
+                    check.error(sp + "/" + key, "commit windows are for loaders (the stage is not one)");
+            s.commit_records = check.positive(so, sp, "commit_records", s.commit_records, 1u << 24);
+            s.commit_bytes = check.positive(so, sp, "commit_bytes", s.commit_bytes, 1u << 30);
+            s.commit_interval_ms = check.bounded(so, sp, "commit_interval_ms", s.commit_interval_ms, 0, 60000);
             if (s.isolation.memory_limit_mb && !s.isolation.process)
                 check.error(sp + (so.contains("memory_limit_mb") ? "/memory_limit_mb" : ""),
                             "a memory limit needs \"isolation\": \"process\" (a plugin in the host's process "

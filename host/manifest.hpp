@@ -53,6 +53,13 @@ struct StageSpec {
     // before the stage fails the run.
     uint32_t retry_environment_ms = 30000;
     Isolation isolation;
+    // Loaders: batches already waiting in the input queue join the one
+    // taken, into one call (one transaction, one request) of up to about
+    // commit_records records or commit_bytes bytes; commit_interval_ms
+    // waits that long for more (0: never waits). 1 record: a call per batch.
+    uint32_t commit_records = 16384;
+    uint32_t commit_bytes = 16u << 20;
+    uint32_t commit_interval_ms = 0;
     // Extractors: read no more records than this (0: no limit); set by
     // `sluice run --dry-run --limit N`, not by the manifest.
     uint64_t record_limit = 0;

@@ -46,6 +46,16 @@ bool BatchQueue::can_pop_locked() const {
 std::optional<Batch> BatchQueue::pop() {
     std::unique_lock lock(mutex_);
     not_empty_.wait(lock, [&] { return aborted_ || can_pop_locked() || producers_ == 0; });
+    return take_locked(lock);
+}
+
+std::optional<Batch> BatchQueue::pop_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    not_empty_.wait_until(lock, deadline, [&] { return aborted_ || can_pop_locked() || producers_ == 0; });
+    return take_locked(lock);
+}
+
+std::optional<Batch> BatchQueue::take_locked(std::unique_lock<std::mutex> &lock) {
     if (aborted_ || !can_pop_locked()) return std::nullopt;
     Batch out;
     if (ordered_ && !pending_.empty() && (pending_.begin()->first == next_seq_ || producers_ == 0)) {

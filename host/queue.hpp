@@ -12,6 +12,7 @@
 #include "batch.hpp"
 #include "sequence_window.hpp"
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <limits>
@@ -34,6 +35,9 @@ public:
     // Blocks while empty. Returns nothing once every producer is done and
     // the queue is drained, or once aborted.
     std::optional<Batch> pop();
+    // As pop, but waits no later than `deadline` (nothing then: none came;
+    // a deadline already past takes only what is ready now).
+    std::optional<Batch> pop_until(std::chrono::steady_clock::time_point deadline);
     // Called once by each producer when it will push no more.
     void producer_done();
     // Wakes everyone; pushes and pops fail from now on.
@@ -64,6 +68,8 @@ public:
 
 private:
     bool can_pop_locked() const;
+    // The next batch, if one may be popped (unlocks `lock` when it takes one).
+    std::optional<Batch> take_locked(std::unique_lock<std::mutex> &lock);
 
     const size_t capacity_;
     const bool ordered_;

@@ -224,6 +224,17 @@ private:
 
     void run_extractor(uint32_t worker);
     void run_processor(uint32_t worker);
+    // A loader's commit window: batches already waiting in its queue (or
+    // arriving within commit_interval_ms) join `window`, up to about
+    // commit_records records or commit_bytes bytes, so that one call (one
+    // transaction, one request, one sync) takes them all; their
+    // acknowledgements ride with it. Returns how many batches joined.
+    size_t gather_window(Batch &window);
+    // Whether this stage takes its input in windows: an in-process loader
+    // whose plugin asks for them (SLUICE_CAP_COMMIT_WINDOWS) and delivers at
+    // least once (an exactly-once loader writes each pull with the marker
+    // that covers it, as before).
+    bool commits_in_windows() const;
     void flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
                         BatchEmitter &emitter);
     // Hands results on: outputs to their queues, failures to the error path.

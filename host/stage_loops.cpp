@@ -187,6 +187,33 @@ void Stage::run_extractor(uint32_t worker) {
     cpu.charge(charge_cpu);
 }
 
+bool Stage::commits_in_windows() const {
+    return spec_.kind == SLUICE_KIND_LOADER && (plugin_.desc->capabilities & SLUICE_CAP_COMMIT_WINDOWS) &&
+           plugin_.library && plugin_.library->abi_minor() >= 4 && !spec_.isolation.process && !marker_ &&
+           spec_.commit_records > 1;
+}
+
+size_t Stage::gather_window(Batch &window) {
+    auto bytes_of = [](const Batch &b) {
+        uint64_t n = 0;
+        for (const sluice_record &r : b.records) n += r.payload_len;
+        return n;
+    };
+    uint64_t bytes = bytes_of(window);
+    size_t joined = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(spec_.commit_interval_ms);
+    while (window.size() < spec_.commit_records && bytes < spec_.commit_bytes) {
+        std::optional<Batch> more = input_->pop_until(deadline);
+        if (!more) break;
+        ++joined;
+        bytes += bytes_of(*more);
+        window.records.insert(window.records.end(), more->records.begin(), more->records.end());
+        window.keep(more->storage);
+        window.acks.insert(window.acks.end(), more->acks.begin(), more->acks.end());
+    }
+    return joined;
+}
+
 void Stage::run_processor(uint32_t worker) {
     WorkerCounters &c = metrics_.worker(worker);
     std::vector<Batch> outputs;
@@ -202,13 +229,16 @@ void Stage::run_processor(uint32_t worker) {
             BatchQueue &queue;
             CpuMeter &cpu;
             decltype(charge_cpu) &charge;
+            size_t popped = 1;
             ~InHand() {
-                queue.done();
+                for (size_t i = 0; i < popped; ++i) queue.done();
                 cpu.charge(charge);
             }
         } in_hand{*input_, cpu, charge_cpu};
         wait_while_swap_pending();
         std::shared_lock swap_guard(swap_mutex_); // a live replacement waits for this batch
+        const bool windowed = !recovering && commits_in_windows();
+        if (windowed) in_hand.popped += gather_window(*in);
         if (recovering && past_the_crash(*in)) {
             recovering = false;
             return_to_process(worker);
@@ -226,7 +256,7 @@ void Stage::run_processor(uint32_t worker) {
         // Exactly once: a pull the destination already holds (written before
         // a crash, read again since) is delivered already; any other batch
         // is written in one call together with the marker that covers it.
-        uint32_t step = spec_.batch_size;
+        uint32_t step = windowed ? std::max<uint32_t>(n, 1) : spec_.batch_size;
         const AckToken *pull = marker_ ? marked_pull(*in) : nullptr;
         if (marker_) {
             step = std::max<uint32_t>(n, 1);

@@ -24,7 +24,8 @@ public:
     static constexpr const char *description =
         "Loads JSON records into a PostgreSQL table with COPY, one transaction per batch, insert or upsert; refused "
         "rows go to the error path with the server's message while the rest loads.";
-    static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
+    // A commit per call: batches waiting for it are joined into one.
+    static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER | SLUICE_CAP_COMMIT_WINDOWS;
     static config::Spec config_spec() {
         config::Spec spec = connection_spec().include(
             sql::TableTarget::spec(" (schema.table allowed)",

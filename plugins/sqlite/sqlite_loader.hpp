@@ -26,7 +26,8 @@ public:
     static constexpr const char *description =
         "Inserts or upserts JSON records into a SQLite table (WAL), one transaction per batch; refused rows go to "
         "the error path with SQLite's message.";
-    static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER;
+    // A transaction per call: batches waiting for it are joined into one.
+    static constexpr uint64_t capabilities = SLUICE_CAP_SINGLE_WORKER | SLUICE_CAP_COMMIT_WINDOWS;
     static config::Spec config_spec() {
         using config::Field;
         return config::Spec{

@@ -2,7 +2,9 @@
 // the sink share counters (plugin globals are allowed; they are synchronised).
 //  - extractor probe_source: `count` records {"n": i}, optional sleep per pull
 //  - loader probe_sink: optional sleep per batch; records the most records
-//    ever in flight (produced - consumed) as counter "max_in_flight"
+//    ever in flight (produced - consumed) as counter "max_in_flight", and
+//    its process calls ("calls") and the most records in one ("max_call_records");
+//    probe_commit_sink, the same taking commit windows
 //  - transformer fault: fails on chosen records: {"fail_every": N} rejects via
 //    fail(), {"fatal_at": N} returns SLUICE_FATAL at the batch holding record
 //    N, {"throw_at": N} throws (the helper turns it into SLUICE_ERROR);
@@ -13,6 +15,7 @@
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <chrono>
@@ -88,13 +91,20 @@ public:
         while (in_flight > seen && !max_in_flight.compare_exchange_weak(seen, in_flight)) {}
         if (delay_) std::this_thread::sleep_for(std::chrono::milliseconds(delay_));
         consumed.fetch_add(in.size());
+        ++calls_;
+        max_call_ = std::max<int64_t>(max_call_, in.size());
     }
-    void flush(sluice::Emitter &) { host_.counter("max_in_flight", max_in_flight.load()); }
+    void flush(sluice::Emitter &) {
+        host_.counter("max_in_flight", max_in_flight.load());
+        host_.counter("calls", calls_);
+        host_.counter("max_call_records", max_call_);
+    }
 
 private:
     sluice::Host host_;
     int64_t delay_;
     bool durable_;
+    int64_t calls_ = 0, max_call_ = 0; // process calls, the most records in one
 };
 
 class Fault {
@@ -151,4 +161,14 @@ private:
 
 } // namespace
 
-SLUICE_PLUGIN(ProbeSource, ProbeSink, Fault)
+// The same sink as one whose calls each cost a commit: the host joins
+// batches waiting for it into one call (commit windows).
+class ProbeCommitSink : public ProbeSink {
+public:
+    static constexpr const char *name = "probe_commit_sink";
+    static constexpr const char *description = "test: slow counting sink that takes commit windows";
+    static constexpr uint64_t capabilities = SLUICE_CAP_COMMIT_WINDOWS;
+    using ProbeSink::ProbeSink;
+};
+
+SLUICE_PLUGIN(ProbeSource, ProbeSink, ProbeCommitSink, Fault)

@@ -93,6 +93,7 @@ TEST(Manifest, UnknownKeysAreErrors) {
     EXPECT_EQ(first_error(with_stages(R"({"id":"a","kind":"transformer","plugin":"map","thread":2})")),
               "m.json: /stages/1/thread: unknown key (expected one of: id, kind, plugin, library, sha256, config, inputs, "
               "threads, queue_capacity, batch_size, timeout_ms, retry_environment_ms, ordered, on_error, isolation, "
+              "commit_records, commit_bytes, commit_interval_ms, "
               "memory_limit_mb, max_restarts)");
     EXPECT_EQ(first_error(R"({"defaults":{"thread":1},"stages":[1]})"),
               "m.json: /defaults/thread: unknown key (expected one of: threads, queue_capacity, batch_size, timeout_ms, "

@@ -320,6 +320,18 @@ typedef int32_t sluice_log_level;
  * The C++ helper (sluice/config_spec.hpp) sets it for you. */
 #define SLUICE_CAP_CONFIG_DEFAULTS ((uint64_t)1 << 4)
 
+/* Loaders whose every process call costs a commit, a sync or a request (a
+ * database transaction, a webhook POST). When such a loader falls behind,
+ * the host joins the batches waiting in its input queue into one call (a
+ * "commit window": up to the stage's commit_records / commit_bytes, see the
+ * manifest), so that one transaction takes them all; nothing changes for
+ * the plugin but the size of `input`. Delivery is as for any call: with
+ * sluice.delivery/1 the whole window is acknowledged once process returns.
+ * Not used for a loader that delivers exactly once (each pull is written
+ * with the marker that covers it) or runs isolated. Ignored from a plugin
+ * built against a minor below 4. */
+#define SLUICE_CAP_COMMIT_WINDOWS ((uint64_t)1 << 5)
+
 /* Content types the host and the bundled plugins use. Any MIME type works. */
 #define SLUICE_CONTENT_JSON "application/json"
 #define SLUICE_CONTENT_TEXT "text/plain"
