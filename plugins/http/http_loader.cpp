@@ -40,6 +40,7 @@ HttpLoader::HttpLoader(const Context &ctx) : host_(ctx.host) {
         token_ = t;
     }
     timeout_ = std::chrono::milliseconds(c.integer("timeout_ms"));
+    max_request_bytes_ = size_t(c.integer("max_request_bytes"));
     retry_ = config::RetrySettings::read(c);
     tls_verify_ = c.boolean("tls_verify");
     ca_file_ = c.string("ca_file");
@@ -97,21 +98,33 @@ HttpLoader::Reply HttpLoader::post(const std::string &body) {
 }
 
 void HttpLoader::process(Input in, Emitter &out) {
+    // As few requests as max_request_bytes allows (a commit window of
+    // several batches may need more than one).
     std::string body;
     std::vector<uint32_t> sent;
-    if (json_array_) body += '[';
+    auto finish = [&] {
+        if (sent.empty()) return;
+        if (json_array_) body += ']';
+        send(body, sent, out);
+        body.clear();
+        sent.clear();
+    };
     for (uint32_t i = 0; i < in.size(); ++i) {
         if (!in[i].is_json()) {
             out.fail(i, "http: the record is not JSON (" + std::string(in[i].content_type()) + ")");
             continue;
         }
-        if (json_array_ && !sent.empty()) body += ',';
-        body.append(in[i].payload());
+        const std::string_view payload = in[i].payload();
+        if (!sent.empty() && body.size() + payload.size() + 2 > max_request_bytes_) finish();
+        body += sent.empty() ? (json_array_ ? "[" : "") : (json_array_ ? "," : "");
+        body.append(payload);
         if (!json_array_) body += '\n';
         sent.push_back(i);
     }
-    if (json_array_) body += ']';
-    if (sent.empty()) return;
+    finish();
+}
+
+void HttpLoader::send(const std::string &body, const std::vector<uint32_t> &sent, Emitter &out) {
     std::string problem;
     int status = 0;
     for (int attempt = 0; attempt < retry_.max_attempts; ++attempt) {

@@ -23,6 +23,9 @@ public:
     static constexpr const char *version = "1.0.0";
     static constexpr const char *description =
         "POSTs batches of records to a URL (webhook) as NDJSON or a JSON array, with headers, timeout and retries.";
+    // A request per call: batches waiting for it are joined into one
+    // (split again at max_request_bytes).
+    static constexpr uint64_t capabilities = SLUICE_CAP_COMMIT_WINDOWS;
     static config::Spec config_spec() {
         using config::Field;
         return config::Spec{
@@ -38,6 +41,11 @@ public:
                                           "precedence over bearer_token_env)")
                 .secret(),
             Field::integer("timeout_ms", "Longest wait for one request").minimum(1).default_to(30000),
+            Field::integer("max_request_bytes",
+                           "Largest request body: a call's records are sent in as many requests as this needs "
+                           "(a record larger than it goes alone)")
+                .minimum(1)
+                .default_to(1 << 20),
         }
             .include(config::retry("per batch on connection errors, timeouts, 408, 429 and 5xx"))
             .include(config::tls_client());
@@ -58,6 +66,9 @@ private:
         std::string error, body, retry_after;
     };
     Reply post(const std::string &body);
+    // One request (with retries) of the records `sent`; a refusal fails
+    // them, an endpoint that cannot take anything throws EnvironmentError.
+    void send(const std::string &body, const std::vector<uint32_t> &sent, Emitter &out);
 
     Host host_;
     Poco::URI uri_;
@@ -66,6 +77,7 @@ private:
     std::string token_, ca_file_;
     bool tls_verify_ = true;
     std::chrono::milliseconds timeout_{0};
+    size_t max_request_bytes_ = 1 << 20;
     config::RetrySettings retry_;
     std::unique_ptr<Poco::Net::HTTPClientSession> session_;
     int64_t requests_ = 0, retries_ = 0, bytes_ = 0;

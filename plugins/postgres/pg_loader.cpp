@@ -10,12 +10,18 @@ namespace bj = boost::json;
 
 namespace {
 
-void append_csv(std::string &out, const std::optional<std::string> &v) {
-    if (!v) return; // an unquoted empty field is NULL in COPY's CSV
+// A CSV field, quoted (so that an empty string is not NULL), quotes doubled.
+void append_csv(std::string &out, std::string_view v) {
     out += '"';
-    for (char c : *v) {
-        if (c == '"') out += '"';
-        out += c;
+    for (size_t start = 0;;) {
+        const size_t quote = v.find('"', start);
+        if (quote == std::string_view::npos) {
+            out.append(v.substr(start));
+            break;
+        }
+        out.append(v.substr(start, quote + 1 - start));
+        out += '"';
+        start = quote + 1;
     }
     out += '"';
 }
@@ -100,10 +106,10 @@ void PgLoader::append_csv_row(std::string &out) {
         if (!f) continue; // missing: NULL
         switch (f->type()) {
         case JsonType::null: break; // an unquoted empty field is NULL
-        case JsonType::string: append_csv(out, std::string(values_.string(f->text))); break;
+        case JsonType::string: append_csv(out, values_.string(f->text)); break;
         case JsonType::boolean:
         case JsonType::number: out += f->text; break; // as written
-        default: append_csv(out, std::string(f->text)); // objects and arrays as JSON
+        default: append_csv(out, f->text); // objects and arrays as JSON
         }
     }
     out += '\n';

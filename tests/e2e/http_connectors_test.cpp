@@ -336,12 +336,13 @@ TEST(HttpLoader, PostsBatchesRetriesAndFailsTheRestToTheErrorPath) {
     std::string records;
     for (int i = 0; i < 50; ++i) records += "{\"i\":" + std::to_string(i) + "}\n";
     dir.write("in.ndjson", records);
-    auto manifest = [&](const std::string &path, const std::string &format) {
+    // A call per batch (commit_records 1), so that requests can be counted.
+    auto manifest = [&](const std::string &path, const std::string &format, const std::string &more = "") {
         return R"({"name":"hook","stages":[
   {"id":"in","kind":"extractor","plugin":"file","batch_size":10,"config":{"path":"in.ndjson"}},
-  {"id":"out","kind":"loader","plugin":"http","on_error":{"dead_letter":"dead"},
+  {"id":"out","kind":"loader","plugin":"http","commit_records":1,"on_error":{"dead_letter":"dead"},
    "config":{"url":")" + std::string("http://127.0.0.1:") + std::to_string(server.port()) + path + R"(","format":")" + format +
-               R"(","headers":{"X-Source":"sluice"},"retry":{"max_attempts":3,"backoff_ms":10}}},
+               R"(","headers":{"X-Source":"sluice"},"retry":{"max_attempts":3,"backoff_ms":10})" + more + R"(}},
   {"id":"dead","kind":"loader","plugin":"file","config":{"path":"dead.ndjson"}}]})";
     };
     // Two 503s on the first request, then fine: everything arrives.
@@ -352,6 +353,13 @@ TEST(HttpLoader, PostsBatchesRetriesAndFailsTheRestToTheErrorPath) {
     EXPECT_EQ(stats.at("hook_requests").to_number<int64_t>(), 5) << "one per batch";
     bj::object rep = read_checked_report(dir / "r.json");
     EXPECT_EQ(rep.at("stages").as_array()[1].at("counters").at("retries").to_number<int64_t>(), 2);
+
+    // A call's records in as many requests as max_request_bytes needs:
+    // "{"i":N}\n" is 8 or 9 bytes, so 30 bytes take 3 records.
+    server.reset();
+    ASSERT_EQ(run_sluice({"run", dir.write("m.json", manifest("/hook/s", "ndjson", R"(,"max_request_bytes":30)"))}).exit_code, 0);
+    EXPECT_EQ(server.stats().at("hook_records").to_number<int64_t>(), 50);
+    EXPECT_EQ(server.stats().at("hook_requests").to_number<int64_t>(), 5 * 4) << "10 records a batch: 3 + 3 + 3 + 1";
 
     // As a JSON array.
     server.reset();
