@@ -61,15 +61,20 @@ inline size_t json_value_length(const char *p, size_t n) {
 
 // Whether a JSON number literal fits a double (or, written as an integer,
 // a 64-bit integer). Underflow (1e-400) counts as fitting: it reads as 0.
-inline bool number_fits(std::string_view n) {
-    if (n.find_first_of(".eE") == std::string_view::npos) {
-        if (!n.empty() && n[0] == '-') {
-            int64_t v;
-            return std::from_chars(n.data(), n.data() + n.size(), v).ec == std::errc();
-        }
-        uint64_t v;
+// Whether a JSON number's text is an integer a DOM holds as one: no
+// fraction or exponent, within int64 (negative) or uint64.
+inline bool is_whole_integer(std::string_view n) {
+    if (n.find_first_of(".eE") != std::string_view::npos) return false;
+    if (!n.empty() && n[0] == '-') {
+        int64_t v;
         return std::from_chars(n.data(), n.data() + n.size(), v).ec == std::errc();
     }
+    uint64_t v;
+    return std::from_chars(n.data(), n.data() + n.size(), v).ec == std::errc();
+}
+
+inline bool number_fits(std::string_view n) {
+    if (n.find_first_of(".eE") == std::string_view::npos) return is_whole_integer(n);
     std::string s(n);
     errno = 0;
     double d = std::strtod(s.c_str(), nullptr);

@@ -12,7 +12,6 @@
 #include <re2/re2.h>
 
 #include <array>
-#include <charconv>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,25 +23,11 @@ namespace bj = boost::json;
 
 namespace {
 
-
-// Whether a number's text reads as an integer kind (what a DOM would hold
-// as int64 or uint64): no fraction or exponent, and it fits.
-bool integer_kind(std::string_view text) {
-    if (text.find_first_of(".eE") != std::string_view::npos) return false;
-    const char *end = text.data() + text.size();
-    if (!text.empty() && text[0] == '-') {
-        int64_t n;
-        return std::from_chars(text.data(), end, n).ec == std::errc();
-    }
-    uint64_t n;
-    return std::from_chars(text.data(), end, n).ec == std::errc();
-}
-
 // The type name a reason gives: a number is "integer" or "number" as a DOM
 // would hold it.
 std::string_view type_name(std::string_view text) {
     JsonType t = json_type_of(text);
-    if (t == JsonType::number) return integer_kind(text) ? "integer" : "number";
+    if (t == JsonType::number) return is_whole_integer(text) ? "integer" : "number";
     return json_type_name(t);
 }
 
@@ -53,7 +38,7 @@ bool has_type(std::string_view text, std::string_view type) {
     // large: no cast to int64, which would overflow past 2^63.
     if (type == "integer") {
         if (t != JsonType::number) return false;
-        if (integer_kind(text)) return true;
+        if (is_whole_integer(text)) return true;
         double d = JsonValueReader::number(text);
         return std::isfinite(d) && std::trunc(d) == d;
     }

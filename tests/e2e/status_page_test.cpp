@@ -190,6 +190,18 @@ void expect_screenshot(HeadlessChromium &browser, const std::string &name, uint3
     EXPECT_EQ(be32(20), height);
 }
 
+// At a phone's width (390x844): the graph becomes one column, the page
+// still shows what /status says, every stage and edge, nothing overflows;
+// saved as `screenshot`.
+void expect_right_at_phone_width(HeadlessChromium &browser, int admin, const std::set<std::string> &stages,
+                                 const std::set<std::string> &edges, const std::string &screenshot) {
+    browser.resize(390, 844, true);
+    ASSERT_TRUE(browser.wait_until("document.getElementById('graph').classList.contains('column')", 10s));
+    ASSERT_TRUE(page_matches_status(browser, admin));
+    expect_graph(read_page(browser), stages, edges);
+    expect_screenshot(browser, screenshot, 390, 844);
+}
+
 // The page fetched nothing but from the admin endpoint, and nothing went
 // wrong in it (no exception, no refused policy, no console error).
 void expect_only_own_requests_and_no_errors(const HeadlessChromium &browser, int admin) {
@@ -373,12 +385,7 @@ TEST(StatusPage, ShowsARunningPipelineAsItsNumbersMoveThenItsFinalReport) {
     expect_screenshot(browser, "status_page_live_1280x800.png", 1280, 800);
 
     // At a phone's width: one column, every stage and link still there.
-    browser.resize(390, 844, true);
-    ASSERT_TRUE(browser.wait_until("document.getElementById('graph').classList.contains('column')", 10s));
-    ASSERT_TRUE(page_matches_status(browser, admin));
-    page = read_page(browser);
-    expect_graph(page, stages, edges);
-    expect_screenshot(browser, "status_page_live_390.png", 390, 844);
+    ASSERT_NO_FATAL_FAILURE(expect_right_at_phone_width(browser, admin, stages, edges, "status_page_live_390.png"));
     browser.resize(1280, 800, false);
 
     // The run ends (a graceful stop): the page shows the final report, and
@@ -451,12 +458,7 @@ TEST(StatusPage, ShowsAFinishedRunWithItsGatesAndDeadLetters) {
     EXPECT_EQ(shown.size(), reasons);
     expect_screenshot(browser, "status_page_finished_1280x800.png", 1280, 800);
 
-    browser.resize(390, 844, true);
-    ASSERT_TRUE(browser.wait_until("document.getElementById('graph').classList.contains('column')", 10s));
-    ASSERT_TRUE(page_matches_status(browser, admin));
-    page = read_page(browser);
-    expect_graph(page, stages, edges);
-    expect_screenshot(browser, "status_page_finished_390.png", 390, 844);
+    ASSERT_NO_FATAL_FAILURE(expect_right_at_phone_width(browser, admin, stages, edges, "status_page_finished_390.png"));
     expect_only_own_requests_and_no_errors(browser, admin);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(60s).exit_code, 0) << p.err_so_far();
