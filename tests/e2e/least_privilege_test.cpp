@@ -91,7 +91,14 @@ TEST(LeastPrivilege, IsolatedWorkersCannotGainPrivileges) {
       {"id":"shape","kind":"transformer","plugin":"faulty","isolation":"process","threads":2,
        "config":{"fault":"crash","match":"never in a record"}},
       {"id":"out","kind":"loader","plugin":"null"}]})");
-    ChildProcess p({sluice_binary(), "run", m});
+    ChildProcess p({sluice_binary(), "run", m, "--admin", "127.0.0.1:0"});
+    // Ready means running, which comes after every worker answered init, so
+    // after each set the flag: a worker looked at sooner may still be in its
+    // start-up (seen under ASan on a slow machine).
+    const int admin = port_after(p, "admin endpoint listening on http://127.0.0.1:");
+    ASSERT_GT(admin, 0) << p.err_so_far();
+    ASSERT_TRUE(eventually([&] { return http_request(admin, "GET", "/ready", "", {}, "", 5).status == 200; }, 30s))
+        << p.err_so_far();
     std::vector<pid_t> workers;
     ASSERT_TRUE(eventually([&] { return (workers = workers_of(p.pid())).size() == 2; }, 30s))
         << workers.size() << " workers\n" << p.err_so_far();
