@@ -1,5 +1,8 @@
 #include "pg_connection.hpp"
 
+#include <charconv>
+#include <cstring>
+
 namespace sluice::plugins::postgres {
 
 std::string clean_message(const char *message) {
@@ -104,6 +107,24 @@ std::string Connection::end_copy() {
 void Connection::note(const PGresult *r) {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     last_sqlstate_ = state ? state : "";
+    // "COPY items, line 5, column amount: ..." (under a trigger's lines
+    // when a trigger refused the row).
+    last_copy_line_.reset();
+    const char *context = r ? PQresultErrorField(r, PG_DIAG_CONTEXT) : nullptr;
+    std::string_view rest = context ? context : "";
+    std::string_view first;
+    while (!rest.empty() && first.empty()) {
+        const size_t nl = rest.find('\n');
+        std::string_view line = rest.substr(0, nl);
+        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+        if (line.rfind("COPY ", 0) == 0) first = line;
+    }
+    const size_t at = first.find(", line ");
+    if (at == std::string_view::npos) return;
+    uint64_t n = 0;
+    const char *digits = first.data() + at + 7;
+    auto [next, ec] = std::from_chars(digits, first.data() + first.size(), n);
+    if (ec == std::errc() && next != digits) last_copy_line_ = n;
 }
 
 bool Connection::ensure_connected() {

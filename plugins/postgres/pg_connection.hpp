@@ -100,6 +100,10 @@ public:
             if (last_sqlstate_.rfind(cls, 0) == 0) return true;
         return false;
     }
+    // The line of the COPY data the last failure was about (1 = the first
+    // row sent), from the server's context "COPY t, line N..."; nullopt when
+    // it names none.
+    std::optional<uint64_t> last_copy_line() const { return last_copy_line_; }
     // Reconnects a connection that was lost; false if that fails too.
     bool ensure_connected();
 
@@ -110,6 +114,7 @@ private:
 
     PGconn *conn_ = nullptr;
     std::string last_sqlstate_;
+    std::optional<uint64_t> last_copy_line_;
 };
 
 // A name quoted as an SQL identifier; "schema.table" is quoted per part.

@@ -195,14 +195,82 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
         return;
     }
     if (!conn_->last_error_is_row_error()) throw Error("PostgreSQL: " + problem);
-    // Some row was refused: again, row by row, each behind a savepoint, so
-    // that only the refused rows fail and the rest of the batch loads.
+    // Some row was refused: the batch again in a new transaction, in which
+    // only the refused rows fail.
+    const std::optional<uint64_t> line = target_.upsert ? std::nullopt : conn_->last_copy_line();
     conn_->exec("ROLLBACK");
-    ++row_by_row_batches_;
-    std::vector<std::vector<std::optional<std::string>>> rows;
-    std::vector<uint32_t> row_index; // input record of each row
+    conn_->exec("BEGIN");
+    copy_around_refused(in, out, index, line, problem);
+    store_marker(marker);
+    conn_->exec("COMMIT");
+}
+
+std::string PgLoader::copy_rows(Input in, const std::vector<uint32_t> &rows, size_t from, size_t to) {
+    std::string problem =
+        conn_->begin_copy("COPY " + quote_identifier(target_.table) + " (" + column_list_ + ") FROM STDIN (FORMAT csv)");
+    if (!problem.empty()) return problem;
     std::string error;
-    for (uint32_t i : index) {
+    chunk_.clear();
+    for (size_t k = from; k < to; ++k) {
+        fields_.read(in[rows[k]].payload(), error); // read before: it reads again
+        append_csv_row(chunk_);
+        if (chunk_.size() >= (256 << 10)) {
+            conn_->send_copy(chunk_);
+            chunk_.clear();
+        }
+    }
+    conn_->send_copy(chunk_);
+    return conn_->end_copy();
+}
+
+void PgLoader::copy_around_refused(Input in, Emitter &out, const std::vector<uint32_t> &rows,
+                                   std::optional<uint64_t> line, std::string message) {
+    // Each refused row costs two COPYs of what follows it at most, instead
+    // of a statement per row of the window. The line the server names is
+    // the row's place in that COPY (one CSV row per line, embedded newlines
+    // quoted). Should it name none (a message in another language, an error
+    // raised after the COPY), the rest goes row by row.
+    size_t pos = 0;
+    for (;;) {
+        if (!line || *line < 1 || *line > rows.size() - pos) return row_by_row(in, out, rows, pos, rows.size());
+        const size_t bad = pos + size_t(*line - 1);
+        if (bad > pos) {
+            // Those rows were taken before the refused one: again.
+            conn_->exec("SAVEPOINT sluice_copy");
+            std::string problem = copy_rows(in, rows, pos, bad);
+            if (problem.empty()) {
+                conn_->exec("RELEASE SAVEPOINT sluice_copy");
+                written_ += int64_t(bad - pos);
+            } else {
+                if (!conn_->last_error_is_row_error()) throw Error("PostgreSQL: " + problem);
+                conn_->exec("ROLLBACK TO SAVEPOINT sluice_copy");
+                row_by_row(in, out, rows, pos, bad);
+            }
+        }
+        out.fail(rows[bad], "postgres: " + message);
+        ++refused_;
+        pos = bad + 1;
+        if (pos == rows.size()) return;
+        ++copy_restarts_;
+        conn_->exec("SAVEPOINT sluice_copy");
+        message = copy_rows(in, rows, pos, rows.size());
+        if (message.empty()) {
+            conn_->exec("RELEASE SAVEPOINT sluice_copy");
+            written_ += int64_t(rows.size() - pos);
+            return;
+        }
+        if (!conn_->last_error_is_row_error()) throw Error("PostgreSQL: " + message);
+        line = conn_->last_copy_line();
+        conn_->exec("ROLLBACK TO SAVEPOINT sluice_copy");
+    }
+}
+
+void PgLoader::row_by_row(Input in, Emitter &out, const std::vector<uint32_t> &rows, size_t from, size_t to) {
+    ++row_by_row_batches_;
+    const std::string sql = insert_sql_ + upsert_suffix_;
+    std::string error;
+    for (size_t k = from; k < to; ++k) {
+        const uint32_t i = rows[k];
         // The one-pass read checks the top level only: a nested value that
         // is not JSON shows here.
         bj::object *record = parser_.parse_object(in[i].payload(), error);
@@ -213,32 +281,25 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
         }
         std::vector<std::optional<std::string>> row;
         for (const sql::Column &col : target_.columns) row.push_back(text_of(*record, col.name));
-        rows.push_back(std::move(row));
-        row_index.push_back(i);
-    }
-    conn_->exec("BEGIN");
-    const std::string sql = insert_sql_ + upsert_suffix_;
-    for (size_t k = 0; k < rows.size(); ++k) {
         conn_->exec("SAVEPOINT sluice_row");
-        std::string problem = conn_->try_exec(sql, rows[k]);
+        std::string problem = conn_->try_exec(sql, row);
         if (!problem.empty() && !conn_->last_error_is_row_error()) throw Error("PostgreSQL: " + problem);
         if (problem.empty()) {
             conn_->exec("RELEASE SAVEPOINT sluice_row");
             ++written_;
         } else {
             conn_->exec("ROLLBACK TO SAVEPOINT sluice_row");
-            out.fail(row_index[k], "postgres: " + problem);
+            out.fail(i, "postgres: " + problem);
             ++refused_;
         }
     }
-    store_marker(marker);
-    conn_->exec("COMMIT");
 }
 
 void PgLoader::flush(Emitter &) {
     host_.counter("rows_written", written_);
     host_.counter("rows_refused", refused_);
     if (row_by_row_batches_) host_.counter("batches_loaded_row_by_row", row_by_row_batches_);
+    if (copy_restarts_) host_.counter("copy_restarts", copy_restarts_);
 }
 
 } // namespace sluice::plugins::postgres

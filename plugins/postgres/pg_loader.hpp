@@ -73,6 +73,18 @@ private:
     // one INSERT ... SELECT); `sent`: the input records it holds. "" on
     // success, else the server's message (the transaction is open and failed).
     std::string copy_batch(Input in, Emitter &out, std::vector<uint32_t> &sent);
+    // Rows rows[from, to) (input indices that encoded before) in one COPY
+    // (insert only); "" or the server's message.
+    std::string copy_rows(Input in, const std::vector<uint32_t> &rows, size_t from, size_t to);
+    // In an open transaction whose first COPY of `rows` failed at COPY line
+    // `line` with `message`: the rows before it again in one COPY, the
+    // refused one failed alone, the rest in a new COPY, and so on; each COPY
+    // behind a savepoint. Row by row from wherever the server names no line.
+    void copy_around_refused(Input in, Emitter &out, const std::vector<uint32_t> &rows, std::optional<uint64_t> line,
+                             std::string message);
+    // rows[from, to) one INSERT each behind a savepoint, in the open
+    // transaction: only the refused rows fail.
+    void row_by_row(Input in, Emitter &out, const std::vector<uint32_t> &rows, size_t from, size_t to);
     // A record's row as CSV, from its fields read in one pass.
     void append_csv_row(std::string &out);
 
@@ -90,7 +102,7 @@ private:
     JsonValueReader values_;
     std::vector<size_t> hints_; // where each column was in the last record
     std::string chunk_;         // the COPY data being encoded
-    int64_t written_ = 0, refused_ = 0, row_by_row_batches_ = 0;
+    int64_t written_ = 0, refused_ = 0, row_by_row_batches_ = 0, copy_restarts_ = 0;
 };
 
 } // namespace sluice::plugins::postgres

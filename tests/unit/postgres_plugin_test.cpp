@@ -92,10 +92,53 @@ TEST_F(Postgres, LoaderCopiesAndRefusedRowsTakeTheErrorPath) {
     EXPECT_EQ(slow.failures[3].message, R"(postgres: duplicate key value violates unique constraint "orders_pkey")");
     l.flush();
     EXPECT_EQ(l.counters().at("rows_written"), 4);
-    EXPECT_EQ(l.counters().at("batches_loaded_row_by_row"), 1);
+    // Around each refused row by COPY again from the row after it (the
+    // server names its line), not a statement per row.
+    EXPECT_EQ(l.counters().at("copy_restarts"), 4);
+    EXPECT_EQ(l.counters().count("batches_loaded_row_by_row"), 0u);
     EXPECT_EQ(server_->scalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM orders"), "1,2,3,7");
     EXPECT_EQ(server_->scalar("SELECT name FROM orders WHERE id = 2"), "b, \"quoted\"\nline");
     EXPECT_EQ(server_->scalar("SELECT tags::text FROM orders WHERE id = 1"), "[\"x\"]");
+}
+
+TEST_F(Postgres, ABigBatchWithRefusedRowsIsCopiedAroundThem) {
+    // A trigger refuses some rows too: its context lines come before COPY's.
+    server_->exec("CREATE TABLE readings (id bigint PRIMARY KEY, v double precision CHECK (v >= 0));"
+                  "CREATE FUNCTION no_thirteen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                  "IF NEW.id % 1000 = 13 THEN RAISE EXCEPTION 'unlucky %', NEW.id USING ERRCODE = 'check_violation'; "
+                  "END IF; RETURN NEW; END $$;"
+                  "CREATE TRIGGER no_thirteen BEFORE INSERT ON readings FOR EACH ROW EXECUTE FUNCTION no_thirteen();");
+    StageHarness l(SLUICE_KIND_LOADER, "postgres", with_conninfo(R"("table":"readings","columns":["id","v"])"));
+    l.start();
+    std::vector<std::string> batch;
+    for (int i = 0; i < 20000; ++i)
+        batch.push_back("{\"id\":" + std::to_string(i % 19999) + ",\"v\":" + (i % 4001 == 7 ? "-1" : "1.5") + "}");
+    Emitted e = l.process(batch);
+    // Refused: v < 0 at 7, 4008, 8009, 12010, 16011; id % 1000 = 13 (20
+    // rows); the last row repeats id 0.
+    ASSERT_EQ(e.failures.size(), 26u);
+    EXPECT_EQ(std::string(e.failures.back().record.payload, e.failures.back().record.payload_len), batch.back());
+    EXPECT_EQ(e.failures[1].message, "postgres: unlucky 13");
+    EXPECT_EQ(e.failures.back().message, R"(postgres: duplicate key value violates unique constraint "readings_pkey")");
+    l.flush();
+    EXPECT_EQ(l.counters().at("rows_written"), 20000 - 26);
+    EXPECT_EQ(l.counters().count("batches_loaded_row_by_row"), 0u);
+    EXPECT_EQ(server_->scalar("SELECT count(*) FROM readings"), std::to_string(20000 - 26));
+    EXPECT_EQ(server_->scalar("SELECT count(*) FROM readings WHERE id % 1000 = 13 OR v < 0"), "0");
+}
+
+TEST_F(Postgres, AnUpsertWithRefusedRowsGoesRowByRow) {
+    server_->exec("CREATE TABLE shelf (sku text PRIMARY KEY, qty int NOT NULL);");
+    StageHarness l(SLUICE_KIND_LOADER, "postgres",
+                   with_conninfo(R"("table":"shelf","mode":"upsert","key":["sku"],"columns":["sku","qty"])"));
+    l.start();
+    Emitted e = l.process({R"({"sku":"a","qty":1})", R"({"sku":"b"})", R"({"sku":"a","qty":2})"});
+    ASSERT_EQ(e.failures.size(), 1u);
+    EXPECT_EQ(std::string(e.failures[0].record.payload, e.failures[0].record.payload_len), R"({"sku":"b"})");
+    EXPECT_EQ(e.failures[0].message, R"(postgres: null value in column "qty" of relation "shelf" violates not-null constraint)");
+    l.flush();
+    EXPECT_EQ(l.counters().at("batches_loaded_row_by_row"), 1);
+    EXPECT_EQ(server_->scalar("SELECT string_agg(sku || '=' || qty, ',' ORDER BY sku) FROM shelf"), "a=2");
 }
 
 TEST_F(Postgres, UpsertUpdatesByKeyEvenWithinOneBatch) {
