@@ -168,6 +168,10 @@ const AckToken *Stage::marked_pull(const Batch &batch) const {
     return t.tracker().origin().stage == marker_->extractor() ? &t : nullptr;
 }
 
+bool Stage::held_already(const AckToken &pull) const {
+    return already_held_ && already_held_->holds(pull.tracker().origin().worker, pull.pull());
+}
+
 bool Stage::can_resume() const {
     if (spec_.kind != SLUICE_KIND_EXTRACTOR || instances_.empty()) return false;
     if (instances_.size() == 1 && spec_.threads > 1) return false; // one instance shared by workers

@@ -229,12 +229,18 @@ private:
     // commit_records records or commit_bytes bytes, so that one call (one
     // transaction, one request, one sync) takes them all; their
     // acknowledgements ride with it. Returns how many batches joined.
-    size_t gather_window(Batch &window);
+    // Exactly once (`pulls` given): only batches that are each one pull of
+    // the marked extractor that the destination does not hold yet join, and
+    // their pulls are added to `pulls` (the window's marker covers them
+    // all); the first batch that may not join waits in carried_ for the
+    // next call.
+    size_t gather_window(Batch &window, std::vector<const AckToken *> *pulls);
     // Whether this stage takes its input in windows: an in-process loader
-    // whose plugin asks for them (SLUICE_CAP_COMMIT_WINDOWS) and delivers at
-    // least once (an exactly-once loader writes each pull with the marker
-    // that covers it, as before).
+    // whose plugin asks for them (SLUICE_CAP_COMMIT_WINDOWS).
     bool commits_in_windows() const;
+    // The batch gather_window popped but could not join, else the queue's next.
+    std::optional<Batch> next_input();
+    std::optional<Batch> carried_;
     void flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
                         BatchEmitter &emitter);
     // Hands results on: outputs to their queues, failures to the error path.
@@ -316,6 +322,8 @@ private:
     bool sync_each_batch_ = false;
     // The pull a batch came from when it is one pull of the marked extractor.
     const AckToken *marked_pull(const Batch &batch) const;
+    // Whether the destination held `pull` before this run (it is skipped).
+    bool held_already(const AckToken &pull) const;
     std::atomic<bool> environment_failed_{false};
     std::mutex environment_mutex_;
     std::string environment_failure_;

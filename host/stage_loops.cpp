@@ -189,11 +189,20 @@ void Stage::run_extractor(uint32_t worker) {
 
 bool Stage::commits_in_windows() const {
     return spec_.kind == SLUICE_KIND_LOADER && (plugin_.desc->capabilities & SLUICE_CAP_COMMIT_WINDOWS) &&
-           plugin_.library && plugin_.library->abi_minor() >= 4 && !spec_.isolation.process && !marker_ &&
+           plugin_.library && plugin_.library->abi_minor() >= 4 && !spec_.isolation.process &&
            spec_.commit_records > 1;
 }
 
-size_t Stage::gather_window(Batch &window) {
+std::optional<Batch> Stage::next_input() {
+    if (carried_) {
+        std::optional<Batch> b = std::move(carried_);
+        carried_.reset();
+        return b;
+    }
+    return input_->pop();
+}
+
+size_t Stage::gather_window(Batch &window, std::vector<const AckToken *> *pulls) {
     auto bytes_of = [](const Batch &b) {
         uint64_t n = 0;
         for (const sluice_record &r : b.records) n += r.payload_len;
@@ -205,6 +214,14 @@ size_t Stage::gather_window(Batch &window) {
     while (window.size() < spec_.commit_records && bytes < spec_.commit_bytes) {
         std::optional<Batch> more = input_->pop_until(deadline);
         if (!more) break;
+        if (pulls) {
+            const AckToken *pull = marked_pull(*more);
+            if (!pull || held_already(*pull)) {
+                carried_ = std::move(more);
+                break;
+            }
+            pulls->push_back(pull);
+        }
         ++joined;
         bytes += bytes_of(*more);
         window.records.insert(window.records.end(), more->records.begin(), more->records.end());
@@ -222,7 +239,7 @@ void Stage::run_processor(uint32_t worker) {
     bool recovering = recovery_.has_value();
     CpuMeter cpu;
     auto charge_cpu = [&](uint64_t ns) { c.add(c.cpu_ns, ns); };
-    while (auto in = input_->pop()) {
+    while (auto in = next_input()) {
         // Counted as in hand until delivered: a reload waits for it; the
         // thread's CPU charged to the stage once it is.
         struct InHand {
@@ -238,7 +255,15 @@ void Stage::run_processor(uint32_t worker) {
         wait_while_swap_pending();
         std::shared_lock swap_guard(swap_mutex_); // a live replacement waits for this batch
         const bool windowed = !recovering && commits_in_windows();
-        if (windowed) in_hand.popped += gather_window(*in);
+        // Exactly once: the pulls this call writes (the marker written with
+        // them covers them all); a pull the destination already holds
+        // (written before a crash, read again since) is delivered already.
+        const AckToken *first_pull = marker_ ? marked_pull(*in) : nullptr;
+        const bool held = first_pull && held_already(*first_pull);
+        std::vector<const AckToken *> pulls;
+        if (first_pull && !held) pulls.push_back(first_pull);
+        if (windowed && !held && (!marker_ || first_pull))
+            in_hand.popped += gather_window(*in, marker_ ? &pulls : nullptr);
         if (recovering && past_the_crash(*in)) {
             recovering = false;
             return_to_process(worker);
@@ -253,23 +278,18 @@ void Stage::run_processor(uint32_t worker) {
         failures = FailureBatch{};
         c.add(c.in, n);
         c.add(c.batches, 1);
-        // Exactly once: a pull the destination already holds (written before
-        // a crash, read again since) is delivered already; any other batch
-        // is written in one call together with the marker that covers it.
+        // Exactly once: any batch not held already is written in one call
+        // together with the marker that covers it.
         uint32_t step = windowed ? std::max<uint32_t>(n, 1) : spec_.batch_size;
-        const AckToken *pull = marker_ ? marked_pull(*in) : nullptr;
         if (marker_) {
             step = std::max<uint32_t>(n, 1);
-            PullMarker next = *marker_;
-            if (pull) {
-                const uint32_t w = pull->tracker().origin().worker;
-                if (already_held_ && already_held_->holds(w, pull->pull())) {
-                    metrics_.counter_add("already_loaded", int64_t(n));
-                    if (!deliver(outputs, failures, c, n, in->acks)) return;
-                    continue;
-                }
-                next.add(w, pull->pull());
+            if (held) {
+                metrics_.counter_add("already_loaded", int64_t(n));
+                if (!deliver(outputs, failures, c, n, in->acks)) return;
+                continue;
             }
+            PullMarker next = *marker_;
+            for (const AckToken *pull : pulls) next.add(pull->tracker().origin().worker, pull->pull());
             current_marker_ = next.text();
         }
         for (uint32_t off = 0; off < n; off += step) {
@@ -291,8 +311,8 @@ void Stage::run_processor(uint32_t worker) {
             if (count) failures.storage->parents.push_back(in->storage);
         }
         if (spec_.on_error.max_attempts > 1) retry_failed(worker, *in, outputs, failures, emitter, c);
-        if (pull && !environment_failed_.load()) {
-            marker_->add(pull->tracker().origin().worker, pull->pull());
+        if (!pulls.empty() && !environment_failed_.load()) {
+            for (const AckToken *pull : pulls) marker_->add(pull->tracker().origin().worker, pull->pull());
             if (sync_each_batch_ && !sync_markers())
                 fatal("cannot make the destination's delivery markers durable");
         }

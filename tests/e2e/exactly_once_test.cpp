@@ -231,3 +231,54 @@ TEST(ExactlyOnce, PullsTheDestinationHoldsAreSkippedWhenReadAgain) {
         if (!line.empty()) counts[bj::parse(line).at("id").to_number<int64_t>()]++;
     expect_each_id_once(counts, "file, state put back");
 }
+
+// The same with commit windows and two extractor workers: a loader that
+// takes windows (SQLite, waiting up to 100 ms for more batches) gets the
+// pulls the destination holds interleaved with those it does not; the held
+// ones are left out of every window and skipped, the others written once.
+TEST(ExactlyOnce, WindowsLeaveOutThePullsTheDestinationHolds) {
+    TempDir dir;
+    dir.write("in/a.ndjson", input_rows(0, kRows / 2));
+    dir.write("in/b.ndjson", input_rows(kRows / 2, kRows));
+    std::string m = manifest(R"({"id":"write","kind":"loader","plugin":"sqlite","commit_interval_ms":100,
+      "config":{"path":"out.db","table":"items","create_table":true,"columns":[{"name":"id","type":"INTEGER"},{"name":"name","type":"TEXT"}]}})");
+    m.replace(m.find(R"("config":{"path":"in.ndjson"})"), 29, R"("threads":2,"config":{"path":"in/*.ndjson"})");
+    m.replace(m.find(R"("state_dir":"state",)"), 20, R"("state_dir":"state","checkpoint_interval_ms":0,)");
+    m = dir.write("m.json", m);
+    const std::string state = dir / "state/once.state.json";
+    // A first run, killed once both workers are well past the state kept.
+    ChildProcess child({sluice_binary(), "run", m});
+    std::string mid_run;
+    auto pulls_of = [](const bj::value &v, int w) {
+        return v.at("stages").at("read").at("workers").at(w).at("pulls").to_number<int64_t>();
+    };
+    auto deadline = std::chrono::steady_clock::now() + 30s;
+    bool past = false;
+    while (!past && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(5ms);
+        std::string text = exists(state) ? read_file(state) : "";
+        boost::system::error_code ec;
+        bj::value v = bj::parse(text, ec);
+        if (ec || v.at("stages").at("read").at("workers").as_array().size() != 2) continue;
+        if (mid_run.empty() && pulls_of(v, 0) >= 10 && pulls_of(v, 1) >= 10) mid_run = text;
+        past = pulls_of(v, 0) >= 40 && pulls_of(v, 1) >= 40;
+    }
+    child.signal(SIGKILL);
+    ASSERT_EQ(child.wait(60s).exit_code, 128 + SIGKILL) << "finished before the kill: slow the run down";
+    ASSERT_TRUE(past) << "the state never showed 40 pulls of each worker delivered";
+    const int64_t held = int64_t(sqlite_ids(dir / "out.db").size());
+    const bj::value then = bj::parse(mid_run);
+    int64_t delivered_then = 0;
+    for (int w = 0; w < 2; ++w)
+        delivered_then += then.at("stages").at("read").at("workers").at(w).at("acknowledged").to_number<int64_t>();
+    dir.write("state/once.state.json", mid_run);
+
+    ProcessResult again = run_sluice({"run", m, "--report", dir / "r.json"});
+    ASSERT_EQ(again.exit_code, 0) << again.err;
+    bj::object report = read_checked_report(dir / "r.json");
+    EXPECT_EQ(already_loaded(report, "write"), uint64_t(held - delivered_then));
+    EXPECT_LT(stage_of(report, "write").at("batches").to_number<int64_t>() * 2,
+              stage_of(report, "read").at("batches").to_number<int64_t>())
+        << "windows of several batches";
+    expect_each_id_once(sqlite_ids(dir / "out.db"), "sqlite windows, two workers, state put back");
+}

@@ -326,10 +326,11 @@ typedef int32_t sluice_log_level;
  * "commit window": up to the stage's commit_records / commit_bytes, see the
  * manifest), so that one transaction takes them all; nothing changes for
  * the plugin but the size of `input`. Delivery is as for any call: with
- * sluice.delivery/1 the whole window is acknowledged once process returns.
- * Not used for a loader that delivers exactly once (each pull is written
- * with the marker that covers it) or runs isolated. Ignored from a plugin
- * built against a minor below 4. */
+ * sluice.delivery/1 the whole window is acknowledged once process returns;
+ * with sluice.exactly_once/1 process_marked gets the marker that covers
+ * every batch of the window, to store in the same transaction. Not used
+ * for a loader that runs isolated. Ignored from a plugin built against a
+ * minor below 4. */
 #define SLUICE_CAP_COMMIT_WINDOWS ((uint64_t)1 << 5)
 
 /* Content types the host and the bundled plugins use. Any MIME type works. */
