@@ -211,8 +211,12 @@ size_t Stage::gather_window(Batch &window, std::vector<const AckToken *> *pulls)
     uint64_t bytes = bytes_of(window);
     size_t joined = 0;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(spec_.commit_interval_ms);
+    const MemoryBudget &budget = MemoryBudget::global();
     while (window.size() < spec_.commit_records && bytes < spec_.commit_bytes) {
-        std::optional<Batch> more = input_->pop_until(deadline);
+        // With the memory budget spent the extractors wait for this window
+        // to be written: nothing more is coming, so waiting is pointless.
+        const bool spent = budget.used() >= budget.limit();
+        std::optional<Batch> more = input_->pop_until(spent ? std::chrono::steady_clock::now() : deadline);
         if (!more) break;
         if (pulls) {
             const AckToken *pull = marked_pull(*more);

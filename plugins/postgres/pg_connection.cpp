@@ -104,6 +104,11 @@ std::string Connection::end_copy() {
     return problem;
 }
 
+void Connection::abort_copy(const char *why) {
+    if (!copy_failed_) PQputCopyEnd(conn_, why);
+    while (PGresult *r = PQgetResult(conn_)) PQclear(r);
+}
+
 void Connection::note(const PGresult *r) {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     last_sqlstate_ = state ? state : "";

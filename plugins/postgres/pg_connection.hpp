@@ -88,6 +88,9 @@ public:
     std::string begin_copy(const std::string &copy_sql);
     bool send_copy(std::string_view data);
     std::string end_copy();
+    // Ends the COPY as failed (the server rolls it back with `why`); the
+    // transaction is then aborted.
+    void abort_copy(const char *why);
 
     PGconn *raw() const { return conn_; }
     std::string error() const;

@@ -34,6 +34,12 @@ PgLoader::PgLoader(const Context &ctx) : host_(ctx.host), marker_key_(std::strin
     target_ = sql::TableTarget::read(c, /*types_required=*/true);
     marker_key_ = target_.table + "/" + marker_key_;
     relaxed_ = c.string("durability") == "relaxed";
+    csv_only_ = c.string("copy_format") == "csv";
+    // Several connections commit in any order: for an upsert, an older
+    // value of a key could overwrite a newer one.
+    if (target_.upsert && ctx.worker_count > 1)
+        c.fail("mode", "upsert needs the stage's threads at 1 (" + std::to_string(ctx.worker_count) +
+                           " connections would apply the updates of one key in any order)");
 }
 
 void PgLoader::start() {
@@ -41,15 +47,30 @@ void PgLoader::start() {
     const std::string table = quote_identifier(target_.table);
     if (target_.create) conn_->exec(target_.create_sql(table));
     std::vector<std::string> existing;
+    std::vector<uint32_t> types;
     {
         std::string problem = conn_->try_exec("SELECT 1 FROM " + table + " LIMIT 0");
         if (!problem.empty()) throw Error("table '" + target_.table + "': " + problem);
-        Result r = conn_->exec("SELECT attname FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND "
-                               "NOT attisdropped ORDER BY attnum",
+        Result r = conn_->exec("SELECT attname, atttypid, format_type(atttypid, atttypmod) FROM pg_attribute "
+                               "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
                                {table});
-        for (int i = 0; i < PQntuples(r.get()); ++i) existing.emplace_back(PQgetvalue(r.get(), i, 0));
+        for (int i = 0; i < PQntuples(r.get()); ++i) {
+            existing.emplace_back(PQgetvalue(r.get(), i, 0));
+            types.push_back(uint32_t(std::strtoul(PQgetvalue(r.get(), i, 1), nullptr, 10)));
+        }
     }
     target_.match_columns(existing);
+    // Binary COPY when every column written has a type it is made for.
+    binary_codes_.clear();
+    std::string why_csv = csv_only_ ? "copy_format is csv" : "";
+    for (const sql::Column &col : target_.columns) {
+        if (!why_csv.empty()) break;
+        const size_t k = size_t(std::find(existing.begin(), existing.end(), col.name) - existing.begin());
+        if (auto code = copy_binary::code_for_type(types[k])) binary_codes_.push_back(*code);
+        else why_csv = "column '" + col.name + "' is not of a type binary COPY is made for here";
+    }
+    if (!why_csv.empty()) binary_codes_.clear();
+    host_.debug("COPY format: " + (why_csv.empty() ? std::string("binary") : "csv (" + why_csv + ")"));
     column_list_ = target_.column_list();
     std::string placeholders;
     for (size_t i = 0; i < target_.columns.size(); ++i) placeholders += (i ? ", $" : "$") + std::to_string(i + 1);
@@ -84,25 +105,31 @@ std::optional<std::string> PgLoader::text_of(const bj::object &record, const std
     return std::string(writer_.write(*v)); // numbers as written; objects and arrays as JSON
 }
 
-void PgLoader::append_csv_row(std::string &out) {
+void PgLoader::locate_columns() {
     const std::vector<JsonField> &fields = fields_.fields();
     hints_.resize(target_.columns.size(), 0);
+    column_fields_.assign(target_.columns.size(), nullptr);
     for (size_t c = 0; c < target_.columns.size(); ++c) {
-        if (c) out += ',';
         // Records of one source mostly share their layout: look where the
         // column was last time first.
         const std::string &name = target_.columns[c].name;
-        const JsonField *f = nullptr;
         if (hints_[c] < fields.size() && fields[hints_[c]].key == name) {
-            f = &fields[hints_[c]];
-        } else {
-            for (size_t k = 0; k < fields.size(); ++k)
-                if (fields[k].key == name) {
-                    f = &fields[k];
-                    hints_[c] = k;
-                    break;
-                }
+            column_fields_[c] = &fields[hints_[c]];
+            continue;
         }
+        for (size_t k = 0; k < fields.size(); ++k)
+            if (fields[k].key == name) {
+                column_fields_[c] = &fields[k];
+                hints_[c] = k;
+                break;
+            }
+    }
+}
+
+void PgLoader::append_csv_row(std::string &out) {
+    for (size_t c = 0; c < column_fields_.size(); ++c) {
+        if (c) out += ',';
+        const JsonField *f = column_fields_[c];
         if (!f) continue; // missing: NULL
         switch (f->type()) {
         case JsonType::null: break; // an unquoted empty field is NULL
@@ -115,28 +142,50 @@ void PgLoader::append_csv_row(std::string &out) {
     out += '\n';
 }
 
-std::string PgLoader::copy_batch(Input in, Emitter &out, std::vector<uint32_t> &sent) {
+std::string PgLoader::copy_sql(const std::string &table, bool binary) const {
+    return "COPY " + table + " (" + column_list_ + ") FROM STDIN (FORMAT " + (binary ? "binary" : "csv") + ")";
+}
+
+std::string PgLoader::copy_batch(Input in, Emitter &out, std::vector<uint32_t> &sent, bool &as_csv) {
     // Sent in parts of this size as they are made: the server parses one
     // while the next is encoded.
     constexpr size_t kPart = 256 << 10;
     const std::string target = target_.upsert ? "sluice_staging" : quote_identifier(target_.table);
-    std::string problem = conn_->begin_copy("COPY " + target + " (" + column_list_ + ") FROM STDIN (FORMAT csv)");
+    const bool binary = !as_csv;
+    bool gave_up = false; // binary could not take a value as it is
+    std::string problem = conn_->begin_copy(copy_sql(target, binary));
     if (!problem.empty()) return problem;
     std::string error;
     chunk_.clear();
+    if (binary) copy_binary::append_header(chunk_);
     for (uint32_t i = 0; i < in.size(); ++i) {
         if (!in[i].is_json() || !fields_.read(in[i].payload(), error)) {
             out.fail(i, "postgres: " + (in[i].is_json() ? error : std::string("the record is not JSON")));
             ++refused_;
             continue;
         }
-        append_csv_row(chunk_);
         sent.push_back(i);
-        if (chunk_.size() >= kPart) {
+        if (gave_up) continue; // the rest is only read (and failed if not JSON)
+        locate_columns();
+        if (binary) {
+            gave_up = !copy_binary::append_row(chunk_, binary_codes_, column_fields_, values_);
+        } else {
+            append_csv_row(chunk_);
+        }
+        if (chunk_.size() >= kPart && !gave_up) {
             conn_->send_copy(chunk_);
             chunk_.clear();
         }
     }
+    if (gave_up) {
+        // The server has part of the rows: the COPY is abandoned (the
+        // transaction with it) and the caller sends them all as CSV.
+        conn_->abort_copy("sluice: a value needs CSV");
+        ++csv_windows_;
+        as_csv = true;
+        return "binary COPY abandoned";
+    }
+    if (binary) copy_binary::append_trailer(chunk_);
     conn_->send_copy(chunk_);
     problem = conn_->end_copy();
     if (!problem.empty() || !target_.upsert) return problem;
@@ -187,11 +236,19 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
     // objects fail on the way).
     conn_->exec("BEGIN");
     std::vector<uint32_t> index; // input record of each row sent
-    std::string problem = copy_batch(in, out, index);
+    bool as_csv = binary_codes_.empty();
+    std::string problem = copy_batch(in, out, index, as_csv);
+    if (as_csv && !binary_codes_.empty()) {
+        // Binary could not take a value as it is: the rows again, as CSV.
+        conn_->exec("ROLLBACK");
+        conn_->exec("BEGIN");
+        problem = copy_rows(in, index, 0, index.size(), true);
+    }
     if (problem.empty()) {
         store_marker(marker);
         conn_->exec("COMMIT");
         written_ += int64_t(index.size());
+        if (!as_csv) ++binary_batches_;
         return;
     }
     if (!conn_->last_error_is_row_error()) throw Error("PostgreSQL: " + problem);
@@ -200,31 +257,43 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
     const std::optional<uint64_t> line = target_.upsert ? std::nullopt : conn_->last_copy_line();
     conn_->exec("ROLLBACK");
     conn_->exec("BEGIN");
-    copy_around_refused(in, out, index, line, problem);
+    copy_around_refused(in, out, index, line, problem, as_csv);
     store_marker(marker);
     conn_->exec("COMMIT");
 }
 
-std::string PgLoader::copy_rows(Input in, const std::vector<uint32_t> &rows, size_t from, size_t to) {
-    std::string problem =
-        conn_->begin_copy("COPY " + quote_identifier(target_.table) + " (" + column_list_ + ") FROM STDIN (FORMAT csv)");
+std::string PgLoader::copy_rows(Input in, const std::vector<uint32_t> &rows, size_t from, size_t to, bool as_csv) {
+    const std::string target = target_.upsert ? "sluice_staging" : quote_identifier(target_.table);
+    std::string problem = conn_->begin_copy(copy_sql(target, !as_csv));
     if (!problem.empty()) return problem;
     std::string error;
     chunk_.clear();
+    if (!as_csv) copy_binary::append_header(chunk_);
     for (size_t k = from; k < to; ++k) {
         fields_.read(in[rows[k]].payload(), error); // read before: it reads again
-        append_csv_row(chunk_);
+        locate_columns();
+        if (as_csv) {
+            append_csv_row(chunk_);
+        } else if (!copy_binary::append_row(chunk_, binary_codes_, column_fields_, values_)) {
+            // Encoded before: cannot happen, unless the record changed.
+            conn_->abort_copy("sluice: a record changed");
+            throw Error("a record encoded in binary before could not be encoded again");
+        }
         if (chunk_.size() >= (256 << 10)) {
             conn_->send_copy(chunk_);
             chunk_.clear();
         }
     }
+    if (!as_csv) copy_binary::append_trailer(chunk_);
     conn_->send_copy(chunk_);
-    return conn_->end_copy();
+    problem = conn_->end_copy();
+    if (!problem.empty() || !target_.upsert) return problem;
+    return conn_->try_exec("INSERT INTO " + quote_identifier(target_.table) + " (" + column_list_ + ") SELECT " + column_list_ +
+                           " FROM sluice_staging" + upsert_suffix_);
 }
 
 void PgLoader::copy_around_refused(Input in, Emitter &out, const std::vector<uint32_t> &rows,
-                                   std::optional<uint64_t> line, std::string message) {
+                                   std::optional<uint64_t> line, std::string message, bool as_csv) {
     // Each refused row costs two COPYs of what follows it at most, instead
     // of a statement per row of the window. The line the server names is
     // the row's place in that COPY (one CSV row per line, embedded newlines
@@ -237,7 +306,7 @@ void PgLoader::copy_around_refused(Input in, Emitter &out, const std::vector<uin
         if (bad > pos) {
             // Those rows were taken before the refused one: again.
             conn_->exec("SAVEPOINT sluice_copy");
-            std::string problem = copy_rows(in, rows, pos, bad);
+            std::string problem = copy_rows(in, rows, pos, bad, as_csv);
             if (problem.empty()) {
                 conn_->exec("RELEASE SAVEPOINT sluice_copy");
                 written_ += int64_t(bad - pos);
@@ -253,7 +322,7 @@ void PgLoader::copy_around_refused(Input in, Emitter &out, const std::vector<uin
         if (pos == rows.size()) return;
         ++copy_restarts_;
         conn_->exec("SAVEPOINT sluice_copy");
-        message = copy_rows(in, rows, pos, rows.size());
+        message = copy_rows(in, rows, pos, rows.size(), as_csv);
         if (message.empty()) {
             conn_->exec("RELEASE SAVEPOINT sluice_copy");
             written_ += int64_t(rows.size() - pos);
@@ -300,6 +369,8 @@ void PgLoader::flush(Emitter &) {
     host_.counter("rows_refused", refused_);
     if (row_by_row_batches_) host_.counter("batches_loaded_row_by_row", row_by_row_batches_);
     if (copy_restarts_) host_.counter("copy_restarts", copy_restarts_);
+    if (binary_batches_) host_.counter("batches_copied_in_binary", binary_batches_);
+    if (csv_windows_) host_.counter("batches_sent_as_csv", csv_windows_);
 }
 
 } // namespace sluice::plugins::postgres

@@ -11,7 +11,8 @@ SqliteLoader::SqliteLoader(const Context &ctx) : host_(ctx.host), marker_key_(st
     json::Config c(ctx.config_json);
     path_ = ctx.resolve_path(c.required_string("path"));
     target_ = sql::TableTarget::read(c, /*types_required=*/false);
-    full_sync_ = c.string("synchronous") == "full";
+    const std::string older = c.string("synchronous");
+    full_sync_ = (older.empty() ? c.string("durability") : older) == "full";
 }
 
 void SqliteLoader::start() {
@@ -25,6 +26,13 @@ void SqliteLoader::start() {
     db_ = std::make_unique<Database>(path_, false);
     db_->exec("PRAGMA journal_mode=WAL");
     db_->exec(full_sync_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    {
+        // Said as SQLite reads it back (1 NORMAL, 2 FULL).
+        Statement sync = db_->prepare("PRAGMA synchronous");
+        const int level = sync.step() == SQLITE_ROW ? sqlite3_column_int(sync.raw(), 0) : -1;
+        host_.debug(std::string("durability ") + (full_sync_ ? "full" : "normal") + ": PRAGMA synchronous is " +
+                    (level == 2 ? "FULL" : level == 1 ? "NORMAL" : std::to_string(level)));
+    }
     const std::string table = quote_identifier(target_.table);
     if (target_.create) db_->exec(target_.create_sql(table));
     // The table's columns: what may be written.

@@ -35,9 +35,13 @@ public:
         }
             .include(sql::TableTarget::spec("", "an SQLite column definition: INTEGER, TEXT, JSON, "
                                                 "REAL CHECK (amount > 0) ..."))
-            .add(Field::choice("synchronous", {"full", "normal"},
-                               "full: a committed batch survives a power cut; normal: only a process crash (faster)")
-                     .default_to("full"));
+            .add(Field::choice("durability", {"normal", "full"},
+                               "normal (synchronous=NORMAL in WAL mode): a committed batch survives sluice or the "
+                               "machine's programs crashing, while a power cut or an OS crash can undo the last "
+                               "commits, which sluice may have acknowledged already; full (synchronous=FULL): each "
+                               "commit is on disk before it is acknowledged, at the cost of a sync per commit")
+                     .default_to("normal"))
+            .add(Field::choice("synchronous", {"normal", "full"}, "Older name of durability (still read)"));
     }
 
     explicit SqliteLoader(const Context &ctx);

@@ -8,7 +8,9 @@
 # is run ROUNDS times, alternating; medians of wall time (GNU time) and the
 # ratio reference / sluice (1.0: as fast as the bulk loader alone) are
 # printed, for the default batch size (1024) and for 16384 (every stage:
-# "defaults": {"batch_size": N}).
+# "defaults": {"batch_size": N}); for PostgreSQL also with durability
+# relaxed, with copy_format csv (what binary COPY saves) and with threads 2
+# (two connections); for SQLite also with durability full.
 # A PostgreSQL server (Debian's postgresql) is started in a scratch directory
 # with its defaults (fsync on), and stopped at the end.
 # Usage: tests/bench/loaders.sh [RECORDS] [ROUNDS]      (default 1000000 3)
@@ -62,34 +64,38 @@ psql_() { psql -X -q -v ON_ERROR_STOP=1 "$conninfo" "$@"; }
 psql_ -c "CREATE TABLE ref (id bigint, ts text, customer text, email text, amount double precision, country text, text text, source text)"
 chmod 644 "$work/rows.csv"
 
-pg_manifest() { # batch_size [durability]
+pg_manifest() { # batch_size [durability] [copy_format] [threads] [window: extra loader keys]
   cat > "$work/pg.json" <<JSON
-{"name": "to-postgres", "defaults": {"batch_size": $1}, "stages": [
+{"name": "to-postgres", "defaults": {"batch_size": $1}, "memory_limit_mb": 128, "stages": [
   {"id": "in", "kind": "extractor", "plugin": "file", "config": {"path": "$work/in.ndjson"}},
   $map,
-  {"id": "db", "kind": "loader", "plugin": "postgres",
+  {"id": "db", "kind": "loader", "plugin": "postgres", "threads": ${4:-1}, ${5:-}
    "config": {"conninfo": "$conninfo", "table": "loaded", "create_table": true, "columns": $columns,
-              "durability": "${2:-server}"}}]}
+              "durability": "${2:-server}", "copy_format": "${3:-auto}"}}]}
 JSON
 }
 
 # --- SQLite -----------------------------------------------------------------
 sqlite_schema="CREATE TABLE t (id INTEGER, ts TEXT, customer TEXT, email TEXT, amount REAL, country TEXT, text TEXT, source TEXT);"
-sqlite_manifest() { # batch_size
+sqlite_manifest() { # batch_size [durability]
   cat > "$work/sq.json" <<JSON
 {"name": "to-sqlite", "defaults": {"batch_size": $1}, "stages": [
   {"id": "in", "kind": "extractor", "plugin": "file", "config": {"path": "$work/in.ndjson"}},
   $map,
   {"id": "db", "kind": "loader", "plugin": "sqlite",
-   "config": {"path": "$work/sluice.db", "table": "t", "create_table": true, "columns": $columns}}]}
+   "config": {"path": "$work/sluice.db", "table": "t", "create_table": true, "columns": $columns,
+              "durability": "${2:-normal}"}}]}
 JSON
 }
 
 # One timed command: prints its wall seconds (GNU time), fails loudly.
+# Peak RSS (KB) of every timed run, by label, the largest kept.
+declare -A rss
 timed() {
-  /usr/bin/time -f "%e" -o "$work/time" "$@" > /dev/null 2> "$work/err" || { cat "$work/err"; exit 1; }
-  cat "$work/time"
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" > /dev/null 2> "$work/err" || { cat "$work/err"; exit 1; }
+  cut -d' ' -f1 "$work/time"
 }
+keep_rss() { local kb; kb=$(cut -d' ' -f2 "$work/time"); [ "${rss[$1]:-0}" -ge "$kb" ] || rss[$1]=$kb; }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 count_pg() { psql_ -At -c "SELECT count(*) FROM $1"; }
 
@@ -101,10 +107,23 @@ for round in $(seq "$rounds"); do
     psql_ -c "DROP TABLE IF EXISTS loaded"
     pg_manifest $batch
     t[pg_$batch]+="$(timed "$sluice" run "$work/pg.json" --quiet) "
+    keep_rss pg_$batch
   done
+  # Windows as large as the loader can be given: memory stays within the
+  # budget (memory_limit_mb 128 in every manifest here).
+  psql_ -c "DROP TABLE IF EXISTS loaded"
+  pg_manifest 1024 server auto 1 '"commit_records": 16777216, "commit_bytes": 1073741824, "commit_interval_ms": 1000,'
+  t[pg_huge]+="$(timed "$sluice" run "$work/pg.json" --quiet) "
+  keep_rss pg_huge
   psql_ -c "DROP TABLE IF EXISTS loaded"
   pg_manifest 1024 relaxed
   t[pg_relaxed]+="$(timed "$sluice" run "$work/pg.json" --quiet) "
+  psql_ -c "DROP TABLE IF EXISTS loaded"
+  pg_manifest 1024 server csv
+  t[pg_csv]+="$(timed "$sluice" run "$work/pg.json" --quiet) "
+  psql_ -c "DROP TABLE IF EXISTS loaded"
+  pg_manifest 1024 server auto 2
+  t[pg_threads]+="$(timed "$sluice" run "$work/pg.json" --quiet) "
   rm -f "$work/ref.db"*
   sqlite3 "$work/ref.db" "$sqlite_schema"
   t[sq_ref]+="$(timed sqlite3 "$work/ref.db" -cmd ".mode csv" ".import --skip 1 $work/rows.csv t") "
@@ -113,6 +132,9 @@ for round in $(seq "$rounds"); do
     sqlite_manifest $batch
     t[sq_$batch]+="$(timed "$sluice" run "$work/sq.json" --quiet) "
   done
+  rm -f "$work/sluice.db"*
+  sqlite_manifest 1024 full
+  t[sq_full]+="$(timed "$sluice" run "$work/sq.json" --quiet) "
 done
 # Everything loaded, by all of them.
 [ "$(count_pg ref)" = "$(count_pg loaded)" ] || { echo "postgres: the reference and sluice loaded different counts"; exit 1; }
@@ -126,5 +148,10 @@ echo "| destination | sluice, batch 1024 | sluice, batch 16384 | bulk loader alo
 echo "|---|---|---|---|---|"
 echo "| PostgreSQL $(basename "$(dirname "$pgbin")"), fsync on | $(m pg_1024) s | $(m pg_16384) s | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_1024)") / $(ratio "$(m pg_ref)" "$(m pg_16384)") |"
 echo "| PostgreSQL, durability relaxed | $(m pg_relaxed) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_relaxed)") |"
-echo "| SQLite (WAL) | $(m sq_1024) s | $(m sq_16384) s | sqlite3 .import csv: $(m sq_ref) s | $(ratio "$(m sq_ref)" "$(m sq_1024)") / $(ratio "$(m sq_ref)" "$(m sq_16384)") |"
+echo "| PostgreSQL, copy_format csv | $(m pg_csv) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_csv)") |"
+echo "| PostgreSQL, threads 2 | $(m pg_threads) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_threads)") |"
+echo "| PostgreSQL, windows up to 16 M records / 1 GiB, 1 s | $(m pg_huge) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_huge)") |"
+echo "| SQLite (WAL), durability normal | $(m sq_1024) s | $(m sq_16384) s | sqlite3 .import csv: $(m sq_ref) s | $(ratio "$(m sq_ref)" "$(m sq_1024)") / $(ratio "$(m sq_ref)" "$(m sq_16384)") |"
+echo "| SQLite (WAL), durability full | $(m sq_full) s | | sqlite3 .import csv: $(m sq_ref) s | $(ratio "$(m sq_ref)" "$(m sq_full)") |"
 echo "($records records, medians of $rounds rounds)"
+echo "peak RSS of sluice (memory_limit_mb 128): batch 1024 $(( rss[pg_1024] / 1024 )) MB, batch 16384 $(( rss[pg_16384] / 1024 )) MB, windows up to 16 M records / 1 GiB $(( rss[pg_huge] / 1024 )) MB"

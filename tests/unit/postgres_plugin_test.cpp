@@ -141,6 +141,63 @@ TEST_F(Postgres, AnUpsertWithRefusedRowsGoesRowByRow) {
     EXPECT_EQ(server_->scalar("SELECT string_agg(sku || '=' || qty, ',' ORDER BY sku) FROM shelf"), "a=2");
 }
 
+// Binary COPY (copy_format auto) stores exactly what CSV stores, for every
+// type it is made for: the same records into twin tables, one loaded each
+// way, compared by the server.
+TEST_F(Postgres, BinaryCopyStoresWhatCsvStores) {
+    const std::string columns = "b boolean, s smallint, i integer, l bigint, r real, d double precision, t text, "
+                                "v varchar(12), j json, jb jsonb";
+    server_->exec("CREATE TABLE bin_rows (" + columns + "); CREATE TABLE csv_rows (" + columns + ");");
+    const std::vector<std::string> records = {
+        R"({"b":true,"s":-32768,"i":2147483647,"l":-9223372036854775808,"r":0.1,"d":-1.5e-300,"t":"plain","v":"short","j":{"a":[1,2]},"jb":{"z":1,"a":"x"}})",
+        R"({"b":false,"s":32767,"i":-1,"l":9223372036854775807,"r":3.4e38,"d":1e308,"t":"quote \" comma , newline \n tab \t","v":"é \u00e9 \ud83d\ude00","j":"[1, 2]","jb":"[3,\"4\"]"})",
+        R"({"b":null,"t":"","v":null,"j":[],"jb":null,"extra":"ignored"})",
+        R"({"t":123,"v":true,"j":42,"jb":false,"d":0,"r":-0.0})",
+        R"({"t":{"nested":{"deep":[null]}},"j":"{\"k\":\"v\"}","jb":{"k":"\\u0041"}})",
+    };
+    StageHarness bin(SLUICE_KIND_LOADER, "postgres", with_conninfo(R"("table":"bin_rows")"));
+    StageHarness csv(SLUICE_KIND_LOADER, "postgres", with_conninfo(R"("table":"csv_rows","copy_format":"csv")"));
+    bin.start();
+    csv.start();
+    EXPECT_TRUE(bin.process(records).failures.empty());
+    EXPECT_TRUE(csv.process(records).failures.empty());
+    bin.flush();
+    csv.flush();
+    EXPECT_EQ(bin.counters().at("batches_copied_in_binary"), 1);
+    EXPECT_EQ(csv.counters().count("batches_copied_in_binary"), 0u);
+    EXPECT_EQ(server_->scalar("SELECT count(*) FROM bin_rows"), "5");
+    // json compared as text (it keeps its text), everything else as values.
+    const std::string as_text = "SELECT b, s, i, l, r, d, t, v, j::text, jb FROM ";
+    EXPECT_EQ(server_->scalar("SELECT count(*) FROM (" + as_text + "bin_rows EXCEPT ALL " + as_text + "csv_rows) x"), "0");
+    EXPECT_EQ(server_->scalar("SELECT count(*) FROM (" + as_text + "csv_rows EXCEPT ALL " + as_text + "bin_rows) x"), "0");
+    EXPECT_EQ(server_->scalar("SELECT t FROM bin_rows WHERE s = 32767"), "quote \" comma , newline \n tab \t");
+    EXPECT_EQ(server_->scalar("SELECT v FROM bin_rows WHERE s = 32767"), "é é \xF0\x9F\x98\x80");
+    EXPECT_EQ(server_->scalar("SELECT jb::text FROM bin_rows WHERE s = 32767"), R"([3, "4"])");
+    EXPECT_EQ(server_->scalar("SELECT t FROM bin_rows WHERE j::text = '42'"), "123");
+}
+
+// A value binary cannot take as it is (a string for a number, 1.5 for an
+// integer, a number too big for smallint) sends its batch as CSV: the
+// server parses it as it always would, accepting "42" and 1 for a boolean,
+// refusing the rest in its own words.
+TEST_F(Postgres, AValueBinaryCannotTakeSendsItsBatchAsCsv) {
+    server_->exec("CREATE TABLE mixed (n integer, s smallint, ok boolean);");
+    StageHarness l(SLUICE_KIND_LOADER, "postgres", with_conninfo(R"("table":"mixed")"));
+    l.start();
+    EXPECT_TRUE(l.process({R"({"n":1,"s":1,"ok":true})"}).failures.empty());
+    Emitted e = l.process({R"({"n":"42","s":2,"ok":true})", R"({"n":1.5,"s":3})", R"({"n":4,"s":70000})",
+                           R"({"n":5,"ok":"maybe"})", R"({"n":6,"ok":1})"});
+    ASSERT_EQ(e.failures.size(), 3u);
+    EXPECT_EQ(e.failures[0].message, R"(postgres: invalid input syntax for type integer: "1.5")");
+    EXPECT_EQ(e.failures[1].message, R"(postgres: value "70000" is out of range for type smallint)");
+    EXPECT_EQ(e.failures[2].message, R"(postgres: invalid input syntax for type boolean: "maybe")");
+    l.flush();
+    EXPECT_EQ(l.counters().at("batches_copied_in_binary"), 1);
+    EXPECT_EQ(l.counters().at("batches_sent_as_csv"), 1);
+    EXPECT_EQ(server_->scalar("SELECT string_agg(n || ':' || coalesce(ok::text, '-'), ',' ORDER BY n) FROM mixed"),
+              "1:true,6:true,42:true");
+}
+
 TEST_F(Postgres, UpsertUpdatesByKeyEvenWithinOneBatch) {
     server_->exec("CREATE TABLE stock (sku text PRIMARY KEY, qty int, note text DEFAULT 'n/a');");
     StageHarness l(SLUICE_KIND_LOADER, "postgres",

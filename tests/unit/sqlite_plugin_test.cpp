@@ -97,6 +97,24 @@ TEST(Sqlite, UpsertUpdatesByKey) {
               "key: required with mode upsert: the key columns");
 }
 
+// WAL with synchronous=NORMAL unless durability: full (or its older name,
+// synchronous: full), as SQLite reads the setting back.
+TEST(Sqlite, DurabilityIsNormalUnlessFullIsAskedFor) {
+    TempDir dir;
+    auto said = [&](const std::string &extra) {
+        StageHarness l(SLUICE_KIND_LOADER, "sqlite",
+                       R"({"path":"t.db","table":"t","create_table":true,"columns":[{"name":"a","type":"TEXT"}])" + extra + "}",
+                       dir.path());
+        l.start();
+        for (const std::string &line : l.logs())
+            if (line.rfind("durability ", 0) == 0) return line;
+        return std::string("nothing said");
+    };
+    EXPECT_EQ(said(""), "durability normal: PRAGMA synchronous is NORMAL");
+    EXPECT_EQ(said(R"(,"durability":"full")"), "durability full: PRAGMA synchronous is FULL");
+    EXPECT_EQ(said(R"(,"synchronous":"full")"), "durability full: PRAGMA synchronous is FULL");
+}
+
 TEST(Sqlite, IncrementalReadsResumeAfterTheSavedCursor) {
     TempDir dir;
     sql(dir / "s.db", "CREATE TABLE events (id INTEGER PRIMARY KEY, v TEXT);"
