@@ -240,7 +240,7 @@ private:
     bool commits_in_windows() const;
     // The batch gather_window popped but could not join, else the queue's next.
     std::optional<Batch> next_input();
-    std::optional<Batch> carried_;
+    std::optional<Batch> carried_; // only ever set for an exactly-once loader, which runs on one worker
     void flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
                         BatchEmitter &emitter);
     // Hands results on: outputs to their queues, failures to the error path.

@@ -48,6 +48,7 @@ void PgLoader::start() {
     if (target_.create) conn_->exec(target_.create_sql(table));
     std::vector<std::string> existing;
     std::vector<uint32_t> types;
+    std::vector<std::string> type_names;
     {
         std::string problem = conn_->try_exec("SELECT 1 FROM " + table + " LIMIT 0");
         if (!problem.empty()) throw Error("table '" + target_.table + "': " + problem);
@@ -57,6 +58,7 @@ void PgLoader::start() {
         for (int i = 0; i < PQntuples(r.get()); ++i) {
             existing.emplace_back(PQgetvalue(r.get(), i, 0));
             types.push_back(uint32_t(std::strtoul(PQgetvalue(r.get(), i, 1), nullptr, 10)));
+            type_names.emplace_back(PQgetvalue(r.get(), i, 2));
         }
     }
     target_.match_columns(existing);
@@ -67,7 +69,7 @@ void PgLoader::start() {
         if (!why_csv.empty()) break;
         const size_t k = size_t(std::find(existing.begin(), existing.end(), col.name) - existing.begin());
         if (auto code = copy_binary::code_for_type(types[k])) binary_codes_.push_back(*code);
-        else why_csv = "column '" + col.name + "' is not of a type binary COPY is made for here";
+        else why_csv = "column '" + col.name + "' is " + type_names[k];
     }
     if (!why_csv.empty()) binary_codes_.clear();
     host_.debug("COPY format: " + (why_csv.empty() ? std::string("binary") : "csv (" + why_csv + ")"));
