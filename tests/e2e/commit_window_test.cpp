@@ -8,6 +8,7 @@
 // mid-window, three times, then run to the end, loses no record (at least
 // once: the window's records are acknowledged only after its commit).
 #include "child_process.hpp"
+#include "destination_rows.hpp"
 #include "eventually.hpp"
 #include "postgres_server.hpp"
 #include "record_accounting.hpp"
@@ -15,7 +16,6 @@
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <csignal>
 #include <filesystem>
@@ -216,30 +216,12 @@ void expect_kills_lose_nothing(const TempDir &dir, const std::string &m, uint32_
               << " rows loaded again (at least once)\n";
 }
 
-std::map<int64_t, int> sqlite_ids(const std::string &path) {
-    std::map<int64_t, int> counts;
-    sqlite3 *db = nullptr;
-    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-    sqlite3_stmt *st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT id FROM items", -1, &st, nullptr), SQLITE_OK);
-    while (sqlite3_step(st) == SQLITE_ROW) counts[sqlite3_column_int64(st, 0)]++;
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return counts;
-}
-
-std::map<int64_t, int> postgres_ids(const PostgresServer &pg) {
-    std::map<int64_t, int> counts;
-    // One scalar: the ids as a comma-separated list (40000 short numbers).
-    const std::string ids = pg.scalar("SELECT coalesce(string_agg(id::text, ','), '') FROM items");
-    size_t at = 0;
-    while (at < ids.size()) {
-        size_t end = ids.find(',', at);
-        if (end == std::string::npos) end = ids.size();
-        counts[std::stoll(ids.substr(at, end - at))]++;
-        at = end + 1;
-    }
-    return counts;
+// A server's table `items` (amount > 0 or refused) and the windowed
+// manifest writing it.
+std::string postgres_windowed(const PostgresServer &pg, const TempDir &dir, bool exactly_once = false) {
+    pg.exec("CREATE TABLE items (id bigint, amount double precision CHECK (amount > 0))");
+    return dir.write("m.json", windowed_manifest("postgres", R"({"conninfo":")" + pg.conninfo() + R"(","table":"items"})",
+                                                 exactly_once));
 }
 
 const char *kSqliteConfig = R"json({"path":"out.db","table":"items","create_table":true,
@@ -249,11 +231,9 @@ const char *kSqliteConfig = R"json({"path":"out.db","table":"items","create_tabl
 
 TEST(CommitWindows, PostgresRefusesRowsInsideAWindowAlone) {
     PostgresServer pg;
-    pg.exec("CREATE TABLE items (id bigint, amount double precision CHECK (amount > 0))");
     TempDir dir;
     dir.write("in.ndjson", refusable_rows());
-    std::string m = dir.write("m.json", windowed_manifest("postgres", R"({"conninfo":")" + pg.conninfo() +
-                                                                          R"(","table":"items"})"));
+    std::string m = postgres_windowed(pg, dir);
     expect_refused_rows_fail_alone(dir, m, R"(postgres: new row for relation "items" violates check constraint)",
                                    [&] { return postgres_ids(pg); });
 }
@@ -268,11 +248,9 @@ TEST(CommitWindows, SqliteRefusesRowsInsideAWindowAlone) {
 
 TEST(CommitWindows, PostgresKilledMidWindowThreeTimesLosesNothing) {
     PostgresServer pg;
-    pg.exec("CREATE TABLE items (id bigint, amount double precision CHECK (amount > 0))");
     TempDir dir;
     dir.write("in.ndjson", refusable_rows());
-    std::string m = dir.write("m.json", windowed_manifest("postgres", R"({"conninfo":")" + pg.conninfo() +
-                                                                          R"(","table":"items"})"));
+    std::string m = postgres_windowed(pg, dir);
     expect_kills_lose_nothing(dir, m, 18001, [&] { return postgres_ids(pg); });
 }
 
@@ -306,11 +284,9 @@ void expect_exactly_once_windows(const TempDir &dir, const std::string &m,
 
 TEST(CommitWindows, PostgresExactlyOnceWindowsSurviveThreeKills) {
     PostgresServer pg;
-    pg.exec("CREATE TABLE items (id bigint, amount double precision CHECK (amount > 0))");
     TempDir dir;
     dir.write("in.ndjson", refusable_rows(false));
-    const std::string config = R"({"conninfo":")" + pg.conninfo() + R"(","table":"items"})";
-    std::string m = dir.write("m.json", windowed_manifest("postgres", config, true));
+    std::string m = postgres_windowed(pg, dir, true);
     expect_exactly_once_windows(
         dir, m, [&] { return postgres_ids(pg); }, [&] { pg.exec("TRUNCATE items; DELETE FROM sluice_markers"); }, 18003);
 }

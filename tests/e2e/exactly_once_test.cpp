@@ -4,13 +4,13 @@
 // PostgreSQL (plain inserts, no key to hide duplicates). Ids are checked one
 // by one.
 #include "child_process.hpp"
+#include "destination_rows.hpp"
 #include "postgres_server.hpp"
 #include "record_accounting.hpp"
 #include "temp_dir.hpp"
 
 #include <boost/json.hpp>
 #include <gtest/gtest.h>
-#include <sqlite3.h>
 
 #include <csignal>
 #include <iostream>
@@ -76,18 +76,6 @@ void expect_each_id_once(const std::map<int64_t, int> &counts, const std::string
     EXPECT_EQ(doubled, 0) << where << ": records written more than once";
     EXPECT_EQ(counts.size(), size_t(kRows)) << where << ": ids that were never input";
     std::cout << where << ": " << counts.size() << " ids, " << missing << " missing, " << doubled << " duplicates\n";
-}
-
-std::map<int64_t, int> sqlite_ids(const std::string &path) {
-    std::map<int64_t, int> counts;
-    sqlite3 *db = nullptr;
-    EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
-    sqlite3_stmt *st = nullptr;
-    EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT id FROM items", -1, &st, nullptr), SQLITE_OK);
-    while (sqlite3_step(st) == SQLITE_ROW) counts[sqlite3_column_int64(st, 0)]++;
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return counts;
 }
 
 uint64_t already_loaded(const bj::object &report, const std::string &stage) {
