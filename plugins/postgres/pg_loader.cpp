@@ -148,18 +148,42 @@ std::string PgLoader::copy_sql(const std::string &table, bool binary) const {
     return "COPY " + table + " (" + column_list_ + ") FROM STDIN (FORMAT " + (binary ? "binary" : "csv") + ")";
 }
 
-std::string PgLoader::copy_batch(Input in, Emitter &out, std::vector<uint32_t> &sent, bool &as_csv) {
+std::string PgLoader::start_copy(bool binary) {
+    const std::string target = target_.upsert ? "sluice_staging" : quote_identifier(target_.table);
+    std::string problem = conn_->begin_copy(copy_sql(target, binary));
+    chunk_.clear();
+    if (problem.empty() && binary) copy_binary::append_header(chunk_);
+    return problem;
+}
+
+bool PgLoader::add_row(bool binary) {
     // Sent in parts of this size as they are made: the server parses one
     // while the next is encoded.
     constexpr size_t kPart = 256 << 10;
-    const std::string target = target_.upsert ? "sluice_staging" : quote_identifier(target_.table);
+    locate_columns();
+    if (!binary) append_csv_row(chunk_);
+    else if (!copy_binary::append_row(chunk_, binary_codes_, column_fields_, values_)) return false;
+    if (chunk_.size() >= kPart) {
+        conn_->send_copy(chunk_);
+        chunk_.clear();
+    }
+    return true;
+}
+
+std::string PgLoader::finish_copy(bool binary) {
+    if (binary) copy_binary::append_trailer(chunk_);
+    conn_->send_copy(chunk_);
+    std::string problem = conn_->end_copy();
+    if (!problem.empty() || !target_.upsert) return problem;
+    return conn_->try_exec("INSERT INTO " + quote_identifier(target_.table) + " (" + column_list_ + ") SELECT " + column_list_ +
+                           " FROM sluice_staging" + upsert_suffix_);
+}
+
+std::string PgLoader::copy_batch(Input in, Emitter &out, std::vector<uint32_t> &sent, bool &as_csv) {
     const bool binary = !as_csv;
     bool gave_up = false; // binary could not take a value as it is
-    std::string problem = conn_->begin_copy(copy_sql(target, binary));
-    if (!problem.empty()) return problem;
+    if (std::string problem = start_copy(binary); !problem.empty()) return problem;
     std::string error;
-    chunk_.clear();
-    if (binary) copy_binary::append_header(chunk_);
     for (uint32_t i = 0; i < in.size(); ++i) {
         if (!in[i].is_json() || !fields_.read(in[i].payload(), error)) {
             out.fail(i, "postgres: " + (in[i].is_json() ? error : std::string("the record is not JSON")));
@@ -167,17 +191,8 @@ std::string PgLoader::copy_batch(Input in, Emitter &out, std::vector<uint32_t> &
             continue;
         }
         sent.push_back(i);
-        if (gave_up) continue; // the rest is only read (and failed if not JSON)
-        locate_columns();
-        if (binary) {
-            gave_up = !copy_binary::append_row(chunk_, binary_codes_, column_fields_, values_);
-        } else {
-            append_csv_row(chunk_);
-        }
-        if (chunk_.size() >= kPart && !gave_up) {
-            conn_->send_copy(chunk_);
-            chunk_.clear();
-        }
+        // Once binary gave up, the rest is only read (and failed if not JSON).
+        if (!gave_up) gave_up = !add_row(binary);
     }
     if (gave_up) {
         // The server has part of the rows: the COPY is abandoned (the
@@ -187,12 +202,7 @@ std::string PgLoader::copy_batch(Input in, Emitter &out, std::vector<uint32_t> &
         as_csv = true;
         return "binary COPY abandoned";
     }
-    if (binary) copy_binary::append_trailer(chunk_);
-    conn_->send_copy(chunk_);
-    problem = conn_->end_copy();
-    if (!problem.empty() || !target_.upsert) return problem;
-    return conn_->try_exec("INSERT INTO " + quote_identifier(target_.table) + " (" + column_list_ + ") SELECT " + column_list_ +
-                           " FROM sluice_staging" + upsert_suffix_);
+    return finish_copy(binary);
 }
 
 std::string PgLoader::recover() {
@@ -265,33 +275,17 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
 }
 
 std::string PgLoader::copy_rows(Input in, const std::vector<uint32_t> &rows, size_t from, size_t to, bool as_csv) {
-    const std::string target = target_.upsert ? "sluice_staging" : quote_identifier(target_.table);
-    std::string problem = conn_->begin_copy(copy_sql(target, !as_csv));
-    if (!problem.empty()) return problem;
+    if (std::string problem = start_copy(!as_csv); !problem.empty()) return problem;
     std::string error;
-    chunk_.clear();
-    if (!as_csv) copy_binary::append_header(chunk_);
     for (size_t k = from; k < to; ++k) {
         fields_.read(in[rows[k]].payload(), error); // read before: it reads again
-        locate_columns();
-        if (as_csv) {
-            append_csv_row(chunk_);
-        } else if (!copy_binary::append_row(chunk_, binary_codes_, column_fields_, values_)) {
+        if (!add_row(!as_csv)) {
             // Encoded before: cannot happen, unless the record changed.
             conn_->abort_copy("sluice: a record changed");
             throw Error("a record encoded in binary before could not be encoded again");
         }
-        if (chunk_.size() >= (256 << 10)) {
-            conn_->send_copy(chunk_);
-            chunk_.clear();
-        }
     }
-    if (!as_csv) copy_binary::append_trailer(chunk_);
-    conn_->send_copy(chunk_);
-    problem = conn_->end_copy();
-    if (!problem.empty() || !target_.upsert) return problem;
-    return conn_->try_exec("INSERT INTO " + quote_identifier(target_.table) + " (" + column_list_ + ") SELECT " + column_list_ +
-                           " FROM sluice_staging" + upsert_suffix_);
+    return finish_copy(!as_csv);
 }
 
 void PgLoader::copy_around_refused(Input in, Emitter &out, const std::vector<uint32_t> &rows,

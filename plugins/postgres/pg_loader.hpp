@@ -89,6 +89,13 @@ private:
     std::string copy_rows(Input in, const std::vector<uint32_t> &rows, size_t from, size_t to, bool as_csv);
     // "COPY <table> (<columns>) FROM STDIN (FORMAT ...)".
     std::string copy_sql(const std::string &table, bool binary) const;
+    // One COPY into the table (or, for upsert, the staging table): started
+    // (the server's message, "" = ok), the record just read added as a row
+    // (false: binary cannot take one of its values as it is), finished (for
+    // upsert, merged); "" or the server's message.
+    std::string start_copy(bool binary);
+    bool add_row(bool binary);
+    std::string finish_copy(bool binary);
     // In an open transaction whose first COPY of `rows` failed at COPY line
     // `line` with `message`: the rows before it again in one COPY, the
     // refused one failed alone, the rest in a new COPY, and so on; each COPY
