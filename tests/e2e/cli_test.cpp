@@ -38,7 +38,7 @@ TEST(Cli, VersionHelpAndUsageErrors) {
     ProcessResult v = run_sluice({"--version"});
     EXPECT_EQ(v.exit_code, 0);
     EXPECT_EQ(v.out.rfind("sluice ", 0), 0u);
-    EXPECT_NE(v.out.find("plugin ABI 1.4"), std::string::npos);
+    EXPECT_NE(v.out.find("plugin ABI 1.5"), std::string::npos);
     for (const char *cmd : {"run", "validate", "plugins"}) {
         ProcessResult h = run_sluice({cmd, "--help"});
         EXPECT_EQ(h.exit_code, 0) << cmd;
@@ -62,7 +62,7 @@ TEST(Cli, VersionHelpAndUsageErrors) {
 TEST(Cli, PluginsListsTheBundledPluginsWithTheirConfig) {
     ProcessResult p = run_sluice({"plugins"});
     ASSERT_EQ(p.exit_code, 0) << p.err;
-    for (const char *head : {"file (extractor) 1.0.0  ABI 1.4", "generate (extractor)", "map (transformer)",
+    for (const char *head : {"file (extractor) 1.0.0  ABI 1.5", "generate (extractor)", "map (transformer)",
                              "route (transformer)", "rules (validator)", "file (loader)", "null (loader)", "llm (enricher)",
                              "llm_extract (transformer)", "text (enricher)", "sqlite (extractor)", "sqlite (loader)", "postgres (extractor)", "postgres (loader)",
                              "documents (extractor)", "http (extractor)", "http (loader)", "redis (extractor)",
@@ -143,7 +143,7 @@ TEST(Cli, EachKindOfSetupMistakeGetsItsOneLineMessage) {
          "/stages/1/library: " + kBadPlugins + "/undefined_symbol.so: cannot be loaded, it needs a symbol nothing "
          "provides (undefined symbol: sluice_test_function_nobody_defines)"},
         {R"({"id":"x","kind":"transformer","plugin":"from_elsewhere","library":")" + kBadPlugins + R"(/abi2.so"})",
-         "/stages/1/library: " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.4"},
+         "/stages/1/library: " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.5"},
         {R"({"id":"x","kind":"transformer","plugin":"map","config":{"renam":{}}})",
          "/stages/1/config/renam: unknown key (expected one of: rename, copy, default, cast, set, drop, on_cast_error)"},
         {R"({"id":"x","kind":"transformer","plugin":"map","config":{"cast":{"a":"date"}}})",
@@ -185,7 +185,7 @@ TEST(Cli, APluginThatCannotBeFoundNamesTheLibrariesRefusedOnTheWay) {
         EXPECT_EQ(r.exit_code, 2) << r.err;
         EXPECT_NE(r.err.find("/stages/1/plugin: no transformer named 'abi2' in "), std::string::npos) << r.err;
         EXPECT_NE(r.err.find("; refused " + kBadPlugins + "/abi2.so: built for Sluice ABI 2.0, but this host speaks "
-                             "ABI 1.4 (the major versions must match); refused "),
+                             "ABI 1.5 (the major versions must match); refused "),
                   std::string::npos)
             << "the likely one first, then the others: " << r.err;
         EXPECT_NE(r.err.find("no_entry.so: not a Sluice plugin"), std::string::npos) << r.err;

@@ -179,7 +179,7 @@ TEST(Operations, TheReportSaysWhatEachDestinationLoaded) {
         << r.process.err;
     // Which run this was: versions, the manifest's text, when.
     EXPECT_EQ(std::string(r.report.at("manifest_hash").as_string()).substr(0, 8), "fnv1a64:");
-    EXPECT_EQ(r.report.at("plugin_abi").as_string(), "1.4");
+    EXPECT_EQ(r.report.at("plugin_abi").as_string(), "1.5");
     EXPECT_FALSE(r.report.at("sluice_version").as_string().empty());
     EXPECT_GE(r.report.at("finished_at").as_string(), r.report.at("started_at").as_string());
     EXPECT_TRUE(r.report.at("stages").at(0).as_object().contains("records_per_busy_second"));

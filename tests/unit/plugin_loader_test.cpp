@@ -44,12 +44,12 @@ TEST(PluginLoader, RefusesALibraryWithoutTheEntrySymbol) {
 
 TEST(PluginLoader, RefusesAnotherAbiMajorNamingBothVersions) {
     EXPECT_EQ(open_error(kBad + "/abi2.so"),
-              kBad + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.4 (the major versions must match)");
+              kBad + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.5 (the major versions must match)");
 }
 
 TEST(PluginLoader, RefusesANewerAbiMinor) {
     EXPECT_EQ(open_error(kBad + "/abi_newer.so"),
-              kBad + "/abi_newer.so: built for Sluice ABI 1.99, newer than this host's ABI 1.4 (upgrade sluice)");
+              kBad + "/abi_newer.so: built for Sluice ABI 1.99, newer than this host's ABI 1.5 (upgrade sluice)");
 }
 
 TEST(PluginLoader, MissingFile) {

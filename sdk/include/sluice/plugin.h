@@ -254,7 +254,7 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 
 #define SLUICE_ABI_MAJOR 1
-#define SLUICE_ABI_MINOR 4
+#define SLUICE_ABI_MINOR 5
 
 /* The one symbol a plugin exports. */
 #define SLUICE_ENTRY_SYMBOL "sluice_plugin_entry"
@@ -623,6 +623,40 @@ typedef struct sluice_delivery_ext {
     int32_t (*durable_on_process)(void *instance); /* [control, created] 1 or 0 */
 } sluice_delivery_ext;
 
+/* "sluice.settle/1" (since ABI 1.5): a loader that lets its destination
+ * commit one call's records while the next call's are being written (a
+ * database COMMIT sent without waiting for its answer), so that the two
+ * overlap instead of taking turns.
+ *
+ * With it (and durable_on_process answering 1) the promise of a process
+ * call that returns SLUICE_OK is "accepted": the records are durable once
+ * the NEXT process call on the same instance returns anything but
+ * SLUICE_FATAL, or once settle returns SLUICE_OK. The host acknowledges
+ * them only then; an exactly-once loader stores each call's marker with
+ * that call's records, as always.
+ *
+ * - settle  [worker, started] Wait until everything accepted so far is
+ *           durable. The host calls it when the instance's input has been
+ *           idle for a few milliseconds (so a trickle is acknowledged
+ *           promptly), before flush, and before the instance is replaced
+ *           or stopped in a live reload.
+ *
+ * A commit that fails after its call returned cannot be given back to that
+ * call: report it as SLUICE_FATAL (with last_error naming what failed) from
+ * the next process call or from settle. The run then stops with none of
+ * those records acknowledged, and a restart reads them again.
+ *
+ * The host honours the deferral on an instance of its own (one per worker,
+ * in process). It calls settle after every process call on an instance
+ * shared by several workers (SLUICE_CAP_CONCURRENT) and in an isolated
+ * worker process, so the plugin needs no second code path. */
+#define SLUICE_EXT_SETTLE "sluice.settle/1"
+typedef struct sluice_settle_ext {
+    uint32_t struct_size; /* sizeof(sluice_settle_ext) */
+    uint32_t reserved;
+    sluice_status (*settle)(void *instance);
+} sluice_settle_ext;
+
 /* "sluice.exactly_once/1" (since ABI 1.2): a loader that can store a short
  * text, the host's MARKER, atomically with the records of a batch (in the
  * same database transaction; for a file, a side log that a restart uses to
@@ -803,6 +837,7 @@ SLUICE_STATIC_ASSERT(sizeof(sluice_checkpoint_ext) == 24, "sluice_checkpoint_ext
 SLUICE_STATIC_ASSERT(sizeof(sluice_acknowledged_ext) == 16, "sluice_acknowledged_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_delivery_ext) == 16, "sluice_delivery_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_exactly_once_ext) == 32, "sluice_exactly_once_ext layout changed");
+SLUICE_STATIC_ASSERT(sizeof(sluice_settle_ext) == 16, "sluice_settle_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_resources_ext) == 16, "sluice_resources_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_preflight_ext) == 16, "sluice_preflight_ext layout changed");
 SLUICE_STATIC_ASSERT(sizeof(sluice_drop_ext) == 16, "sluice_drop_ext layout changed");

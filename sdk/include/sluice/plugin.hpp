@@ -48,6 +48,11 @@
 //   bool durable_on_process() const; // true if records are durable when process
 //                                    // returns (sluice.delivery/1); without it,
 //                                    // only after flush
+//   void settle();                   // with durable_on_process: what process
+//                                    // accepted is durable only once the next
+//                                    // process returns or settle does; settle
+//                                    // waits for it (sluice.settle/1: a commit
+//                                    // overlapping the next call's writes)
 //   std::vector<std::string> preflight() const; // problems found without
 //                                    // changing anything, "field: what"
 //                                    // (sluice.preflight/1)
@@ -359,6 +364,7 @@ template <class T> concept HasAcknowledged = requires(T t, std::string_view p) {
 template <class T> concept HasDelivery = requires(const T t) {
     { t.durable_on_process() } -> std::convertible_to<bool>;
 };
+template <class T> concept HasSettle = HasDelivery<T> && requires(T t) { t.settle(); };
 template <class T> concept HasExactlyOnce = requires(T t, Input in, Emitter &e, std::string_view m) {
     { t.recover() } -> std::convertible_to<std::string>;
     t.process(in, e, m);
@@ -546,6 +552,12 @@ template <class T> int32_t durable_on_process(void *p) noexcept {
 template <class T> inline constexpr sluice_delivery_ext delivery_ext = {sizeof(sluice_delivery_ext), 0,
                                                                        &durable_on_process<T>};
 
+template <class T> sluice_status settle(void *p) noexcept {
+    auto &i = self<T>(p);
+    return guarded(i.last_error, [&] { i.stage.settle(); });
+}
+template <class T> inline constexpr sluice_settle_ext settle_ext = {sizeof(sluice_settle_ext), 0, &settle<T>};
+
 template <class T> sluice_status exactly_once_recover(void *p, const char **marker) noexcept {
     auto &i = self<T>(p);
     *marker = nullptr;
@@ -614,6 +626,9 @@ const void *get_extension(void *p, const char *id) noexcept {
     }
     if constexpr (HasDelivery<T>) {
         if (p && std::strcmp(id, SLUICE_EXT_DELIVERY) == 0) return &delivery_ext<T>;
+    }
+    if constexpr (HasSettle<T>) {
+        if (p && std::strcmp(id, SLUICE_EXT_SETTLE) == 0) return &settle_ext<T>;
     }
     if constexpr (HasConfigOutputs<T>) {
         if (p && std::strcmp(id, SLUICE_EXT_OUTPUTS) == 0) return &outputs_ext<T>;
