@@ -70,6 +70,9 @@ std::string InProcessInstance::make() {
     features_.sync_markers = exactly_once_ && exactly_once_->sync_markers;
     const auto *delivery = extension<sluice_delivery_ext>(setup_.desc, handle, SLUICE_EXT_DELIVERY);
     if (delivery && delivery->durable_on_process) features_.durable_on_process = delivery->durable_on_process(handle) != 0;
+    const auto *settle = extension<sluice_settle_ext>(setup_.desc, handle, SLUICE_EXT_SETTLE);
+    settle_ = settle && settle->settle && features_.durable_on_process.value_or(false) ? settle : nullptr;
+    features_.settle = settle_ != nullptr;
     features_.metrics = MetricsDeclaration::from(extension<sluice_metrics_ext>(setup_.desc, handle, SLUICE_EXT_METRICS));
     return {};
 }
@@ -229,11 +232,13 @@ CallResult InProcessInstance::process_with_time_limit(const sluice_record *recor
         // goes on with a fresh one.
         created_ = started_ = false;
         handle_ = nullptr;
-        if (!features_.durable_on_process.value_or(setup_.kind != SLUICE_KIND_LOADER)) {
+        if (!features_.durable_on_process.value_or(setup_.kind != SLUICE_KIND_LOADER) || settle_) {
             // The instance held records from earlier calls that only its
             // flush would have made durable: they are lost with it.
             r.status = SLUICE_FATAL;
-            r.message += " in a stage that keeps records until it flushes; the records it held cannot be saved";
+            r.message += settle_ ? " in a loader still committing its last call's records; whether they were "
+                                   "stored cannot be known, so none of them is acknowledged"
+                                 : " in a stage that keeps records until it flushes; the records it held cannot be saved";
             return r;
         }
         spdlog::warn("[{}] a call {}; replacing the instance (the old one is destroyed when the call returns)",
@@ -270,6 +275,17 @@ CallResult InProcessInstance::flush(BatchEmitter &out) {
     {
         crash_reporter::CallScope scope(setup_.label, "flush");
         r.status = setup_.desc->flush(handle_, out.raw());
+    }
+    if (r.status != SLUICE_OK) r.message = message();
+    return r;
+}
+
+CallResult InProcessInstance::settle() {
+    CallResult r;
+    if (!settle_) return r;
+    {
+        crash_reporter::CallScope scope(setup_.label, "settle");
+        r.status = settle_->settle(handle_);
     }
     if (r.status != SLUICE_OK) r.message = message();
     return r;

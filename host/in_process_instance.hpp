@@ -47,6 +47,7 @@ public:
     CallResult process(const sluice_record *records, uint32_t count, BatchEmitter &out,
                        const std::string *marker) override;
     CallResult flush(BatchEmitter &out) override;
+    CallResult settle() override;
     std::string position() override;
     std::string restore(const std::string &position) override;
     void acknowledged(const std::string &position) override;
@@ -71,6 +72,7 @@ private:
     const sluice_checkpoint_ext *checkpoint_ = nullptr;
     const sluice_acknowledged_ext *acknowledged_ = nullptr;
     const sluice_exactly_once_ext *exactly_once_ = nullptr;
+    const sluice_settle_ext *settle_ = nullptr;
 };
 
 } // namespace sluice

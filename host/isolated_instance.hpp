@@ -38,6 +38,7 @@ public:
     CallResult process(const sluice_record *records, uint32_t count, BatchEmitter &out,
                        const std::string *marker) override;
     CallResult flush(BatchEmitter &out) override;
+    CallResult settle() override { return {}; } // the worker settles after every call
     std::string position() override;
     std::string restore(const std::string &position) override;
     void acknowledged(const std::string &position) override;

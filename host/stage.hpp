@@ -238,8 +238,29 @@ private:
     // Whether this stage takes its input in windows: an in-process loader
     // whose plugin asks for them (SLUICE_CAP_COMMIT_WINDOWS).
     bool commits_in_windows() const;
-    // The batch gather_window popped but could not join, else the queue's next.
-    std::optional<Batch> next_input();
+    // Acknowledgements of records a loader has accepted but not yet made
+    // durable (sluice.settle/1): they are let go once a later process call
+    // on the same instance has returned, or the instance has settled.
+    struct UnsettledAcks {
+        std::vector<AckRef> acks;
+        uint64_t after_call = 0; // released once more calls than this have returned
+    };
+    // The batch gather_window popped but could not join, else the queue's
+    // next. With records unsettled it waits only briefly for the next batch
+    // and settles the instance first when none comes: a trickle is
+    // acknowledged within milliseconds, not at the next batch.
+    std::optional<Batch> next_input(uint32_t worker, UnsettledAcks &unsettled);
+    // Holds this batch's acknowledgements until a later call, letting go of
+    // those an earlier call held once this one has made them durable.
+    void hold_until_settled(uint32_t worker, const std::vector<AckRef> &acks, UnsettledAcks &unsettled);
+    // Makes the worker's instance settle; false (and the run failing) when
+    // it reports a commit that failed.
+    bool settle(uint32_t worker, UnsettledAcks &unsettled);
+    // Loader instances of their own whose commits overlap the next call:
+    // acknowledgements wait for a later call or settle. Calls that returned
+    // per worker, so that "later" can be told.
+    bool acks_wait_for_next_call_ = false;
+    std::vector<uint64_t> calls_returned_;
     std::optional<Batch> carried_; // only ever set for an exactly-once loader, which runs on one worker
     void flush_instance(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures,
                         BatchEmitter &emitter);

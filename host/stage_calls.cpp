@@ -71,6 +71,10 @@ CallResult Stage::call_once(uint32_t worker, const Batch &input, uint32_t off, u
     }
     auto t0 = Clock::now();
     CallResult r = inst.process(input.records.data() + off, count, emitter, marker_ ? &current_marker_ : nullptr);
+    // A loader that commits while the next call runs, on an instance the
+    // acknowledgements cannot wait on (shared by workers): settled now.
+    if (r.ok() && inst.features().settle && !acks_wait_for_next_call_) r = inst.settle();
+    if (!r.death && r.status != SLUICE_FATAL && worker < calls_returned_.size()) ++calls_returned_[worker];
     const uint64_t took = elapsed_ns(t0);
     c.add(c.busy_ns, took);
     metrics_.latency().observe(took);

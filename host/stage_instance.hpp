@@ -44,6 +44,10 @@ struct InstanceFeatures {
     bool exactly_once = false; // sluice.exactly_once/1 (loaders)
     bool sync_markers = false; // ... with sync_markers
     std::optional<bool> durable_on_process; // sluice.delivery/1, when offered
+    // sluice.settle/1: what a process call accepted is durable once the next
+    // call returns or settle() does (in process only: a worker process
+    // settles after every call itself).
+    bool settle = false;
     MetricsDeclaration metrics;             // sluice.metrics/1
 };
 
@@ -73,6 +77,8 @@ public:
     virtual CallResult process(const sluice_record *records, uint32_t count, BatchEmitter &out,
                                const std::string *marker) = 0;
     virtual CallResult flush(BatchEmitter &out) = 0;
+    // features().settle: waits until everything accepted is durable.
+    virtual CallResult settle() = 0;
 
     // Extractors that resume (features().checkpoint).
     virtual std::string position() = 0;                            // [worker] after a pull

@@ -193,13 +193,41 @@ bool Stage::commits_in_windows() const {
            spec_.commit_records > 1;
 }
 
-std::optional<Batch> Stage::next_input() {
+std::optional<Batch> Stage::next_input(uint32_t worker, UnsettledAcks &unsettled) {
     if (carried_) {
         std::optional<Batch> b = std::move(carried_);
         carried_.reset();
         return b;
     }
+    if (unsettled.acks.empty()) return input_->pop();
+    // Long enough for a busy queue's next batch to arrive, short enough
+    // that an HTTP client waiting for its answer does not notice.
+    constexpr auto kIdle = std::chrono::milliseconds(5);
+    if (std::optional<Batch> b = input_->pop_until(std::chrono::steady_clock::now() + kIdle)) return b;
+    if (!settle(worker, unsettled)) return std::nullopt;
     return input_->pop();
+}
+
+void Stage::hold_until_settled(uint32_t worker, const std::vector<AckRef> &acks, UnsettledAcks &unsettled) {
+    const uint64_t calls = calls_returned_[worker];
+    if (calls > unsettled.after_call) unsettled.acks.clear(); // a later call returned: durable
+    unsettled.acks.insert(unsettled.acks.end(), acks.begin(), acks.end());
+    unsettled.after_call = calls;
+}
+
+bool Stage::settle(uint32_t worker, UnsettledAcks &unsettled) {
+    if (control_.aborted()) return false;
+    {
+        wait_while_swap_pending();
+        std::shared_lock swap_guard(swap_mutex_);
+        CallResult r = instance_for(worker).settle();
+        if (!r.ok()) {
+            fatal("records it had accepted were not made durable (none of them is acknowledged): " + r.message);
+            return false;
+        }
+    }
+    unsettled.acks.clear();
+    return true;
 }
 
 size_t Stage::gather_window(Batch &window, std::vector<const AckToken *> *pulls) {
@@ -243,7 +271,8 @@ void Stage::run_processor(uint32_t worker) {
     bool recovering = recovery_.has_value();
     CpuMeter cpu;
     auto charge_cpu = [&](uint64_t ns) { c.add(c.cpu_ns, ns); };
-    while (auto in = next_input()) {
+    UnsettledAcks unsettled; // let go after the flush at the latest
+    while (auto in = next_input(worker, unsettled)) {
         // Counted as in hand until delivered: a reload waits for it; the
         // thread's CPU charged to the stage once it is.
         struct InHand {
@@ -320,6 +349,10 @@ void Stage::run_processor(uint32_t worker) {
             if (sync_each_batch_ && !sync_markers())
                 fatal("cannot make the destination's delivery markers durable");
         }
+        // (A live replacement may have put a plugin that does not settle
+        // in its place: what the worker held is let go as usual.)
+        if (acks_wait_for_next_call_ || !unsettled.acks.empty())
+            hold_until_settled(worker, acks_wait_for_next_call_ ? in->acks : std::vector<AckRef>{}, unsettled);
         if (!in->acks.empty()) {
             for (auto &b : outputs) b.acks = in->acks;
             if (!durable_on_process_) {
@@ -348,6 +381,14 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
 }
 
 bool Stage::flush_one(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures, BatchEmitter &emitter) {
+    // Whatever the instance accepted is durable before it flushes (at the
+    // end of input, and before a live replacement stops it).
+    if (StageInstance &inst = instance_for(worker); inst.features().settle) {
+        if (CallResult r = inst.settle(); !r.ok()) {
+            fatal("records it had accepted were not made durable (none of them is acknowledged): " + r.message);
+            return false;
+        }
+    }
     if (!plugin_.desc->flush) {
         std::lock_guard lock(held_mutex_); // nothing to flush: nothing held
         held_[instances_.size() == 1 ? 0 : worker].clear();

@@ -39,6 +39,10 @@ uint32_t output_count = 1;
 const sluice_checkpoint_ext *checkpoint = nullptr;
 const sluice_acknowledged_ext *acknowledged = nullptr;
 const sluice_exactly_once_ext *exactly_once = nullptr;
+// A loader whose commits overlap its next call (sluice.settle/1) is settled
+// after every call here: the host cannot hold the acknowledgements of a
+// worker that may die between two calls.
+const sluice_settle_ext *settle = nullptr;
 
 void host_log(const sluice_host *, sluice_log_level level, const char *message, size_t len) {
     if (!message || uint32_t(level) < log_level) return;
@@ -153,6 +157,8 @@ void init(std::string_view bytes) {
     if (acknowledged) features |= kHasAcknowledged;
     if (exactly_once) features |= kHasExactlyOnce;
     if (exactly_once && exactly_once->sync_markers) features |= kHasSyncMarkers;
+    const auto *st = extension<sluice_settle_ext>(SLUICE_EXT_SETTLE);
+    settle = st && st->settle ? st : nullptr;
     if (const auto *d = extension<sluice_delivery_ext>(SLUICE_EXT_DELIVERY); d && d->durable_on_process) {
         features |= kHasDelivery;
         if (d->durable_on_process(handle)) features |= kDurableOnProcess;
@@ -181,6 +187,7 @@ void process(const Header &h) {
                                          h.b);
     else
         s = desc->process(handle, records.data(), records.size(), recorder.raw());
+    if (s == SLUICE_OK && settle) s = settle->settle(handle);
     reply_call(s, log);
 }
 

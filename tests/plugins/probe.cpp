@@ -12,6 +12,10 @@
 //    {"hang_at": ID, "hang_ms": T} sleeps T ms in the batch holding record ID;
 //    {"slow_ms": T} sleeps T ms in every batch.
 //    {"spin_ms": T} burns T ms of CPU in every batch.
+//  - loader settling_sink: commits each call's records only during the next
+//    call or at settle (sluice.settle/1), appending them to `path` then;
+//    {"fail_commit_of_call": K} makes the commit of call K fail after that
+//    call returned (reported by the next call or by settle).
 #include <sluice/json.hpp>
 #include <sluice/plugin.hpp>
 
@@ -20,6 +24,7 @@
 #include <map>
 #include <chrono>
 #include <stdexcept>
+#include <cstdio>
 #include <ctime>
 #include <string>
 #include <thread>
@@ -171,4 +176,44 @@ public:
     using ProbeSink::ProbeSink;
 };
 
-SLUICE_PLUGIN(ProbeSource, ProbeSink, ProbeCommitSink, Fault)
+// A loader whose commit of one call runs during the next (a database COMMIT
+// sent without waiting): what a call accepted reaches `path` only when the
+// next call or settle commits it.
+class SettlingSink {
+public:
+    static constexpr sluice_kind kind = SLUICE_KIND_LOADER;
+    static constexpr const char *name = "settling_sink";
+    static constexpr const char *version = "1.0.0";
+    static constexpr const char *description = "test: commits each call's records during the next call or settle";
+    static constexpr const char *config_schema =
+        R"json({"type":"object","properties":{"path":{"type":"string"},"fail_commit_of_call":{"type":"integer"}},
+                "required":["path"]})json";
+
+    explicit SettlingSink(const sluice::Context &ctx) {
+        sluice::json::Config c(ctx.config_json);
+        path_ = ctx.resolve_path(c.string("path"));
+        fail_at_ = c.integer("fail_commit_of_call", -1);
+    }
+    bool durable_on_process() const { return true; }
+    void process(sluice::Input in, sluice::Emitter &) {
+        settle();
+        ++calls_;
+        for (uint32_t i = 0; i < in.size(); ++i) accepted_ += std::string(in[i].payload()) + "\n";
+    }
+    void settle() {
+        if (calls_ == fail_at_ && !accepted_.empty())
+            throw sluice::FatalError("the commit of call " + std::to_string(calls_) + " failed");
+        if (accepted_.empty()) return;
+        std::FILE *f = std::fopen(path_.c_str(), "a");
+        if (!f) throw sluice::FatalError("cannot open " + path_);
+        const bool ok = std::fwrite(accepted_.data(), 1, accepted_.size(), f) == accepted_.size();
+        if (std::fclose(f) != 0 || !ok) throw sluice::FatalError("cannot write " + path_);
+        accepted_.clear();
+    }
+
+private:
+    std::string path_, accepted_;
+    int64_t fail_at_, calls_ = 0;
+};
+
+SLUICE_PLUGIN(ProbeSource, ProbeSink, ProbeCommitSink, Fault, SettlingSink)

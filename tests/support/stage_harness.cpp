@@ -109,6 +109,17 @@ std::optional<bool> StageHarness::durable_on_process() const {
     return ext->durable_on_process(instance_) != 0;
 }
 
+Emitted StageHarness::settle() {
+    auto *ext = stage_.desc->get_extension
+                    ? static_cast<const sluice_settle_ext *>(stage_.desc->get_extension(instance_, SLUICE_EXT_SETTLE))
+                    : nullptr;
+    if (!ext) throw std::runtime_error("the plugin has no " SLUICE_EXT_SETTLE);
+    Emitted e;
+    e.status = ext->settle(instance_);
+    if (e.status != SLUICE_OK) e.error = stage_.desc->last_error(instance_);
+    return e;
+}
+
 void StageHarness::stop() {
     if (started_ && stage_.desc->stop) stage_.desc->stop(instance_);
     started_ = false;

@@ -62,6 +62,9 @@ public:
     void restore(const std::string &position);
     // sluice.delivery/1 (nullopt when the plugin lacks it).
     std::optional<bool> durable_on_process() const;
+    // sluice.settle/1: status and message (error set when not OK); throws
+    // when the plugin lacks it.
+    Emitted settle();
 
     std::map<std::string, int64_t> counters() const;
     std::vector<std::string> logs() const;

@@ -107,9 +107,9 @@ TEST(PluginLoader, UnknownNameListsWhatThereIs) {
 TEST(PluginLoader, ExplicitLibraryWithoutThatStage) {
     PluginRegistry r({});
     EXPECT_EQ(find_error(r, SLUICE_KIND_TRANSFORMER, "nope", kTest + "/probe.so"),
-              kTest + "/probe.so: has no stage named 'nope' (it has: probe_source, probe_sink, probe_commit_sink, fault)");
+              kTest + "/probe.so: has no stage named 'nope' (it has: probe_source, probe_sink, probe_commit_sink, fault, settling_sink)");
     EXPECT_EQ(find_error(r, SLUICE_KIND_TRANSFORMER, "x", kBad + "/abi2.so"),
-              kBad + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.4 (the major versions must match)");
+              kBad + "/abi2.so: built for Sluice ABI 2.0, but this host speaks ABI 1.5 (the major versions must match)");
 }
 
 TEST(PluginLoader, SearchSkipsBadFilesButListingReportsThem) {
@@ -118,5 +118,5 @@ TEST(PluginLoader, SearchSkipsBadFilesButListingReportsThem) {
     auto listing = r.list_all();
     EXPECT_EQ(listing.problems.size(), 6u) << "abi2, abi_newer, no_entry, not_elf, liar, undefined_symbol";
     size_t stages = listing.stages.size();
-    EXPECT_EQ(stages, 7u) << "c_tag + probe_source, probe_sink, probe_commit_sink, fault + faulty, faulty_source";
+    EXPECT_EQ(stages, 8u) << "c_tag + probe_source, probe_sink, probe_commit_sink, fault, settling_sink + faulty, faulty_source";
 }
