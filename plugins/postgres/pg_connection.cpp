@@ -109,6 +109,29 @@ void Connection::abort_copy(const char *why) {
     while (PGresult *r = PQgetResult(conn_)) PQclear(r);
 }
 
+bool Connection::send(const std::string &sql) { return PQsendQuery(conn_, sql.c_str()) == 1; }
+
+std::string Connection::finish_sent(const char *tag) {
+    std::string problem;
+    bool answered = false;
+    while (PGresult *r = PQgetResult(conn_)) {
+        answered = true;
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && problem.empty()) {
+            note(r);
+            problem = clean_message(PQresultErrorMessage(r));
+        } else if (tag && problem.empty() && std::strcmp(PQcmdStatus(r), tag) != 0) {
+            problem = std::string("the server answered ") + PQcmdStatus(r) + " instead of " + tag;
+        }
+        PQclear(r);
+    }
+    if (!answered && problem.empty()) {
+        note(nullptr);
+        problem = error();
+        if (problem.empty()) problem = "the connection gave no answer";
+    }
+    return problem;
+}
+
 void Connection::note(const PGresult *r) {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
     last_sqlstate_ = state ? state : "";

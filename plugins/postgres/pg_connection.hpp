@@ -92,6 +92,15 @@ public:
     // transaction is then aborted.
     void abort_copy(const char *why);
 
+    // A statement sent without waiting for its answer (a COMMIT the server
+    // works on while the loader writes the next window elsewhere); false
+    // when it could not be sent. finish_sent returns its answer: "" or the
+    // server's message (also when the command tag is not `tag`, given: a
+    // COMMIT of a failed transaction answers ROLLBACK). Nothing else may
+    // be sent in between.
+    bool send(const std::string &sql);
+    std::string finish_sent(const char *tag = nullptr);
+
     PGconn *raw() const { return conn_; }
     std::string error() const;
     // Whether the last failure was about the rows sent (SQLSTATE class 21,

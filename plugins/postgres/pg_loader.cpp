@@ -35,6 +35,7 @@ PgLoader::PgLoader(const Context &ctx) : host_(ctx.host), marker_key_(std::strin
     marker_key_ = target_.table + "/" + marker_key_;
     relaxed_ = c.string("durability") == "relaxed";
     csv_only_ = c.string("copy_format") == "csv";
+    overlap_ = c.boolean("overlap_commits", true);
     // Several connections commit in any order: for an upsert, an older
     // value of a key could overwrite a newer one.
     if (target_.upsert && ctx.worker_count > 1)
@@ -43,7 +44,11 @@ PgLoader::PgLoader(const Context &ctx) : host_(ctx.host), marker_key_(std::strin
 }
 
 void PgLoader::start() {
-    conn_ = std::make_unique<Connection>(connection_.conninfo, connection_.password);
+    conns_[0] = std::make_unique<Connection>(connection_.conninfo, connection_.password);
+    if (overlap_) conns_[1] = std::make_unique<Connection>(connection_.conninfo, connection_.password);
+    current_ = 0;
+    in_flight_ = -1;
+    conn_ = conns_[0].get();
     const std::string table = quote_identifier(target_.table);
     if (target_.create) conn_->exec(target_.create_sql(table));
     std::vector<std::string> existing;
@@ -78,26 +83,56 @@ void PgLoader::start() {
     for (size_t i = 0; i < target_.columns.size(); ++i) placeholders += (i ? ", $" : "$") + std::to_string(i + 1);
     insert_sql_ = "INSERT INTO " + table + " (" + column_list_ + ") VALUES (" + placeholders + ")";
     upsert_suffix_ = target_.upsert_clause();
-    prepare_session();
+    for (auto &conn : conns_)
+        if (conn) prepare_session(*conn);
 }
 
-void PgLoader::prepare_session() {
+void PgLoader::prepare_session(Connection &conn) {
     if (relaxed_) {
         // Asked for in the manifest: commits return before the server's
         // WAL reaches its disk (the server writes it within
         // 3 x wal_writer_delay). Said at info, as the server sees it.
-        conn_->exec("SET synchronous_commit = off");
-        Result r = conn_->exec("SHOW synchronous_commit");
+        conn.exec("SET synchronous_commit = off");
+        Result r = conn.exec("SHOW synchronous_commit");
         host_.info(std::string("durability relaxed: synchronous_commit is ") + PQgetvalue(r.get(), 0, 0) +
                    " for this loader's session");
     }
     // Batches are copied here first, then merged in one statement.
     if (target_.upsert)
-        conn_->exec("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE " + quote_identifier(target_.table) +
-                    " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
+        conn.exec("CREATE TEMP TABLE IF NOT EXISTS sluice_staging (LIKE " + quote_identifier(target_.table) +
+                  " INCLUDING DEFAULTS) ON COMMIT DELETE ROWS");
 }
 
-void PgLoader::stop() { conn_.reset(); }
+void PgLoader::stop() {
+    // A COMMIT still in flight (the run is stopping on an error) is left to
+    // the server: its records were never acknowledged either way.
+    conn_ = nullptr;
+    for (auto &conn : conns_) conn.reset();
+    in_flight_ = -1;
+}
+
+void PgLoader::commit() {
+    if (!overlap_) {
+        conn_->exec("COMMIT");
+        return;
+    }
+    // In order: this window's marker covers the pulls of the one before, so
+    // it must never commit unless that one did.
+    wait_for_commit();
+    if (!conn_->send("COMMIT")) throw Error("PostgreSQL: " + conn_->error());
+    in_flight_ = current_;
+    current_ = 1 - current_;
+}
+
+void PgLoader::wait_for_commit() {
+    if (in_flight_ < 0) return;
+    Connection &conn = *conns_[in_flight_];
+    in_flight_ = -1;
+    const std::string problem = conn.finish_sent("COMMIT");
+    if (!problem.empty())
+        throw FatalError("PostgreSQL: the COMMIT of a window already handed over failed: " + problem +
+                         " (none of its records is acknowledged; a restart sends them again)");
+}
 
 std::optional<std::string> PgLoader::text_of(const bj::object &record, const std::string &column) {
     const bj::value *v = record.if_contains(column);
@@ -224,14 +259,30 @@ void PgLoader::process_marked(Input in, Emitter &out, const std::string_view *ma
     // A refused row fails alone (its SQLSTATE is about the data); anything
     // else is the server's or the connection's doing: the whole batch is
     // rolled back and the host tries it again, then fails the stage.
-    try {
-        load(in, out, marker);
-    } catch (const EnvironmentError &) {
-        throw;
-    } catch (const Error &e) {
+    // Whatever happens to this window, the one committing before it is
+    // settled before this call returns: that is what the host counts on.
+    conn_ = conns_[current_].get();
+    auto roll_back = [&] {
         if (PQstatus(conn_->raw()) == CONNECTION_OK && PQtransactionStatus(conn_->raw()) != PQTRANS_IDLE)
             conn_->try_exec("ROLLBACK");
+    };
+    try {
+        load(in, out, marker);
+    } catch (const FatalError &) {
+        roll_back();
+        throw;
+    } catch (const EnvironmentError &) {
+        roll_back();
+        wait_for_commit();
+        throw;
+    } catch (const Error &e) {
+        roll_back();
+        wait_for_commit();
         throw EnvironmentError(e.what());
+    } catch (...) {
+        roll_back();
+        wait_for_commit();
+        throw;
     }
 }
 
@@ -239,7 +290,7 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
     if (PQstatus(conn_->raw()) != CONNECTION_OK) {
         if (!conn_->ensure_connected()) throw EnvironmentError("PostgreSQL: connection lost: " + conn_->error());
         host_.warn("reconnected to PostgreSQL");
-        prepare_session();
+        prepare_session(*conn_);
     }
     // A batch that failed half-way (the connection dropped, say) may have
     // left a transaction open: start clean.
@@ -258,7 +309,7 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
     }
     if (problem.empty()) {
         store_marker(marker);
-        conn_->exec("COMMIT");
+        commit();
         written_ += int64_t(index.size());
         if (!as_csv) ++binary_batches_;
         return;
@@ -271,7 +322,7 @@ void PgLoader::load(Input in, Emitter &out, const std::string_view *marker) {
     conn_->exec("BEGIN");
     copy_around_refused(in, out, index, line, problem, as_csv);
     store_marker(marker);
-    conn_->exec("COMMIT");
+    commit();
 }
 
 std::string PgLoader::copy_rows(Input in, const std::vector<uint32_t> &rows, size_t from, size_t to, bool as_csv) {
@@ -369,6 +420,7 @@ void PgLoader::row_by_row(Input in, Emitter &out, const std::vector<uint32_t> &r
 }
 
 void PgLoader::flush(Emitter &) {
+    wait_for_commit();
     host_.counter("rows_written", written_);
     host_.counter("rows_refused", refused_);
     if (row_by_row_batches_) host_.counter("batches_loaded_row_by_row", row_by_row_batches_);

@@ -1,5 +1,7 @@
 // Loader "postgres": COPY in batches, one transaction per batch, insert or
-// upsert; rows the server refuses go to the error path. See README.md.
+// upsert; rows the server refuses go to the error path. Two connections take
+// turns so that one window's COMMIT runs while the next is written
+// (sluice.settle/1). See README.md.
 #pragma once
 
 #include "copy_binary.hpp"
@@ -46,6 +48,14 @@ public:
                                        "window with a value that is not already of its column's type (a string for "
                                        "a number) goes as CSV. csv: always CSV")
                      .default_to("auto"));
+        spec.add(config::Field::boolean("overlap_commits",
+                                        "true: a window's COMMIT runs on the server while the next window is "
+                                        "written over a second connection (the records are acknowledged once it "
+                                        "has committed); a COMMIT that fails after its window was handed over stops "
+                                        "the run, none of its records acknowledged, and a restart sends them again. "
+                                        "false: one connection, each window waits for its COMMIT, and a failed "
+                                        "COMMIT is retried like any other error of the server")
+                     .default_to(true));
         return spec;
     }
 
@@ -65,8 +75,11 @@ public:
     void process(Input in, Emitter &out, std::string_view marker) { process_marked(in, out, &marker); }
     void flush(Emitter &out);
     void stop();
-    // sluice.delivery/1: each batch is committed before process returns.
+    // sluice.delivery/1 with sluice.settle/1: a window is durable once the
+    // next process call returns (it waits for this window's COMMIT before
+    // sending its own) or settle does.
     bool durable_on_process() const { return true; }
+    void settle() { wait_for_commit(); }
 
 private:
     void process_marked(Input in, Emitter &out, const std::string_view *marker);
@@ -75,7 +88,14 @@ private:
     // Stores the marker in the open transaction.
     void store_marker(const std::string_view *marker);
     // What each (re)connected session needs: the upsert staging table.
-    void prepare_session();
+    void prepare_session(Connection &conn);
+    // Commits the open transaction: at once, or (overlap_commits) once the
+    // COMMIT sent before has answered, sent without waiting, on the
+    // connection the next window will not use.
+    void commit();
+    // Waits for the COMMIT in flight; throws FatalError if it failed: its
+    // records were handed over as accepted and cannot be given back.
+    void wait_for_commit();
     // The value of `column` in `record` as PostgreSQL text (nullopt: NULL).
     std::optional<std::string> text_of(const boost::json::object &record, const std::string &column);
     // The batch in one COPY, streamed as it is encoded (and, for upsert,
@@ -116,7 +136,10 @@ private:
     ConnectionSettings connection_;
     sql::TableTarget target_;
     std::string column_list_, insert_sql_, upsert_suffix_;
-    std::unique_ptr<Connection> conn_;
+    std::unique_ptr<Connection> conns_[2]; // the second only with overlap_commits
+    Connection *conn_ = nullptr;           // the one this window is written on
+    int current_ = 0, in_flight_ = -1;      // conns_ index of conn_, and of a COMMIT awaited (-1: none)
+    bool overlap_ = true;
     bool relaxed_ = false; // durability: relaxed
     json::RecordParser parser_;
     json::RecordWriter writer_;

@@ -9,8 +9,10 @@
 # ratio reference / sluice (1.0: as fast as the bulk loader alone) are
 # printed, for the default batch size (1024) and for 16384 (every stage:
 # "defaults": {"batch_size": N}); for PostgreSQL also with durability
-# relaxed, with copy_format csv (what binary COPY saves) and with threads 2
-# (two connections); for SQLite also with durability full.
+# relaxed, with copy_format csv (what binary COPY saves), with threads 2
+# (two workers, each its connections) and with overlap_commits false (one
+# connection, each window waiting for its own commit: what the overlap
+# saves); for SQLite also with durability full.
 # A PostgreSQL server (Debian's postgresql) is started in a scratch directory
 # with its defaults (fsync on), and stopped at the end.
 # Usage: tests/bench/loaders.sh [RECORDS] [ROUNDS]      (default 1000000 3)
@@ -64,14 +66,14 @@ psql_() { psql -X -q -v ON_ERROR_STOP=1 "$conninfo" "$@"; }
 psql_ -c "CREATE TABLE ref (id bigint, ts text, customer text, email text, amount double precision, country text, text text, source text)"
 chmod 644 "$work/rows.csv"
 
-pg_manifest() { # batch_size [durability] [copy_format] [threads] [window: extra loader keys]
+pg_manifest() { # batch_size [durability] [copy_format] [threads] [window: extra loader keys] [overlap_commits]
   cat > "$work/pg.json" <<JSON
 {"name": "to-postgres", "defaults": {"batch_size": $1}, "memory_limit_mb": 128, "stages": [
   {"id": "in", "kind": "extractor", "plugin": "file", "config": {"path": "$work/in.ndjson"}},
   $map,
   {"id": "db", "kind": "loader", "plugin": "postgres", "threads": ${4:-1}, ${5:-}
    "config": {"conninfo": "$conninfo", "table": "loaded", "create_table": true, "columns": $columns,
-              "durability": "${2:-server}", "copy_format": "${3:-auto}"}}]}
+              "durability": "${2:-server}", "copy_format": "${3:-auto}", "overlap_commits": ${6:-true}}}]}
 JSON
 }
 
@@ -124,6 +126,9 @@ for round in $(seq "$rounds"); do
   psql_ -c "DROP TABLE IF EXISTS loaded"
   pg_manifest 1024 server auto 2
   t[pg_threads]+="$(timed "$sluice" run "$work/pg.json" --quiet) "
+  psql_ -c "DROP TABLE IF EXISTS loaded"
+  pg_manifest 1024 server auto 1 "" false
+  t[pg_serial]+="$(timed "$sluice" run "$work/pg.json" --quiet) "
   rm -f "$work/ref.db"*
   sqlite3 "$work/ref.db" "$sqlite_schema"
   t[sq_ref]+="$(timed sqlite3 "$work/ref.db" -cmd ".mode csv" ".import --skip 1 $work/rows.csv t") "
@@ -149,6 +154,7 @@ echo "|---|---|---|---|---|"
 echo "| PostgreSQL $(basename "$(dirname "$pgbin")"), fsync on | $(m pg_1024) s | $(m pg_16384) s | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_1024)") / $(ratio "$(m pg_ref)" "$(m pg_16384)") |"
 echo "| PostgreSQL, durability relaxed | $(m pg_relaxed) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_relaxed)") |"
 echo "| PostgreSQL, copy_format csv | $(m pg_csv) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_csv)") |"
+echo "| PostgreSQL, overlap_commits false | $(m pg_serial) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_serial)") |"
 echo "| PostgreSQL, threads 2 | $(m pg_threads) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_threads)") |"
 echo "| PostgreSQL, windows up to 16 M records / 1 GiB, 1 s | $(m pg_huge) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_huge)") |"
 echo "| SQLite (WAL), durability normal | $(m sq_1024) s | $(m sq_16384) s | sqlite3 .import csv: $(m sq_ref) s | $(ratio "$(m sq_ref)" "$(m sq_1024)") / $(ratio "$(m sq_ref)" "$(m sq_16384)") |"

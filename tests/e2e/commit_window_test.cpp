@@ -303,9 +303,11 @@ TEST(CommitWindows, SqliteExactlyOnceWindowsSurviveThreeKills) {
         18004);
 }
 
-// threads: 2 gives the loader two connections, each committing its own
-// windows (inserts, where order does not matter): every row once, written
-// by both (a column defaulting to the server process id tells them apart).
+// threads: 2 gives the loader two workers, each with its own connections
+// (two, taking turns: one commits while the other copies) committing its
+// own windows (inserts, where order does not matter): every row once,
+// written by all four (a column defaulting to the server process id tells
+// them apart).
 // An upsert, where order matters, is refused with threads above 1.
 TEST(CommitWindows, PostgresWritesThroughOneConnectionPerThread) {
     PostgresServer pg;
@@ -323,7 +325,7 @@ TEST(CommitWindows, PostgresWritesThroughOneConnectionPerThread) {
     std::map<int64_t, int> rows = postgres_ids(pg);
     EXPECT_EQ(rows.size(), size_t(kRows));
     for (const auto &[id, times] : rows) ASSERT_EQ(times, 1) << id;
-    EXPECT_EQ(pg.scalar("SELECT count(DISTINCT pid) FROM items"), "2");
+    EXPECT_EQ(pg.scalar("SELECT count(DISTINCT pid) FROM items"), "4");
 
     std::string upsert = dir.write("u.json", R"({"name":"threads","stages":[
       {"id":"read","kind":"extractor","plugin":"file","config":{"path":"in.ndjson"}},

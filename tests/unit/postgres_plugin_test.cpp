@@ -205,6 +205,7 @@ TEST_F(Postgres, UpsertUpdatesByKeyEvenWithinOneBatch) {
     l.start();
     EXPECT_TRUE(l.process({R"({"sku":"a","qty":1})", R"({"sku":"b","qty":2})"}).failures.empty());
     EXPECT_TRUE(l.process({R"({"sku":"a","qty":10})", R"({"sku":"a","qty":11})", R"({"sku":"c","qty":3})"}).failures.empty());
+    l.flush();
     EXPECT_EQ(server_->scalar("SELECT string_agg(sku || '=' || qty || ':' || note, ',' ORDER BY sku) FROM stock"),
               "a=11:n/a,b=2:n/a,c=3:n/a");
 }
@@ -253,11 +254,69 @@ TEST_F(Postgres, ServerFailuresAreEnvironmentErrorsNotRecordErrors) {
     ASSERT_EQ(granted.failures.size(), 1u) << "a constraint is still the record's fault";
     EXPECT_NE(granted.failures[0].message.find("duplicate key"), std::string::npos);
 
+    EXPECT_EQ(h.settle().status, SLUICE_OK);
     server_->exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'loader'");
     Emitted lost = h.process({R"({"id":3,"v":"c"})"});
     EXPECT_EQ(lost.status, SLUICE_RETRY) << lost.error;
     EXPECT_TRUE(lost.failures.empty());
     Emitted again = h.process({R"({"id":3,"v":"c"})"});
     EXPECT_EQ(again.status, SLUICE_OK) << again.error;
+    h.flush();
     EXPECT_EQ(server_->scalar("SELECT count(*) FROM guarded"), "3");
+}
+
+TEST_F(Postgres, ACommitThatFailsAfterItsCallReturnedIsFatalAtTheNextCallOrSettle) {
+    // Checked only at COMMIT: the call that wrote the duplicate has returned
+    // by the time the server refuses it.
+    server_->exec("CREATE TABLE deferred_once (id int, CONSTRAINT deferred_once_id UNIQUE (id) DEFERRABLE "
+                  "INITIALLY DEFERRED)");
+    const std::string config = with_conninfo(R"("table":"deferred_once")");
+    {
+        StageHarness l(SLUICE_KIND_LOADER, "postgres", config);
+        l.start();
+        const std::string failed = "PostgreSQL: the COMMIT of a window already handed over failed: duplicate key "
+                                   "value violates unique constraint \"deferred_once_id\" (none of its records is "
+                                   "acknowledged; a restart sends them again)";
+        Emitted accepted = l.process({R"({"id":1})", R"({"id":1})"});
+        EXPECT_EQ(accepted.status, SLUICE_OK) << "handed over; its COMMIT is still running";
+        // The next call finds the failure before committing its own window,
+        // which never commits alone.
+        Emitted next = l.process({R"({"id":2})"});
+        EXPECT_EQ(next.status, SLUICE_FATAL);
+        EXPECT_EQ(next.error, failed);
+        // Or settle finds it.
+        EXPECT_EQ(l.process({R"({"id":3})", R"({"id":3})"}).status, SLUICE_OK);
+        Emitted settled = l.settle();
+        EXPECT_EQ(settled.status, SLUICE_FATAL);
+        EXPECT_EQ(settled.error, failed);
+        EXPECT_EQ(l.process({R"({"id":4})"}).status, SLUICE_OK);
+        EXPECT_EQ(l.settle().status, SLUICE_OK);
+        EXPECT_EQ(server_->scalar("SELECT string_agg(id::text, ',') FROM deferred_once"), "4");
+    }
+    {
+        // Without overlap the COMMIT fails inside its call: the server's
+        // error, tried again by the host like any other.
+        StageHarness l(SLUICE_KIND_LOADER, "postgres", with_conninfo(R"("table":"deferred_once","overlap_commits":false)"));
+        l.start();
+        Emitted refused = l.process({R"({"id":5})", R"({"id":5})"});
+        EXPECT_EQ(refused.status, SLUICE_RETRY) << refused.error;
+        EXPECT_NE(refused.error.find("deferred_once_id"), std::string::npos) << refused.error;
+        EXPECT_EQ(l.settle().status, SLUICE_OK);
+        EXPECT_EQ(server_->scalar("SELECT count(*) FROM deferred_once WHERE id = 5"), "0");
+    }
+}
+
+TEST_F(Postgres, OverlappedWindowsCommitInOrderOnTwoConnections) {
+    server_->exec("CREATE TABLE turns (id int)");
+    StageHarness l(SLUICE_KIND_LOADER, "postgres", with_conninfo(R"("table":"turns")"));
+    l.start();
+    for (int w = 0; w < 6; ++w) {
+        std::vector<std::string> rows;
+        for (int i = 0; i < 1000; ++i) rows.push_back("{\"id\":" + std::to_string(w * 1000 + i) + "}");
+        ASSERT_EQ(l.process(rows).status, SLUICE_OK);
+        // When a call returns, every window before it has committed.
+        EXPECT_GE(std::stoi(server_->scalar("SELECT count(*) FROM turns")), w * 1000) << "window " << w;
+    }
+    EXPECT_EQ(l.settle().status, SLUICE_OK);
+    EXPECT_EQ(server_->scalar("SELECT count(*) FROM turns"), "6000");
 }
