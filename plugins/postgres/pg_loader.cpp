@@ -192,9 +192,13 @@ std::string PgLoader::start_copy(bool binary) {
 }
 
 bool PgLoader::add_row(bool binary) {
-    // Sent in parts of this size as they are made: the server parses one
-    // while the next is encoded.
-    constexpr size_t kPart = 256 << 10;
+    // Sent in parts of this size as they are made: the server parses the
+    // parts waiting in the socket while the next is encoded. Several must
+    // fit in the socket's buffer (about 200 KB by default): with parts
+    // larger than that, each send waited for the server to drain it and
+    // the server then idled while the loader encoded (1M rows: 256 KiB
+    // parts 1.18 s, 32 KiB 1.07 s; 8 and 64 KiB 4-6 % slower than 32).
+    constexpr size_t kPart = 32 << 10;
     locate_columns();
     if (!binary) append_csv_row(chunk_);
     else if (!copy_binary::append_row(chunk_, binary_codes_, column_fields_, values_)) return false;
