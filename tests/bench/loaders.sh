@@ -12,7 +12,8 @@
 # relaxed, with copy_format csv (what binary COPY saves), with threads 2
 # (two workers, each its connections) and with overlap_commits false (one
 # connection, each window waiting for its own commit: what the overlap
-# saves); for SQLite also with durability full.
+# saves, also with windows of 1024 records, where commits are frequent); for
+# SQLite also with durability full.
 # A PostgreSQL server (Debian's postgresql) is started in a scratch directory
 # with its defaults (fsync on), and stopped at the end.
 # Usage: tests/bench/loaders.sh [RECORDS] [ROUNDS]      (default 1000000 3)
@@ -129,6 +130,11 @@ for round in $(seq "$rounds"); do
   psql_ -c "DROP TABLE IF EXISTS loaded"
   pg_manifest 1024 server auto 1 "" false
   t[pg_serial]+="$(timed "$sluice" run "$work/pg.json" --quiet) "
+  for overlap in true false; do
+    psql_ -c "DROP TABLE IF EXISTS loaded"
+    pg_manifest 1024 server auto 1 '"commit_records": 1024,' $overlap
+    t[pg_small_$overlap]+="$(timed "$sluice" run "$work/pg.json" --quiet) "
+  done
   rm -f "$work/ref.db"*
   sqlite3 "$work/ref.db" "$sqlite_schema"
   t[sq_ref]+="$(timed sqlite3 "$work/ref.db" -cmd ".mode csv" ".import --skip 1 $work/rows.csv t") "
@@ -155,6 +161,8 @@ echo "| PostgreSQL $(basename "$(dirname "$pgbin")"), fsync on | $(m pg_1024) s 
 echo "| PostgreSQL, durability relaxed | $(m pg_relaxed) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_relaxed)") |"
 echo "| PostgreSQL, copy_format csv | $(m pg_csv) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_csv)") |"
 echo "| PostgreSQL, overlap_commits false | $(m pg_serial) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_serial)") |"
+echo "| PostgreSQL, commit_records 1024 | $(m pg_small_true) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_small_true)") |"
+echo "| PostgreSQL, commit_records 1024, overlap_commits false | $(m pg_small_false) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_small_false)") |"
 echo "| PostgreSQL, threads 2 | $(m pg_threads) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_threads)") |"
 echo "| PostgreSQL, windows up to 16 M records / 1 GiB, 1 s | $(m pg_huge) s | | psql \\copy csv: $(m pg_ref) s | $(ratio "$(m pg_ref)" "$(m pg_huge)") |"
 echo "| SQLite (WAL), durability normal | $(m sq_1024) s | $(m sq_16384) s | sqlite3 .import csv: $(m sq_ref) s | $(ratio "$(m sq_ref)" "$(m sq_1024)") / $(ratio "$(m sq_ref)" "$(m sq_16384)") |"
