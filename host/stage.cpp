@@ -106,11 +106,10 @@ void Stage::adopt_features() {
     // stages pass on everything within the call unless they say otherwise.
     durable_on_process_ = f.durable_on_process.value_or(spec_.kind != SLUICE_KIND_LOADER);
     exactly_once_ = spec_.kind == SLUICE_KIND_LOADER && f.exactly_once;
-    const bool shared = instances_.size() == 1 && spec_.threads > 1;
-    acks_wait_for_next_call_ = f.settle && !shared;
-    // Kept across a live replacement: the workers' held acknowledgements
-    // compare against them.
-    if (calls_returned_.size() < std::max<uint32_t>(spec_.threads, 1)) calls_returned_.resize(std::max<uint32_t>(spec_.threads, 1), 0);
+    acks_wait_for_next_call_ = f.settle && !shares_one_instance();
+    // Kept across a live replacement (which cannot change threads): the
+    // workers' held acknowledgements compare against them.
+    if (calls_returned_.empty()) calls_returned_.assign(std::max<uint32_t>(spec_.threads, 1), 0);
     declared_metrics_ = f.metrics;
     for (const auto &m : declared_metrics_.metrics)
         if (m.gauge) metrics_.declare_gauge(m.name);
@@ -179,7 +178,7 @@ bool Stage::held_already(const AckToken &pull) const {
 
 bool Stage::can_resume() const {
     if (spec_.kind != SLUICE_KIND_EXTRACTOR || instances_.empty()) return false;
-    if (instances_.size() == 1 && spec_.threads > 1) return false; // one instance shared by workers
+    if (shares_one_instance()) return false;
     for (const auto &inst : instances_)
         if (!inst->features().checkpoint) return false;
     return true;

@@ -181,6 +181,8 @@ public:
 private:
     RecordTap tap_;
     StageInstance &instance_for(uint32_t worker) { return *instances_[instances_.size() == 1 ? 0 : worker]; }
+    // One instance serving every worker (SLUICE_CAP_CONCURRENT, threads > 1).
+    bool shares_one_instance() const { return instances_.size() == 1 && spec_.threads > 1; }
     InstanceSetup setup_for(const StageSpec &spec, const LoadedStage &plugin, const std::string &config,
                             uint32_t index, uint32_t count) const;
     std::unique_ptr<StageInstance> make_instance(uint32_t index, uint32_t count, std::string &problem);
@@ -254,8 +256,11 @@ private:
     // those an earlier call held once this one has made them durable.
     void hold_until_settled(uint32_t worker, const std::vector<AckRef> &acks, UnsettledAcks &unsettled);
     // Makes the worker's instance settle; false (and the run failing) when
-    // it reports a commit that failed.
+    // it reports a commit that failed. settle() takes the swap lock and lets
+    // the worker's held acknowledgements go; settle_instance() is the call
+    // alone, for callers that hold the lock (flush).
     bool settle(uint32_t worker, UnsettledAcks &unsettled);
+    bool settle_instance(uint32_t worker);
     // Loader instances of their own whose commits overlap the next call:
     // acknowledgements wait for a later call or settle. Calls that returned
     // per worker, so that "later" can be told.

@@ -220,14 +220,19 @@ bool Stage::settle(uint32_t worker, UnsettledAcks &unsettled) {
     {
         wait_while_swap_pending();
         std::shared_lock swap_guard(swap_mutex_);
-        CallResult r = instance_for(worker).settle();
-        if (!r.ok()) {
-            fatal("records it had accepted were not made durable (none of them is acknowledged): " + r.message);
-            return false;
-        }
+        if (!settle_instance(worker)) return false;
     }
     unsettled.acks.clear();
     return true;
+}
+
+bool Stage::settle_instance(uint32_t worker) {
+    StageInstance &inst = instance_for(worker);
+    if (!inst.features().settle) return true;
+    CallResult r = inst.settle();
+    if (r.ok()) return true;
+    fatal("records it had accepted were not made durable (none of them is acknowledged): " + r.message);
+    return false;
 }
 
 size_t Stage::gather_window(Batch &window, std::vector<const AckToken *> *pulls) {
@@ -375,20 +380,14 @@ void Stage::flush_instance(uint32_t worker, std::vector<Batch> &outputs, Failure
                            BatchEmitter &emitter) {
     // A shared (concurrent) instance is flushed once, by the last worker to
     // finish its input: the others are done with it by then.
-    const bool shared = instances_.size() == 1 && spec_.threads > 1;
-    if (shared && draining_.fetch_sub(1) != 1) return;
+    if (shares_one_instance() && draining_.fetch_sub(1) != 1) return;
     flush_one(worker, outputs, failures, emitter);
 }
 
 bool Stage::flush_one(uint32_t worker, std::vector<Batch> &outputs, FailureBatch &failures, BatchEmitter &emitter) {
     // Whatever the instance accepted is durable before it flushes (at the
     // end of input, and before a live replacement stops it).
-    if (StageInstance &inst = instance_for(worker); inst.features().settle) {
-        if (CallResult r = inst.settle(); !r.ok()) {
-            fatal("records it had accepted were not made durable (none of them is acknowledged): " + r.message);
-            return false;
-        }
-    }
+    if (!settle_instance(worker)) return false;
     if (!plugin_.desc->flush) {
         std::lock_guard lock(held_mutex_); // nothing to flush: nothing held
         held_[instances_.size() == 1 ? 0 : worker].clear();

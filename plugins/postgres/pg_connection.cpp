@@ -93,15 +93,7 @@ std::string Connection::end_copy() {
         while (PGresult *r = PQgetResult(conn_)) PQclear(r);
         return problem.empty() ? std::string("the connection failed during COPY") : problem;
     }
-    std::string problem;
-    while (PGresult *r = PQgetResult(conn_)) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && problem.empty()) {
-            note(r);
-            problem = clean_message(PQresultErrorMessage(r));
-        }
-        PQclear(r);
-    }
-    return problem;
+    return finish_sent();
 }
 
 void Connection::abort_copy(const char *why) {

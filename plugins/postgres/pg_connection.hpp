@@ -96,8 +96,8 @@ public:
     // works on while the loader writes the next window elsewhere); false
     // when it could not be sent. finish_sent returns its answer: "" or the
     // server's message (also when the command tag is not `tag`, given: a
-    // COMMIT of a failed transaction answers ROLLBACK). Nothing else may
-    // be sent in between.
+    // COMMIT of a failed transaction answers ROLLBACK); end_copy reads the
+    // COPY's answer with it too. Nothing else may be sent in between.
     bool send(const std::string &sql);
     std::string finish_sent(const char *tag = nullptr);
 

@@ -270,22 +270,25 @@ void PgLoader::process_marked(Input in, Emitter &out, const std::string_view *ma
         if (PQstatus(conn_->raw()) == CONNECTION_OK && PQtransactionStatus(conn_->raw()) != PQTRANS_IDLE)
             conn_->try_exec("ROLLBACK");
     };
+    // A failure that is not fatal: the window before is settled first (its
+    // COMMIT failing is fatal, and says so instead).
+    auto roll_back_and_settle = [&] {
+        roll_back();
+        wait_for_commit();
+    };
     try {
         load(in, out, marker);
     } catch (const FatalError &) {
         roll_back();
         throw;
     } catch (const EnvironmentError &) {
-        roll_back();
-        wait_for_commit();
+        roll_back_and_settle();
         throw;
     } catch (const Error &e) {
-        roll_back();
-        wait_for_commit();
+        roll_back_and_settle();
         throw EnvironmentError(e.what());
     } catch (...) {
-        roll_back();
-        wait_for_commit();
+        roll_back_and_settle();
         throw;
     }
 }
